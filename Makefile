@@ -1,0 +1,58 @@
+# envmon — the two commands that matter: `make run` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: setup run test lint bench clean db-down help .pg-binaries
+
+help:
+	@echo "make run    — the service on the embedded PostgreSQL (sets everything up first)"
+	@echo "make test   — the full test suite (sets everything up first)"
+	@echo "make lint   — ruff + mypy --strict"
+	@echo "make bench  — benchmarks, printing their figures"
+
+setup: $(STAMP) .pg-binaries
+
+# Reinstall only when the project's requirements change.
+$(STAMP): pyproject.toml
+	@test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+# PostgreSQL server binaries: the embedded database and the test harness need them.
+.pg-binaries:
+	@if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 \
+	    || { command -v pg_config >/dev/null 2>&1 && test -x "$$(pg_config --bindir)/initdb"; }; then \
+	  : ; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "installing Debian's postgresql package (server binaries not found)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
+	else \
+	  echo "PostgreSQL server binaries (initdb, pg_ctl) not found."; \
+	  echo "Install them, e.g. 'sudo apt-get install postgresql', or set PG_BINDIR."; \
+	  exit 1; \
+	fi
+
+run: setup
+	$(BIN)/envmon run
+
+test: setup
+	$(BIN)/pytest
+
+lint: setup
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy
+
+bench: setup
+	$(BIN)/python bench/run_all.py
+
+db-down:
+	$(BIN)/envmon db down
+
+clean:
+	-$(BIN)/envmon db down
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,120 @@
+"""Benchmark (issue 2): 1,000,000 readings through ``envmon import`` vs a raw COPY.
+
+Both run in the same cluster in the same run. ``envmon import`` is run as the
+real command in a subprocess (parsing, validation, binary COPY, upsert), so its
+wall time and peak memory are what a user sees. Goals on the 2-core machine:
+≥ 0.4× the raw COPY rate, ≥ 150,000 readings/s, peak memory < 500 MB, and a
+second import of the same file adds no rows.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import resource
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import psycopg
+
+from bench.common import REPO, Timer, bench_cluster, figure
+from envmon.catalog import load_catalog
+
+N = int(os.environ.get("BENCH_ROWS", 1_000_000))
+PARAMS = {"pm25": 40.0, "pm10": 80.0, "so2": 12.0, "no2": 35.0, "o3": 90.0, "co": 0.9}
+
+
+def make_csv(path: Path, n: int) -> None:
+    catalog = load_catalog(REPO / "config" / "stations.yaml")
+    air = [s.id for s in catalog.stations if s.kind == "air"]
+    per_hour = len(air) * len(PARAMS)
+    hours = -(-n // per_hour)
+    times = pd.date_range("2024-01-01T00:00:00", periods=hours, freq="h").strftime(
+        "%Y-%m-%dT%H:%M:%S"
+    )
+    rng = np.random.default_rng(7)
+    st = np.tile(np.repeat(air, len(PARAMS)), hours)[:n]
+    pa = np.tile(np.tile(list(PARAMS), len(air)), hours)[:n]
+    tt = np.repeat(times.to_numpy(), per_hour)[:n]
+    base = np.array([PARAMS[p] for p in pa])
+    val = np.round(base * rng.lognormal(0, 0.4, n), 1)
+    pd.DataFrame(
+        {"station": st, "parameter": pa, "time": tt, "value": val, "flag": "N", "period": "1h"}
+    ).to_csv(path, index=False)
+
+
+def raw_copy(url: str, path: Path) -> float:
+    with psycopg.connect(url) as conn:
+        conn.execute("DROP TABLE IF EXISTS reading_raw")
+        conn.execute("CREATE TABLE reading_raw (LIKE reading INCLUDING ALL)")
+        conn.execute("ALTER TABLE reading_raw ALTER source SET DEFAULT 'raw'")
+        conn.commit()
+        with Timer() as t, open(path, "rb") as f, conn.cursor().copy(
+            "COPY reading_raw (station_id, parameter, ts, value, flag, period)"
+            " FROM STDIN (FORMAT csv, HEADER true)"
+        ) as copy:
+            while block := f.read(1 << 20):
+                copy.write(block)
+        conn.commit()
+        (n,) = conn.execute("SELECT count(*) FROM reading_raw").fetchone() or (0,)
+        assert n == N, n
+        conn.execute("DROP TABLE reading_raw")
+        conn.commit()
+    return t.seconds
+
+
+def envmon_import(url: str, path: Path, data_dir: Path) -> tuple[float, str, float]:
+    env = dict(os.environ, ENVMON_DATABASE_URL=url, ENVMON_DATA_DIR=str(data_dir))
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    with Timer() as t:
+        out = subprocess.run(
+            [sys.executable, "-m", "envmon.cli", "import", str(path)],
+            env=env, capture_output=True, text=True, check=True, cwd=REPO,
+        )
+    peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return t.seconds, out.stdout, max(peak_kb, before) / 1024
+
+
+def main() -> None:
+    print(f"ingest benchmark: {N:,} readings (26 air stations × 6 pollutants, hourly)")
+    with tempfile.TemporaryDirectory(prefix="envmon-bench-ingest-") as tmp:
+        path = Path(tmp) / "readings.csv"
+        with Timer() as t:
+            make_csv(path, N)
+        print(f"  generated {path.stat().st_size / 1e6:.0f} MB CSV in {t.seconds:.1f} s")
+        with bench_cluster() as cluster:
+            url = cluster.url()
+            from envmon.db.catalog_sync import sync_catalog  # noqa: F401  (stations via CLI)
+
+            subprocess.run(
+                [sys.executable, "-m", "envmon.cli", "stations", "load"],
+                env=dict(os.environ, ENVMON_DATABASE_URL=url), check=True, cwd=REPO,
+                capture_output=True,
+            )
+            raw_s = raw_copy(url, path)
+            imp_s, out1, peak_mb = envmon_import(url, path, Path(tmp) / "var")
+            imp2_s, out2, _ = envmon_import(url, path, Path(tmp) / "var")
+            with psycopg.connect(url) as conn:
+                (rows,) = conn.execute("SELECT count(*) FROM reading").fetchone() or (0,)
+        new2 = re.search(r"new ([\d,]+)", out2)
+        raw_rate, imp_rate = N / raw_s, N / imp_s
+        print("  figures:")
+        figure("raw COPY (csv, same-shaped table with its unique key)", raw_rate, "rows/s")
+        figure("envmon import (whole command, first import)", imp_rate, "rows/s",
+               "goal ≥ 150,000")
+        figure("envmon import / raw COPY", imp_rate / raw_rate, "×", "goal ≥ 0.40")
+        figure("envmon import peak memory (RSS)", peak_mb, "MB", "goal < 500")
+        figure("second import of the same file", N / imp2_s, "rows/s")
+        figure("rows in reading after both imports", rows, "rows", f"expected {N:,}")
+        figure("new rows added by the second import",
+               int(new2.group(1).replace(",", "")) if new2 else -1, "rows", "expected 0")
+        print("  " + out1.strip().splitlines()[0])
+        print("  " + out2.strip().splitlines()[0])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,294 @@
+"""The ``envmon`` command line. Output for people goes to stdout; logs to stderr."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from envmon import log
+from envmon.errors import EnvmonError
+from envmon.settings import Settings
+
+
+def _print_json(obj: Any) -> None:
+    print(json.dumps(obj, ensure_ascii=False, indent=2, default=str))
+
+
+# -- db ---------------------------------------------------------------------------------
+
+def cmd_db(args: argparse.Namespace, settings: Settings) -> int:
+    from envmon.db.connection import database_url, embedded_cluster
+
+    cluster = embedded_cluster(settings)
+    if args.action == "url":
+        print(database_url(settings))
+        return 0
+    if not settings.uses_embedded and args.action in ("up", "down"):
+        print("ENVMON_DATABASE_URL names an external server; the embedded one is not used.",
+              file=sys.stderr)
+        return 2
+    if args.action == "up":
+        cluster.start()
+        print(f"embedded PostgreSQL running: {cluster.url()}")
+    elif args.action == "down":
+        cluster.stop()
+        print("embedded PostgreSQL stopped")
+    else:
+        _print_json(cluster.status())
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
+    from envmon.app import ensure_database
+    from envmon.db import migrate
+
+    url = ensure_database(settings) if settings.uses_embedded else None
+    applied = migrate.migrate(url or _url(settings))
+    print("\n".join(f"applied {a}" for a in applied) or "schema up to date")
+    return 0
+
+
+def _url(settings: Settings) -> str:
+    from envmon.db.connection import database_url
+
+    return database_url(settings)
+
+
+# -- stations ---------------------------------------------------------------------------
+
+def cmd_stations(args: argparse.Namespace, settings: Settings) -> int:
+    from envmon.catalog import catalog_to_json, load_catalog
+
+    path = Path(args.file) if getattr(args, "file", None) else settings.stations_path
+    catalog = load_catalog(path)
+    if args.action == "list":
+        stations = [s for s in catalog.stations if not args.kind or s.kind == args.kind]
+        if args.json:
+            _print_json([d for d in catalog_to_json(catalog) if not args.kind or d["kind"] == args.kind])
+        else:
+            print(f"{'id':34} {'kind':8} {'name':12} {'county':8} {'level':11} lon       lat")
+            for s in stations:
+                print(f"{s.id:34} {s.kind:8} {s.name:12} {s.county:8} {s.control_level:11}"
+                      f" {s.lon:9.4f} {s.lat:8.4f}")
+            print(f"{len(stations)} stations")
+        return 0
+
+    async def load() -> int:
+        from envmon.app import ensure_database
+        from envmon.db.catalog_sync import sync_catalog
+        from envmon.db.connection import open_pool
+
+        url = ensure_database(settings)
+        async with open_pool(settings, url=url) as pool, pool.connection() as conn:
+            r = await sync_catalog(conn, catalog)
+        print(f"stations loaded from {path}: {len(catalog.stations)} in file; "
+              f"{r.inserted} new, {r.updated} updated, {r.unchanged} unchanged, "
+              f"{r.deactivated} deactivated")
+        return 0
+
+    return asyncio.run(load())
+
+
+# -- import -----------------------------------------------------------------------------
+
+class _ProgressBar:
+    """A one-line progress bar on a terminal; silent otherwise."""
+
+    def __init__(self, total_bytes: int) -> None:
+        self.total = max(total_bytes, 1)
+        self.enabled = sys.stderr.isatty()
+        self.start = time.monotonic()
+
+    def __call__(self, rows: int, bytes_read: int, result: Any) -> None:
+        if not self.enabled:
+            return
+        frac = min(bytes_read / self.total, 1.0)
+        bar = "█" * int(frac * 30) + "·" * (30 - int(frac * 30))
+        rate = rows / max(time.monotonic() - self.start, 1e-6)
+        sys.stderr.write(f"\r{bar} {frac:6.1%} {rows:>10,} rows {rate:>9,.0f}/s "
+                         f"rejected {result.rejected:,}")
+        sys.stderr.flush()
+
+    def close(self) -> None:
+        if self.enabled:
+            sys.stderr.write("\n")
+
+
+def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
+    from envmon.app import ensure_database, open_app
+    from envmon.ingest.importer import import_file
+
+    path = Path(args.file)
+
+    async def run() -> int:
+        url = None
+        try:
+            url = ensure_database(settings)
+        except EnvmonError as err:  # the spool takes the batches while the database is down
+            print(f"warning: database unavailable ({err}); readings will be spooled",
+                  file=sys.stderr)
+        async with open_app(settings, url=url) as app:
+            bar = _ProgressBar(path.stat().st_size if path.exists() else 0)
+            t0 = time.monotonic()
+            try:
+                report = await import_file(path, validator=app.validator, writer=app.writer,
+                                           source=args.source, on_progress=bar)
+            finally:
+                bar.close()
+            dt = time.monotonic() - t0
+        r = report.result
+        print(f"{path}: {report.rows:,} rows in {dt:.1f} s — accepted {r.accepted:,} "
+              f"(new {r.inserted:,}, updated {r.updated:,}, unchanged {r.unchanged:,}, "
+              f"repeated in file {r.duplicates:,}), rejected {report.rejected_total:,}"
+              + (f", spooled {r.spooled:,} (database unavailable)" if r.spooled else ""))
+        if report.rejects:
+            print("rejected rows:")
+            for rej in report.rejects[: args.show_rejects]:
+                print(f"  line {rej.line}: {rej.reason}  [{rej.raw}]")
+            more = report.rejected_total - min(len(report.rejects), args.show_rejects)
+            if more > 0:
+                print(f"  … and {more:,} more (all kept in the 'rejected' table)")
+        return 0
+
+    return asyncio.run(run())
+
+
+# -- spool, status, run ----------------------------------------------------------------
+
+def cmd_spool(args: argparse.Namespace, settings: Settings) -> int:
+    from envmon.app import ensure_database, open_app
+    from envmon.db.spool import Spool
+
+    spool = Spool(settings.spool_dir)
+    if args.action == "status":
+        print(f"{len(spool.pending())} file(s), {spool.pending_readings():,} readings pending "
+              f"in {settings.spool_dir}")
+        return 0
+
+    async def replay() -> int:
+        url = ensure_database(settings)
+        async with open_app(settings, url=url) as app:
+            r = await app.writer.replay_spool()
+        print(f"replayed: {r.as_dict()}")
+        return 0
+
+    return asyncio.run(replay())
+
+
+def _print_status(st: dict[str, Any]) -> None:
+    print(f"PostgreSQL {st['postgresql']}"
+          + (f", TimescaleDB {st['timescaledb']}" if st["timescaledb"] else
+             " (plain PostgreSQL: no TimescaleDB)"))
+    print("stations:")
+    for kind, c in st["stations"].items():
+        rec = st["recent_readings"].get(kind, {})
+        print(f"  {kind:8} {c['active']:>4} active / {c['total']:>4}   "
+              f"reporting in 48 h: {rec.get('stations_reporting', 0):>4}   "
+              f"latest reading: {rec.get('latest') or '—'}")
+    print(f"readings stored: {st['readings_total']:,}")
+    if st["rejected_24h"]:
+        print("rejected in the last 24 h (top reasons):")
+        for reason, n in st["rejected_24h"].items():
+            print(f"  {n:>7,}  {reason}")
+    if st["spool_pending_files"]:
+        print(f"spool: {st['spool_pending_files']} batch file(s) waiting for the database")
+
+
+def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
+    from envmon.app import ensure_database, open_app, status_summary
+
+    async def run() -> int:
+        url = ensure_database(settings)
+        async with open_app(settings, url=url) as app:
+            st = await status_summary(app)
+        if args.json:
+            _print_json(st)
+        else:
+            _print_status(st)
+        return 0
+
+    return asyncio.run(run())
+
+
+def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    from envmon.app import ensure_database, open_app, status_summary
+
+    async def run() -> int:
+        url = ensure_database(settings)
+        print(f"database: {url}")
+        async with open_app(settings, url=url) as app:
+            r = await app.load_stations()
+            print(f"stations: {len(app.catalog.stations)} in catalog "
+                  f"({r.inserted} new, {r.updated} updated, {r.unchanged} unchanged)")
+            if app.writer.spool.pending():
+                rr = await app.writer.replay_spool()
+                print(f"spool replayed: {rr.accepted} readings")
+            _print_status(await status_summary(app))
+        return 0
+
+    return asyncio.run(run())
+
+
+# -- entry point -------------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="envmon", description=__doc__)
+    p.add_argument("--log-level", default=None, help="DEBUG, INFO, WARNING …")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    db = sub.add_parser("db", help="the embedded PostgreSQL cluster")
+    db.add_argument("action", choices=["up", "down", "status", "url"])
+    db.set_defaults(func=cmd_db)
+
+    sub.add_parser("migrate", help="apply database migrations").set_defaults(func=cmd_migrate)
+
+    st = sub.add_parser("stations", help="the station catalog")
+    st_sub = st.add_subparsers(dest="action", required=True)
+    st_load = st_sub.add_parser("load", help="upsert the catalog into the database")
+    st_load.add_argument("file", nargs="?")
+    st_list = st_sub.add_parser("list", help="print the catalog (no database needed)")
+    st_list.add_argument("--kind", choices=["air", "water", "weather"])
+    st_list.add_argument("--json", action="store_true")
+    st_list.add_argument("--file")
+    st.set_defaults(func=cmd_stations)
+
+    im = sub.add_parser("import", help="import a CSV or XLSX file of readings")
+    im.add_argument("file")
+    im.add_argument("--source", default=None, help="source name recorded with each reading")
+    im.add_argument("--show-rejects", type=int, default=50)
+    im.set_defaults(func=cmd_import)
+
+    sp = sub.add_parser("spool", help="batches waiting for the database")
+    sp.add_argument("action", choices=["status", "replay"])
+    sp.set_defaults(func=cmd_spool)
+
+    s = sub.add_parser("status", help="stations, readings, rejects, spool")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_status)
+
+    r = sub.add_parser("run", help="the service: database, catalog, collectors, receiver")
+    r.set_defaults(func=cmd_run)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    settings = Settings()
+    log.configure(args.log_level or settings.log_level)
+    try:
+        return int(args.func(args, settings))
+    except EnvmonError as err:
+        print(f"envmon: error: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Storage: the embedded PostgreSQL cluster, migrations, the pool and the writer."""

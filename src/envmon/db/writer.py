@@ -1,0 +1,190 @@
+"""The writer: validated batches → ``reading`` by binary COPY and one upsert.
+
+Each batch is COPYed into a temporary staging table and merged with a single
+``INSERT … ON CONFLICT DO UPDATE … WHERE changed`` statement, so that an
+identical resend changes nothing, a corrected value or flag replaces the old
+one (late corrections are normal) and the counts say which was which.
+
+When the database cannot be reached, batches go to the durable spool and are
+replayed, in order, before anything newer is written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import psycopg
+from psycopg import AsyncConnection
+from psycopg.rows import TupleRow
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+
+from envmon.db.copy_binary import STAGE_DDL, stage_rows
+from envmon.db.spool import Spool
+from envmon.errors import DatabaseUnavailable
+from envmon.log import db_logger as logger
+from envmon.schemas.readings import ReadingBatch, Rejection
+
+Pool = AsyncConnectionPool[AsyncConnection[TupleRow]]
+
+UPSERT = """
+WITH up AS (
+    INSERT INTO reading AS r (station_id, parameter, period, ts, value, flag, source, received_at)
+    SELECT (%(s)s::text[])[si], (%(p)s::text[])[pi], (%(r)s::text[])[ri], ts, value,
+           (%(f)s::text[])[fi], %(source)s, now()
+    FROM reading_stage
+    ON CONFLICT (station_id, parameter, period, ts) DO UPDATE
+        SET value = EXCLUDED.value, flag = EXCLUDED.flag,
+            source = EXCLUDED.source, received_at = EXCLUDED.received_at
+        WHERE (r.value, r.flag) IS DISTINCT FROM (EXCLUDED.value, EXCLUDED.flag)
+    RETURNING (xmax = 0) AS inserted
+)
+SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM up
+"""
+
+
+@dataclass
+class WriteResult:
+    """What happened to the readings handed to the writer."""
+
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    duplicates: int = 0  # same key twice in one batch: the later one was kept
+    rejected: int = 0
+    spooled: int = 0
+
+    def __iadd__(self, other: WriteResult) -> WriteResult:
+        for f in fields(self):
+            setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
+        return self
+
+    @property
+    def accepted(self) -> int:
+        return self.inserted + self.updated + self.unchanged + self.duplicates
+
+    def as_dict(self) -> dict[str, int]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+_UNAVAILABLE = (psycopg.OperationalError, PoolTimeout)
+
+
+def dedupe(batch: ReadingBatch) -> tuple[ReadingBatch, int]:
+    """Keep the last reading of each key within one batch."""
+    if len(batch) < 2:
+        return batch, 0
+    keys = pd.DataFrame(
+        {
+            "s": batch.station_id,
+            "p": batch.parameter,
+            "r": batch.period,
+            "t": batch.ts.astype(np.int64),
+        }
+    )
+    dup = keys.duplicated(keep="last").to_numpy()
+    n = int(dup.sum())
+    if n == 0:
+        return batch, 0
+    return batch.take(~dup), n
+
+
+class Writer:
+    def __init__(self, pool: Pool, spool: Spool, *, timeout: float = 5.0) -> None:
+        self.pool = pool
+        self.spool = spool
+        self.timeout = timeout
+
+    async def write(
+        self, batch: ReadingBatch, rejects: Sequence[Rejection] = ()
+    ) -> WriteResult:
+        """Store a validated batch and its rejects; spool them if the database is down."""
+        result = WriteResult(rejected=len(rejects))
+        if self.spool.pending():
+            try:
+                await self.replay_spool()
+            except DatabaseUnavailable:
+                pass
+        if self.spool.pending():
+            # Still down, or not yet drained: keep the order by spooling behind.
+            if len(batch):
+                self.spool.append_batch(batch)
+                result.spooled += len(batch)
+            if rejects:
+                self.spool.append_rejects(list(rejects))
+            return result
+        try:
+            if len(batch):
+                result += await self._write_batch(batch)
+            if rejects:
+                await self._write_rejects(rejects)
+        except DatabaseUnavailable:
+            if len(batch) and result.accepted == 0:
+                self.spool.append_batch(batch)
+                result.spooled += len(batch)
+            if rejects:
+                self.spool.append_rejects(list(rejects))
+        return result
+
+    async def _write_batch(self, batch: ReadingBatch) -> WriteResult:
+        batch, duplicates = dedupe(batch)
+        si, s_u = pd.factorize(batch.station_id)
+        pi, p_u = pd.factorize(batch.parameter)
+        ri, r_u = pd.factorize(batch.period)
+        fi, f_u = pd.factorize(batch.flag)
+        data = stage_rows(si + 1, pi + 1, ri + 1, batch.ts, batch.value, fi + 1)
+        params: dict[str, Any] = {
+            "s": [str(x) for x in s_u], "p": [str(x) for x in p_u],
+            "r": [str(x) for x in r_u], "f": [str(x) for x in f_u],
+            "source": batch.source,
+        }
+        try:
+            async with self.pool.connection(timeout=self.timeout) as conn:
+                async with conn.transaction():
+                    await conn.execute(STAGE_DDL)
+                    async with conn.cursor().copy(
+                        "COPY reading_stage FROM STDIN (FORMAT BINARY)"
+                    ) as copy:
+                        await copy.write(data)
+                    cur = await conn.execute(UPSERT, params)
+                    row = await cur.fetchone()
+        except _UNAVAILABLE as err:
+            raise DatabaseUnavailable(str(err)) from err
+        inserted, updated = (int(row[0]), int(row[1])) if row else (0, 0)
+        return WriteResult(
+            inserted=inserted, updated=updated,
+            unchanged=len(batch) - inserted - updated, duplicates=duplicates,
+        )
+
+    async def _write_rejects(self, rejects: Sequence[Rejection]) -> None:
+        try:
+            async with self.pool.connection(timeout=self.timeout) as conn:
+                async with conn.transaction():
+                    async with conn.cursor().copy(
+                        "COPY rejected (source, station_id, parameter, ts, raw, reason)"
+                        " FROM STDIN"
+                    ) as copy:
+                        for r in rejects:
+                            await copy.write_row(
+                                (r.source, r.station_id, r.parameter, r.ts,
+                                 r.raw.replace("\x00", ""), r.reason)
+                            )
+        except _UNAVAILABLE as err:
+            raise DatabaseUnavailable(str(err)) from err
+
+    async def replay_spool(self) -> WriteResult:
+        """Write what the spool holds, oldest first; stops (raising) if the database is down."""
+        total = WriteResult()
+        for path in self.spool.pending():
+            item = Spool.load(path)
+            if isinstance(item, ReadingBatch):
+                total += await self._write_batch(item)
+            else:
+                await self._write_rejects(item)
+                total.rejected += len(item)
+            path.unlink()
+            logger.info("spool replayed file=%s", path.name)
+        return total

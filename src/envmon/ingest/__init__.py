@@ -1,0 +1,1 @@
+"""Ingestion: HTTP pollers, the HJ 212 receiver and file imports, all feeding one validator."""

@@ -1,0 +1,141 @@
+"""File imports: long CSV and XLSX, streamed in batches at constant memory.
+
+Columns: ``station,parameter,time,value[,flag][,period]``. ``time`` is ISO 8601;
+without an offset it is Beijing time; it is the START of the period (as HJ 212
+labels DataTime). ``period`` is ``1min``, ``1h`` (default) or ``1d``. Bad rows
+are rejected with their reason and kept; the file is processed to the end.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from envmon.errors import ImportFileError
+
+REQUIRED = ("station", "parameter", "time", "value")
+OPTIONAL = ("flag", "period")
+
+
+@dataclass
+class Chunk:
+    frame: pd.DataFrame  # text columns; index = line number in the file
+    raw: pd.Series  # each row as it stood in the file
+    bytes_read: int  # position in the file after this chunk (for progress)
+
+
+def _check_header(columns: list[str], path: Path) -> list[str]:
+    cols = [c.strip().lower() for c in columns]
+    missing = [c for c in REQUIRED if c not in cols]
+    if missing:
+        raise ImportFileError(
+            f"{path}: missing column(s) {', '.join(missing)}; expected a header "
+            "station,parameter,time,value[,flag][,period]"
+        )
+    return cols
+
+
+def read_csv_chunks(path: Path, chunk_rows: int = 100_000) -> Iterator[Chunk]:
+    try:
+        f = open(path, encoding="utf-8-sig", newline="")
+    except OSError as err:
+        raise ImportFileError(f"{path}: cannot open: {err.strerror}") from err
+    with f:
+        try:
+            header_line = f.readline()
+        except UnicodeDecodeError as err:
+            raise ImportFileError(f"{path}: not UTF-8 text ({err.reason})") from err
+        if not header_line.strip():
+            raise ImportFileError(f"{path}: empty file (no header)")
+        header = next(csv.reader([header_line]))
+        cols = _check_header(header, path)
+        size = os.fstat(f.fileno()).st_size
+        line_no = 2
+        while True:
+            try:
+                lines = f.readlines(chunk_rows * 48)
+            except UnicodeDecodeError as err:
+                raise ImportFileError(
+                    f"{path}: not UTF-8 text near line {line_no} ({err.reason})"
+                ) from err
+            if not lines:
+                break
+            stripped = [ln.rstrip("\r\n") for ln in lines]
+            rows = list(csv.reader(stripped))
+            width = len(cols)
+            fixed = [(r + [""] * (width - len(r)))[:width] if len(r) != width else r for r in rows]
+            index = pd.RangeIndex(line_no, line_no + len(rows))
+            frame = pd.DataFrame(fixed, columns=cols, index=index, dtype=object)
+            # A row with too many or too few fields is kept for validation with a
+            # reason of its own: blank its value so it cannot pass.
+            bad_width = [i for i, r in enumerate(rows) if len(r) != width]
+            if bad_width:
+                frame.iloc[bad_width, cols.index("value")] = f"<{width} fields expected>"
+            raw = pd.Series(stripped, index=index, dtype=object)
+            line_no += len(rows)
+            yield Chunk(frame, raw, min(f.tell() if hasattr(f, "tell") else size, size))
+
+
+def read_xlsx_chunks(path: Path, chunk_rows: int = 50_000) -> Iterator[Chunk]:
+    try:
+        import openpyxl
+
+        wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    except Exception as err:  # openpyxl raises many types for a bad file
+        raise ImportFileError(f"{path}: cannot read as .xlsx: {err}") from err
+    try:
+        ws = wb.worksheets[0]
+        rows_iter = ws.iter_rows(values_only=True)
+        try:
+            header = next(rows_iter)
+        except StopIteration as err:
+            raise ImportFileError(f"{path}: empty sheet (no header)") from err
+        cols = _check_header([str(h or "") for h in header], path)
+        size = path.stat().st_size
+        line_no = 2
+        buf: list[list[object]] = []
+
+        def flush() -> Chunk:
+            nonlocal line_no, buf
+            index = pd.RangeIndex(line_no, line_no + len(buf))
+            frame = pd.DataFrame(
+                [[("" if v is None else v) for v in (list(r) + [None] * len(cols))[: len(cols)]]
+                 for r in buf],
+                columns=cols, index=index, dtype=object,
+            )
+            for c in frame.columns:
+                if c != "time":
+                    frame[c] = frame[c].map(str)
+            raw = frame.astype(str).agg(",".join, axis=1)
+            line_no += len(buf)
+            buf = []
+            return Chunk(frame, raw, size)
+
+        for r in rows_iter:
+            if r is None or all(v is None for v in r):
+                line_no += 0 if buf else 0
+                buf.append([None] * len(cols))
+            else:
+                buf.append(list(r))
+            if len(buf) >= chunk_rows:
+                yield flush()
+        if buf:
+            yield flush()
+    finally:
+        wb.close()
+
+
+def read_chunks(path: Path) -> Iterator[Chunk]:
+    if not path.exists():
+        raise ImportFileError(f"{path}: no such file")
+    suffix = path.suffix.lower()
+    if suffix in (".xlsx", ".xlsm"):
+        return read_xlsx_chunks(path)
+    if suffix in (".csv", ".txt", ""):
+        return read_csv_chunks(path)
+    raise ImportFileError(f"{path}: unsupported file type '{suffix}' (use .csv or .xlsx)")

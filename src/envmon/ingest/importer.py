@@ -1,0 +1,95 @@
+"""``envmon import``: a file → validation → writer, pipelined.
+
+Reading and validating the next chunk (in a worker thread) overlaps with the
+database merging the previous one, so the two cores of a small server are both
+busy; at most two chunks are in memory at once, whatever the file's size.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from envmon.db.writer import WriteResult, Writer
+from envmon.ingest.files import Chunk, read_chunks
+from envmon.schemas.readings import Rejection, ValidationResult, Validator
+
+Progress = Callable[[int, int, WriteResult], None]  # rows read, bytes read, result so far
+
+_DONE = object()
+
+
+@dataclass
+class ImportReport:
+    path: Path
+    rows: int = 0
+    result: WriteResult = field(default_factory=WriteResult)
+    rejects: list[Rejection] = field(default_factory=list)  # the first ``keep_rejects``
+    rejected_total: int = 0
+
+
+async def import_file(
+    path: Path,
+    *,
+    validator: Validator,
+    writer: Writer,
+    source: str | None = None,
+    on_progress: Progress | None = None,
+    on_batch: Callable[[int], object] | None = None,
+    keep_rejects: int = 1000,
+) -> ImportReport:
+    """Import one file; raises ImportFileError only when the file cannot be read."""
+    src = source or f"import:{path.name}"
+    report = ImportReport(path)
+    chunks = read_chunks(path)
+    queue: asyncio.Queue[object] = asyncio.Queue(maxsize=1)
+
+    def next_validated() -> tuple[Chunk, ValidationResult] | None:
+        chunk = next(chunks, None)
+        if chunk is None:
+            return None
+        return chunk, validator.validate_frame(chunk.frame, src, chunk.raw)
+
+    async def produce() -> None:
+        try:
+            while True:
+                item = await asyncio.to_thread(next_validated)
+                if item is None:
+                    break
+                await queue.put(item)
+        except BaseException as err:
+            await queue.put(err)
+            raise
+        await queue.put(_DONE)
+
+    producer = asyncio.create_task(produce())
+    n_batches = 0
+    try:
+        while True:
+            item = await queue.get()
+            if item is _DONE:
+                break
+            if isinstance(item, BaseException):
+                raise item
+            chunk, validated = item  # type: ignore[misc]
+            report.rows += len(chunk.frame)
+            report.result += await writer.write(validated.batch, validated.rejected)
+            report.rejected_total += len(validated.rejected)
+            room = keep_rejects - len(report.rejects)
+            if room > 0:
+                report.rejects.extend(validated.rejected[:room])
+            n_batches += 1
+            if on_progress:
+                on_progress(report.rows, chunk.bytes_read, report.result)
+            if on_batch:
+                on_batch(n_batches)
+    finally:
+        if not producer.done():
+            producer.cancel()
+        try:
+            await producer
+        except (asyncio.CancelledError, Exception):
+            pass
+    return report

@@ -1,0 +1,19 @@
+"""Logger names used across envmon (only names; configuration is the CLI's)."""
+
+from __future__ import annotations
+
+import logging
+
+root_logger = logging.getLogger("envmon")
+ingest_logger = logging.getLogger("envmon.ingest")
+db_logger = logging.getLogger("envmon.db")
+alerts_logger = logging.getLogger("envmon.alerts")
+evaluate_logger = logging.getLogger("envmon.evaluate")
+
+
+def configure(level: str = "INFO") -> None:
+    """Configure logging for a CLI process (called once, by the CLI)."""
+    logging.basicConfig(
+        level=level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )

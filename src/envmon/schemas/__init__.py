@@ -1,0 +1,1 @@
+"""Validation of incoming readings: what is accepted, and why anything is not."""

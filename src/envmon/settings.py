@@ -1,0 +1,63 @@
+"""Settings: one object built at start-up and passed down (prefix ``ENVMON_``).
+
+Nested groups use ``__`` in the environment, e.g. ``ENVMON_HJ212__PORT=9212``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class WriterSettings(BaseModel):
+    """The database writer and its spool."""
+
+    batch_size: int = Field(default=20_000, ge=1, description="Rows per COPY batch.")
+    max_future_minutes: float = Field(
+        default=10.0, ge=0, description="A reading further in the future than this is rejected."
+    )
+
+
+class Settings(BaseSettings):
+    """Everything envmon needs to know about where it runs."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="ENVMON_",
+        env_nested_delimiter="__",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+    )
+
+    database_url: SecretStr | None = Field(
+        default=None,
+        description="An external PostgreSQL/TimescaleDB server; unset = the embedded one.",
+    )
+    data_dir: Path = Field(
+        default=Path("var"), description="Embedded cluster, spool, raw-frame archive."
+    )
+    embedded_port: int = Field(default=5433, ge=1024, le=65535)
+    config_dir: Path = Field(default=Path("config"))
+    stations_file: Path | None = None
+    log_level: str = "INFO"
+    pool_min_size: int = Field(default=1, ge=0)
+    pool_max_size: int = Field(default=8, ge=1)
+    writer: WriterSettings = Field(default_factory=WriterSettings)
+
+    @property
+    def stations_path(self) -> Path:
+        return self.stations_file or self.config_dir / "stations.yaml"
+
+    @property
+    def pg_dir(self) -> Path:
+        return self.data_dir / "pg"
+
+    @property
+    def spool_dir(self) -> Path:
+        return self.data_dir / "spool"
+
+    @property
+    def uses_embedded(self) -> bool:
+        return self.database_url is None

@@ -1,0 +1,47 @@
+"""Beijing time, stated once.
+
+Readings are stored as ``timestamptz`` and handled as aware datetimes. Days,
+months and years (natural days for HJ 633 daily reports, assessment years) are
+Beijing time (Asia/Shanghai, UTC+8, no daylight saving since 1991).
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+BEIJING = ZoneInfo("Asia/Shanghai")
+BEIJING_TZ_NAME = "Asia/Shanghai"
+
+
+def now() -> datetime:
+    """The current time, aware, in Beijing time."""
+    return datetime.now(BEIJING)
+
+
+def to_beijing(ts: datetime) -> datetime:
+    """An aware datetime in Beijing time; a naive one is taken to be Beijing time."""
+    if ts.tzinfo is None:
+        return ts.replace(tzinfo=BEIJING)
+    return ts.astimezone(BEIJING)
+
+
+def beijing_day(ts: datetime) -> date:
+    """The Beijing natural day a moment falls in."""
+    return to_beijing(ts).date()
+
+
+def day_start(day: date) -> datetime:
+    """00:00 Beijing time of ``day``, aware."""
+    return datetime.combine(day, time(0), tzinfo=BEIJING)
+
+
+def day_bounds(day: date) -> tuple[datetime, datetime]:
+    """Half-open [start, end) of a Beijing natural day."""
+    start = day_start(day)
+    return start, start + timedelta(days=1)
+
+
+def year_bounds(year: int) -> tuple[datetime, datetime]:
+    """Half-open [start, end) of a Beijing calendar year."""
+    return day_start(date(year, 1, 1)), day_start(date(year + 1, 1, 1))

@@ -1,0 +1,95 @@
+"""Test harness: a real, throwaway PostgreSQL cluster per test session.
+
+It is started from the system's server binaries (never a mock), unless
+``ENVMON_TEST_DSN`` names an existing server, in which case fresh databases are
+created on that server. Each test that asks for ``db_url`` gets its own
+database, cloned from a migrated template in a few milliseconds.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from envmon.db import migrate
+from envmon.db.embedded import EmbeddedCluster, free_port
+
+TEMPLATE = "envmon_test_template"
+REPO = Path(__file__).resolve().parents[1]
+_counter = itertools.count(1)
+
+
+def _with_db(dsn: str, name: str) -> str:
+    return psycopg.conninfo.make_conninfo(dsn, dbname=name)
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[EmbeddedCluster | None]:
+    """The session's own cluster (None when ENVMON_TEST_DSN names a server)."""
+    if os.environ.get("ENVMON_TEST_DSN"):
+        yield None
+        return
+    root = Path(tempfile.mkdtemp(prefix="envmon-test-pg-"))
+    cluster = EmbeddedCluster(
+        root,
+        free_port(),
+        # Throwaway data: durability off for speed (never used for the embedded default).
+        tuning=("fsync = off", "synchronous_commit = off", "full_page_writes = off"),
+    )
+    cluster.start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop("immediate")
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def admin_dsn(pg_cluster: EmbeddedCluster | None) -> str:
+    if pg_cluster is None:
+        return os.environ["ENVMON_TEST_DSN"]
+    return pg_cluster.url("postgres")
+
+
+@pytest.fixture(scope="session")
+def template_db(admin_dsn: str) -> str:
+    with psycopg.connect(admin_dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(TEMPLATE)))
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(TEMPLATE)))
+    url = _with_db(admin_dsn, TEMPLATE)
+    migrate.migrate(url)
+    return TEMPLATE
+
+
+@pytest.fixture
+def db_url(admin_dsn: str, template_db: str) -> Iterator[str]:
+    """A fresh, migrated database for one test."""
+    name = f"envmon_test_{os.getpid()}_{next(_counter)}"
+    with psycopg.connect(admin_dsn, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+                sql.Identifier(name), sql.Identifier(template_db)
+            )
+        )
+    yield _with_db(admin_dsn, name)
+    with psycopg.connect(admin_dsn, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
+
+
+@pytest.fixture
+def timescale(db_url: str) -> str:
+    """A database with TimescaleDB; skipped, with the reason, where the server lacks it."""
+    with psycopg.connect(db_url) as conn:
+        if not migrate.timescale_installed(conn):
+            pytest.skip("this PostgreSQL server has no timescaledb extension")
+    return db_url
