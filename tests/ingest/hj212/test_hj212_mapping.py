@@ -1,0 +1,181 @@
+"""Reading candidates, codes and unit conversion."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pytest
+
+from envmon.ingest.hj212 import (
+    LEGACY_CODES,
+    CpData,
+    Hj212Error,
+    Message,
+    convert,
+    normalize_unit,
+    parameter_for,
+    readings,
+    to_2017,
+)
+from envmon.ingest.hj212.codes import DEFAULT_UNITS
+from envmon.parameters import BY_HJ212
+from envmon.timeutil import BEIJING
+
+MN = "010000A8900016F000169DC0"
+
+
+def upload(cn: str, pollutants: dict[str, dict[str, str]], **fields: str) -> Message:
+    fields.setdefault("DataTime", "20240115080000")
+    return Message(
+        qn="20240115090012345",
+        st="22",
+        cn=cn,
+        pw="123456",
+        mn=MN,
+        flag=4,
+        cp=CpData(dict(fields), pollutants),
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "source", "target", "expected"),
+    [
+        (0.035, "mg/m³", "µg/m³", 35.0),
+        ("0.012", "mg/m3", "ug/m3", 12.0),
+        (41300, "ng/m³", "µg/m³", 41.3),
+        (35.2, "μg/m³", "µg/m³", 35.2),  # Greek mu
+        (92.35, "kPa", "hPa", 923.5),
+        (101325, "Pa", "hPa", 1013.25),
+        (1.2, "mS/cm", "µS/cm", 1200.0),
+        (20, "µg/L", "mg/L", 0.02),
+        (7.2, "无量纲", "1", 7.2),
+        (12.5, "℃", "°C", 12.5),
+    ],
+)
+def test_convert(value: float | str, source: str, target: str, expected: float) -> None:
+    assert convert(value, source, target) == expected
+
+
+@pytest.mark.parametrize(
+    ("source", "target"), [("mg/m³", "mg/L"), ("ppb", "µg/m³"), ("kPa", "furlong")]
+)
+def test_convert_refuses(source: str, target: str) -> None:
+    with pytest.raises(Hj212Error) as info:
+        convert(1.0, source, target)
+    assert info.value.reason == "unit"
+
+
+def test_codes() -> None:
+    assert to_2017("011") == "w01018"
+    assert to_2017("060") == "w21003"
+    assert to_2017("101") == "w21011"
+    assert to_2017("065") == "w21001"
+    assert to_2017("02") == "a21026"
+    assert to_2017("a34004") == "a34004"
+    assert LEGACY_CODES["B01"] == "w00000"
+    cod = parameter_for("011")
+    assert cod is not None
+    assert cod.code == "cod"
+    assert normalize_unit(" UG/M3 ") == "µg/m³"
+    # Every parameter envmon stores from HJ 212 has a known default unit.
+    assert set(BY_HJ212) <= set(DEFAULT_UNITS)
+    for code, param in BY_HJ212.items():
+        assert convert(1, DEFAULT_UNITS[code], param.unit) > 0
+
+
+def test_hourly_annex_b_defaults_and_overrides() -> None:
+    m = upload(
+        "2061",
+        {
+            "a34004": {"Avg": "35200", "Flag": "N"},
+            "a21026": {"Avg": "0.012", "Flag": "N"},
+            "a21005": {"Avg": "0.8"},
+            "a01006": {"Avg": "92.35"},
+        },
+    )
+    default = {r.hj212_code: r for r in readings(m)}
+    assert default["a34004"].value == 35.2
+    assert default["a34004"].unit_in == "ng/m³"
+    assert default["a21026"].value == 12.0
+    assert default["a21026"].unit == "µg/m³"
+    assert default["a21005"].value == 0.8
+    assert default["a21005"].unit == "mg/m³"
+    assert default["a01006"].value == 923.5
+    assert default["a01006"].unit == "hPa"
+    r = default["a34004"]
+    assert (r.mn, r.parameter, r.period, r.flag, r.raw_value) == (MN, "pm25", "1h", "N", "35200")
+    assert r.ts == datetime(2024, 1, 15, 8, tzinfo=BEIJING)
+
+    vendor = {"a34004": "ug/m3", "a21026": "µg/m³"}
+    overridden = {r.hj212_code: r for r in readings(m, unit_overrides=vendor)}
+    assert overridden["a34004"].value == 35200.0  # the station said µg/m³: taken as sent
+    assert overridden["a21026"].value == 0.012
+    assert overridden["a21026"].unit_in == "µg/m³"
+
+
+def test_periods() -> None:
+    pol = {"a34004": {"Rtd": "30", "Avg": "31"}}
+    assert [(r.period, r.raw_value) for r in readings(upload("2011", pol))] == [("rt", "30")]
+    assert [r.period for r in readings(upload("2051", pol))] == ["1min"]
+    assert [r.period for r in readings(upload("2051", pol), minute_interval=5)] == ["5min"]
+    assert [r.period for r in readings(upload("2051", pol, MinInterval="10"))] == ["10min"]
+    assert [r.period for r in readings(upload("2061", pol))] == ["1h"]
+    assert [r.period for r in readings(upload("2031", pol))] == ["1d"]
+    assert readings(upload("1062", pol)) == []
+    assert readings(upload("2041", pol)) == []
+    with pytest.raises(Hj212Error, match="bad_field"):
+        readings(upload("2051", pol, MinInterval="x"))
+    with pytest.raises(Hj212Error, match="bad_field"):
+        readings(upload("2051", pol), minute_interval=90)
+
+
+def test_upload_without_datatime() -> None:
+    m = Message(qn=None, st="22", cn="2061", pw=None, mn=MN, flag=4, cp=CpData({}, {"a": {}}))
+    with pytest.raises(Hj212Error) as info:
+        readings(m)
+    assert info.value.reason == "missing_field"
+
+
+def test_values_flags_and_problems() -> None:
+    m = upload(
+        "2061",
+        {
+            "a34004": {"Avg": "--", "Flag": "D"},
+            "a34002": {"Flag": "F"},
+            "a21026": {"Avg": "1.2E-2", "Flag": "Z"},
+            "a21004": {"Avg": "nan"},
+            "a21005": {"Avg": "1e99"},
+            "a05024": {"Avg": "0.1", "Flag": "N"},
+            "x99999": {"Avg": "5"},
+            "w00000": {"Cou": "12"},
+            "SB1": {"RS": "1"},
+        },
+    )
+    got = {r.hj212_code: r for r in readings(m, unit_overrides={"a05024": "ppb"})}
+    assert set(got) == {"a34004", "a34002", "a21026", "a21004", "a21005", "a05024", "x99999"}
+    assert got["a34004"].value is None
+    assert got["a34004"].problem == "Avg='--' is not a number"
+    assert got["a34004"].flag == "D"
+    assert got["a34002"].value is None
+    assert got["a34002"].problem == "no Avg value (flag F)"
+    assert got["a21026"].value == 12.0
+    assert got["a21026"].flag == "Z"
+    assert got["a21026"].problem == "data flag 'Z' not in HJ 212-2017 Table 8"
+    assert got["a21004"].value is None
+    assert got["a21004"].flag == "N"
+    assert got["a21005"].value == 1e99  # absurd but a number: plausibility is downstream
+    assert got["a05024"].value is None
+    assert got["a05024"].problem == "unknown unit 'ppb'"
+    assert got["x99999"].parameter is None
+    assert got["x99999"].value == 5.0
+    assert got["x99999"].unit_in == ""
+    assert got["x99999"].problem == "unknown pollutant code 'x99999'"
+
+
+def test_2005_codes_map_to_parameters() -> None:
+    m = upload("2011", {"011": {"Rtd": "231.0", "Flag": "N"}, "060": {"Rtd": "1.803"}})
+    got = [(r.parameter, r.hj212_code, r.value, r.unit_in) for r in readings(m)]
+    assert got == [("cod", "w01018", 231.0, "mg/L"), ("nh3n", "w21003", 1.803, "mg/L")]
+    # Overrides may name the 2005 code too.
+    (cod, _) = readings(m, unit_overrides={"011": "µg/L"})
+    assert cod.value == 0.231
