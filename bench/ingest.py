@@ -53,10 +53,14 @@ def raw_copy(url: str, path: Path) -> float:
         conn.execute("CREATE TABLE reading_raw (LIKE reading INCLUDING ALL)")
         conn.execute("ALTER TABLE reading_raw ALTER source SET DEFAULT 'raw'")
         conn.commit()
-        with Timer() as t, open(path, "rb") as f, conn.cursor().copy(
-            "COPY reading_raw (station_id, parameter, ts, value, flag, period)"
-            " FROM STDIN (FORMAT csv, HEADER true)"
-        ) as copy:
+        with (
+            Timer() as t,
+            open(path, "rb") as f,
+            conn.cursor().copy(
+                "COPY reading_raw (station_id, parameter, ts, value, flag, period)"
+                " FROM STDIN (FORMAT csv, HEADER true)"
+            ) as copy,
+        ):
             while block := f.read(1 << 20):
                 copy.write(block)
         conn.commit()
@@ -73,7 +77,11 @@ def envmon_import(url: str, path: Path, data_dir: Path) -> tuple[float, str, flo
     with Timer() as t:
         out = subprocess.run(
             [sys.executable, "-m", "envmon.cli", "import", str(path)],
-            env=env, capture_output=True, text=True, check=True, cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=REPO,
         )
     peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     return t.seconds, out.stdout, max(peak_kb, before) / 1024
@@ -92,7 +100,9 @@ def main() -> None:
 
             subprocess.run(
                 [sys.executable, "-m", "envmon.cli", "stations", "load"],
-                env=dict(os.environ, ENVMON_DATABASE_URL=url), check=True, cwd=REPO,
+                env=dict(os.environ, ENVMON_DATABASE_URL=url),
+                check=True,
+                cwd=REPO,
                 capture_output=True,
             )
             raw_s = raw_copy(url, path)
@@ -104,14 +114,17 @@ def main() -> None:
         raw_rate, imp_rate = N / raw_s, N / imp_s
         print("  figures:")
         figure("raw COPY (csv, same-shaped table with its unique key)", raw_rate, "rows/s")
-        figure("envmon import (whole command, first import)", imp_rate, "rows/s",
-               "goal ≥ 150,000")
+        figure("envmon import (whole command, first import)", imp_rate, "rows/s", "goal ≥ 150,000")
         figure("envmon import / raw COPY", imp_rate / raw_rate, "×", "goal ≥ 0.40")
         figure("envmon import peak memory (RSS)", peak_mb, "MB", "goal < 500")
         figure("second import of the same file", N / imp2_s, "rows/s")
         figure("rows in reading after both imports", rows, "rows", f"expected {N:,}")
-        figure("new rows added by the second import",
-               int(new2.group(1).replace(",", "")) if new2 else -1, "rows", "expected 0")
+        figure(
+            "new rows added by the second import",
+            int(new2.group(1).replace(",", "")) if new2 else -1,
+            "rows",
+            "expected 0",
+        )
         print("  " + out1.strip().splitlines()[0])
         print("  " + out2.strip().splitlines()[0])
 

@@ -68,30 +68,36 @@ async def status_summary(app: App) -> dict[str, Any]:
     """What ``envmon status`` and ``make run`` print."""
     out: dict[str, Any] = {}
     async with app.pool.connection() as conn:
-        rows = await (await conn.execute(
-            "SELECT kind, count(*), count(*) FILTER (WHERE active) FROM station"
-            " GROUP BY kind ORDER BY kind"
-        )).fetchall()
+        rows = await (
+            await conn.execute(
+                "SELECT kind, count(*), count(*) FILTER (WHERE active) FROM station"
+                " GROUP BY kind ORDER BY kind"
+            )
+        ).fetchall()
         out["stations"] = {k: {"total": n, "active": a} for k, n, a in rows}
-        rows = await (await conn.execute(
-            "SELECT s.kind, count(r.*), max(r.ts), count(DISTINCT r.station_id)"
-            " FROM station s LEFT JOIN reading r ON r.station_id = s.id"
-            " WHERE r.ts > now() - interval '2 days' OR r.ts IS NULL GROUP BY s.kind"
-        )).fetchall()
+        rows = await (
+            await conn.execute(
+                "SELECT s.kind, count(r.*), max(r.ts), count(DISTINCT r.station_id)"
+                " FROM station s LEFT JOIN reading r ON r.station_id = s.id"
+                " WHERE r.ts > now() - interval '2 days' OR r.ts IS NULL GROUP BY s.kind"
+            )
+        ).fetchall()
         out["recent_readings"] = {
             k: {"readings_48h": n, "latest": t.isoformat() if t else None, "stations_reporting": c}
             for k, n, t, c in rows
         }
         (total,) = await (await conn.execute("SELECT count(*) FROM reading")).fetchone() or (0,)
         out["readings_total"] = total
-        rows = await (await conn.execute(
-            "SELECT reason, count(*) FROM rejected WHERE received_at > now() - interval '1 day'"
-            " GROUP BY reason ORDER BY count(*) DESC LIMIT 5"
-        )).fetchall()
+        rows = await (
+            await conn.execute(
+                "SELECT reason, count(*) FROM rejected WHERE received_at > now() - interval '1 day'"
+                " GROUP BY reason ORDER BY count(*) DESC LIMIT 5"
+            )
+        ).fetchall()
         out["rejected_24h"] = {r: n for r, n in rows}
-        ts_row = await (await conn.execute(
-            "SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'"
-        )).fetchone()
+        ts_row = await (
+            await conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'")
+        ).fetchone()
         out["timescaledb"] = ts_row[0] if ts_row else None
         ver = await (await conn.execute("SHOW server_version")).fetchone()
         out["postgresql"] = ver[0] if ver else None

@@ -22,6 +22,7 @@ def _print_json(obj: Any) -> None:
 
 # -- db ---------------------------------------------------------------------------------
 
+
 def cmd_db(args: argparse.Namespace, settings: Settings) -> int:
     from envmon.db.connection import database_url, embedded_cluster
 
@@ -30,8 +31,10 @@ def cmd_db(args: argparse.Namespace, settings: Settings) -> int:
         print(database_url(settings))
         return 0
     if not settings.uses_embedded and args.action in ("up", "down"):
-        print("ENVMON_DATABASE_URL names an external server; the embedded one is not used.",
-              file=sys.stderr)
+        print(
+            "ENVMON_DATABASE_URL names an external server; the embedded one is not used.",
+            file=sys.stderr,
+        )
         return 2
     if args.action == "up":
         cluster.start()
@@ -62,6 +65,7 @@ def _url(settings: Settings) -> str:
 
 # -- stations ---------------------------------------------------------------------------
 
+
 def cmd_stations(args: argparse.Namespace, settings: Settings) -> int:
     from envmon.catalog import catalog_to_json, load_catalog
 
@@ -70,12 +74,16 @@ def cmd_stations(args: argparse.Namespace, settings: Settings) -> int:
     if args.action == "list":
         stations = [s for s in catalog.stations if not args.kind or s.kind == args.kind]
         if args.json:
-            _print_json([d for d in catalog_to_json(catalog) if not args.kind or d["kind"] == args.kind])
+            _print_json(
+                [d for d in catalog_to_json(catalog) if not args.kind or d["kind"] == args.kind]
+            )
         else:
             print(f"{'id':34} {'kind':8} {'name':12} {'county':8} {'level':11} lon       lat")
             for s in stations:
-                print(f"{s.id:34} {s.kind:8} {s.name:12} {s.county:8} {s.control_level:11}"
-                      f" {s.lon:9.4f} {s.lat:8.4f}")
+                print(
+                    f"{s.id:34} {s.kind:8} {s.name:12} {s.county:8} {s.control_level:11}"
+                    f" {s.lon:9.4f} {s.lat:8.4f}"
+                )
             print(f"{len(stations)} stations")
         return 0
 
@@ -87,15 +95,18 @@ def cmd_stations(args: argparse.Namespace, settings: Settings) -> int:
         url = ensure_database(settings)
         async with open_pool(settings, url=url) as pool, pool.connection() as conn:
             r = await sync_catalog(conn, catalog)
-        print(f"stations loaded from {path}: {len(catalog.stations)} in file; "
-              f"{r.inserted} new, {r.updated} updated, {r.unchanged} unchanged, "
-              f"{r.deactivated} deactivated")
+        print(
+            f"stations loaded from {path}: {len(catalog.stations)} in file; "
+            f"{r.inserted} new, {r.updated} updated, {r.unchanged} unchanged, "
+            f"{r.deactivated} deactivated"
+        )
         return 0
 
     return asyncio.run(load())
 
 
 # -- import -----------------------------------------------------------------------------
+
 
 class _ProgressBar:
     """A one-line progress bar on a terminal; silent otherwise."""
@@ -111,8 +122,9 @@ class _ProgressBar:
         frac = min(bytes_read / self.total, 1.0)
         bar = "█" * int(frac * 30) + "·" * (30 - int(frac * 30))
         rate = rows / max(time.monotonic() - self.start, 1e-6)
-        sys.stderr.write(f"\r{bar} {frac:6.1%} {rows:>10,} rows {rate:>9,.0f}/s "
-                         f"rejected {result.rejected:,}")
+        sys.stderr.write(
+            f"\r{bar} {frac:6.1%} {rows:>10,} rows {rate:>9,.0f}/s rejected {result.rejected:,}"
+        )
         sys.stderr.flush()
 
     def close(self) -> None:
@@ -125,28 +137,45 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
     from envmon.ingest.importer import import_file
 
     path = Path(args.file)
+    size = path.stat().st_size if path.exists() else 0
 
     async def run() -> int:
         url = None
         try:
             url = ensure_database(settings)
         except EnvmonError as err:  # the spool takes the batches while the database is down
-            print(f"warning: database unavailable ({err}); readings will be spooled",
-                  file=sys.stderr)
+            print(
+                f"warning: database unavailable ({err}); readings will be spooled", file=sys.stderr
+            )
         async with open_app(settings, url=url) as app:
-            bar = _ProgressBar(path.stat().st_size if path.exists() else 0)
+            bar = _ProgressBar(size)
             t0 = time.monotonic()
             try:
-                report = await import_file(path, validator=app.validator, writer=app.writer,
-                                           source=args.source, on_progress=bar)
+                report = await import_file(
+                    path,
+                    validator=app.validator,
+                    writer=app.writer,
+                    source=args.source,
+                    on_progress=bar,
+                )
             finally:
                 bar.close()
             dt = time.monotonic() - t0
+            derived = None
+            if not args.no_derive and not report.result.spooled:
+                from envmon.evaluate.derive import process_dirty
+
+                async with app.pool.connection() as conn:
+                    derived = await process_dirty(conn)
         r = report.result
-        print(f"{path}: {report.rows:,} rows in {dt:.1f} s — accepted {r.accepted:,} "
-              f"(new {r.inserted:,}, updated {r.updated:,}, unchanged {r.unchanged:,}, "
-              f"repeated in file {r.duplicates:,}), rejected {report.rejected_total:,}"
-              + (f", spooled {r.spooled:,} (database unavailable)" if r.spooled else ""))
+        print(
+            f"{path}: {report.rows:,} rows in {dt:.1f} s — accepted {r.accepted:,} "
+            f"(new {r.inserted:,}, updated {r.updated:,}, unchanged {r.unchanged:,}, "
+            f"repeated in file {r.duplicates:,}), rejected {report.rejected_total:,}"
+            + (f", spooled {r.spooled:,} (database unavailable)" if r.spooled else "")
+        )
+        if derived is not None and derived.station_days:
+            print(f"derived values updated for {derived.station_days:,} station-days")
         if report.rejects:
             print("rejected rows:")
             for rej in report.rejects[: args.show_rejects]:
@@ -159,7 +188,109 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
     return asyncio.run(run())
 
 
+# -- evaluate, derive, dust ---------------------------------------------------------------
+
+
+def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
+    from datetime import date
+
+    from envmon.app import ensure_database, open_app
+    from envmon.evaluate.assessment import evaluate_year, render_table
+    from envmon.evaluate.derive import process_dirty
+    from envmon.evaluate.targets import load_targets
+    from envmon.timeutil import now
+
+    targets = load_targets(
+        Path(args.targets) if args.targets else settings.config_dir / "targets.yaml"
+    )
+    as_of = date.fromisoformat(args.as_of) if args.as_of else now().date()
+
+    async def run() -> int:
+        url = ensure_database(settings)
+        async with open_app(settings, url=url) as app, app.pool.connection() as conn:
+            await process_dirty(conn)  # bring derived values up to date first
+            res = await evaluate_year(
+                conn, args.year, args.region, targets, as_of=as_of, edition=args.edition
+            )
+        if args.json:
+            _print_json(res)
+        else:
+            print(render_table(res))
+        return 0
+
+    return asyncio.run(run())
+
+
+def cmd_derive(args: argparse.Namespace, settings: Settings) -> int:
+    from datetime import date
+
+    from envmon.app import ensure_database, open_app
+    from envmon.evaluate.derive import mark_range, process_dirty
+
+    async def run() -> int:
+        url = ensure_database(settings)
+        async with open_app(settings, url=url) as app, app.pool.connection() as conn:
+            if args.rebuild_from:
+                end = date.fromisoformat(args.rebuild_to) if args.rebuild_to else date(9999, 1, 1)
+                n = await mark_range(conn, date.fromisoformat(args.rebuild_from), end)
+                await conn.commit()
+                print(f"queued {n} station-days for recomputation")
+            t0 = time.monotonic()
+            st = await process_dirty(conn)
+        print(
+            f"derived in {time.monotonic() - t0:.1f} s: {st.station_days} station-days, "
+            f"{st.air_hours} air hours, {st.air_days} air days, {st.region_days} region days, "
+            f"{st.water_days} water day-values, {st.water_months} water section-months"
+        )
+        return 0
+
+    return asyncio.run(run())
+
+
+def cmd_dust(args: argparse.Namespace, settings: Settings) -> int:
+    from datetime import datetime
+
+    from envmon.app import ensure_database, open_app
+    from envmon.evaluate.regions import CITY_REGION, REGIONS
+    from envmon.timeutil import to_beijing
+
+    async def run() -> int:
+        url = ensure_database(settings)
+        async with open_app(settings, url=url) as app, app.pool.connection() as conn:
+            if args.action == "add":
+                region = CITY_REGION.get(args.region, args.region)
+                if region not in REGIONS:
+                    raise EnvmonError(
+                        f"unknown region '{args.region}' (太原市, 忻州市, taiyuan, xinzhou or zone)"
+                    )
+                start = to_beijing(datetime.fromisoformat(args.start))
+                end = to_beijing(datetime.fromisoformat(args.end))
+                if end <= start:
+                    raise EnvmonError("the dust period must end after it starts")
+                await conn.execute(
+                    "INSERT INTO dust_period (region, starts_at, ends_at, note)"
+                    " VALUES (%s, %s, %s, %s)",
+                    (region, start, end, args.note),
+                )
+                await conn.commit()
+                print(f"dust period added: {region} {start.isoformat()} – {end.isoformat()}")
+            else:
+                cur = await conn.execute(
+                    "SELECT id, region, starts_at, ends_at, note"
+                    " FROM dust_period ORDER BY starts_at"
+                )
+                for row in await cur.fetchall():
+                    print(
+                        f"{row[0]:>4} {row[1]:8} {row[2]:%Y-%m-%d %H:%M} – "
+                        f"{row[3]:%Y-%m-%d %H:%M}  {row[4] or ''}"
+                    )
+        return 0
+
+    return asyncio.run(run())
+
+
 # -- spool, status, run ----------------------------------------------------------------
+
 
 def cmd_spool(args: argparse.Namespace, settings: Settings) -> int:
     from envmon.app import ensure_database, open_app
@@ -167,8 +298,10 @@ def cmd_spool(args: argparse.Namespace, settings: Settings) -> int:
 
     spool = Spool(settings.spool_dir)
     if args.action == "status":
-        print(f"{len(spool.pending())} file(s), {spool.pending_readings():,} readings pending "
-              f"in {settings.spool_dir}")
+        print(
+            f"{len(spool.pending())} file(s), {spool.pending_readings():,} readings pending "
+            f"in {settings.spool_dir}"
+        )
         return 0
 
     async def replay() -> int:
@@ -182,15 +315,22 @@ def cmd_spool(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _print_status(st: dict[str, Any]) -> None:
-    print(f"PostgreSQL {st['postgresql']}"
-          + (f", TimescaleDB {st['timescaledb']}" if st["timescaledb"] else
-             " (plain PostgreSQL: no TimescaleDB)"))
+    print(
+        f"PostgreSQL {st['postgresql']}"
+        + (
+            f", TimescaleDB {st['timescaledb']}"
+            if st["timescaledb"]
+            else " (plain PostgreSQL: no TimescaleDB)"
+        )
+    )
     print("stations:")
     for kind, c in st["stations"].items():
         rec = st["recent_readings"].get(kind, {})
-        print(f"  {kind:8} {c['active']:>4} active / {c['total']:>4}   "
-              f"reporting in 48 h: {rec.get('stations_reporting', 0):>4}   "
-              f"latest reading: {rec.get('latest') or '—'}")
+        print(
+            f"  {kind:8} {c['active']:>4} active / {c['total']:>4}   "
+            f"reporting in 48 h: {rec.get('stations_reporting', 0):>4}   "
+            f"latest reading: {rec.get('latest') or '—'}"
+        )
     print(f"readings stored: {st['readings_total']:,}")
     if st["rejected_24h"]:
         print("rejected in the last 24 h (top reasons):")
@@ -224,8 +364,10 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         print(f"database: {url}")
         async with open_app(settings, url=url) as app:
             r = await app.load_stations()
-            print(f"stations: {len(app.catalog.stations)} in catalog "
-                  f"({r.inserted} new, {r.updated} updated, {r.unchanged} unchanged)")
+            print(
+                f"stations: {len(app.catalog.stations)} in catalog "
+                f"({r.inserted} new, {r.updated} updated, {r.unchanged} unchanged)"
+            )
             if app.writer.spool.pending():
                 rr = await app.writer.replay_spool()
                 print(f"spool replayed: {rr.accepted} readings")
@@ -236,6 +378,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 # -- entry point -------------------------------------------------------------------------
+
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="envmon", description=__doc__)
@@ -262,6 +405,9 @@ def build_parser() -> argparse.ArgumentParser:
     im.add_argument("file")
     im.add_argument("--source", default=None, help="source name recorded with each reading")
     im.add_argument("--show-rejects", type=int, default=50)
+    im.add_argument(
+        "--no-derive", action="store_true", help="do not update the derived tables afterwards"
+    )
     im.set_defaults(func=cmd_import)
 
     sp = sub.add_parser("spool", help="batches waiting for the database")
@@ -271,6 +417,35 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("status", help="stations, readings, rejects, spool")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_status)
+
+    ev = sub.add_parser("evaluate", help="the year against the zone's targets")
+    ev.add_argument("--year", type=int, required=True)
+    ev.add_argument("--region", default="zone", choices=["zone", "taiyuan", "xinzhou"])
+    ev.add_argument("--targets", help="targets YAML (default config/targets.yaml)")
+    ev.add_argument(
+        "--edition",
+        type=int,
+        choices=[2012, 2026],
+        help="force one edition of the standards for every day (comparison)",
+    )
+    ev.add_argument("--as-of", help="evaluate as of this Beijing date (default today)")
+    ev.add_argument("--json", action="store_true")
+    ev.set_defaults(func=cmd_evaluate)
+
+    de = sub.add_parser("derive", help="bring the derived tables up to date")
+    de.add_argument("--rebuild-from", help="recompute every station-day from this date")
+    de.add_argument("--rebuild-to", help="… up to (excluding) this date")
+    de.set_defaults(func=cmd_derive)
+
+    du = sub.add_parser("dust", help="dust periods from the audit (PM statistics deduct them)")
+    du_sub = du.add_subparsers(dest="action", required=True)
+    du_add = du_sub.add_parser("add")
+    du_add.add_argument("region", help="太原市, 忻州市, taiyuan, xinzhou or zone")
+    du_add.add_argument("start", help="ISO time (Beijing time without offset)")
+    du_add.add_argument("end")
+    du_add.add_argument("--note")
+    du_sub.add_parser("list")
+    du.set_defaults(func=cmd_dust)
 
     r = sub.add_parser("run", help="the service: database, catalog, collectors, receiver")
     r.set_defaults(func=cmd_run)

@@ -38,8 +38,9 @@ def settings(tmp_path: Path) -> Settings:
 
 
 async def test_insert_resend_correct(db_url: str, settings: Settings, tmp_path: Path) -> None:
-    v = VALIDATOR.validate([raw("air-a", "pm25", h, 30 + h) for h in range(24)]
-                           + [raw("air-b", "co", 0, 1.2)], "test")
+    v = VALIDATOR.validate(
+        [raw("air-a", "pm25", h, 30 + h) for h in range(24)] + [raw("air-b", "co", 0, 1.2)], "test"
+    )
     assert not v.rejected
     async with open_pool(settings, url=db_url) as pool:
         w = Writer(pool, Spool(tmp_path / "spool"))
@@ -50,8 +51,13 @@ async def test_insert_resend_correct(db_url: str, settings: Settings, tmp_path: 
         assert (r2.inserted, r2.updated, r2.unchanged) == (0, 0, 25)
         # A late correction of one value and one flag replaces them and is counted as updated.
         v3 = VALIDATOR.validate(
-            [raw("air-a", "pm25", 0, 99.5), raw("air-a", "pm25", 1, 31, "M"),
-             raw("air-a", "pm25", 2, 32)], "test2")
+            [
+                raw("air-a", "pm25", 0, 99.5),
+                raw("air-a", "pm25", 1, 31, "M"),
+                raw("air-a", "pm25", 2, 32),
+            ],
+            "test2",
+        )
         r3 = await w.write(v3.batch)
         assert (r3.inserted, r3.updated, r3.unchanged) == (0, 2, 1)
     got = rows(db_url)
@@ -71,11 +77,19 @@ async def test_same_key_twice_in_one_batch_keeps_the_last(
     assert rows(db_url)[0][4] == 12
 
 
-async def test_rejects_are_kept_with_reason(db_url: str, settings: Settings, tmp_path: Path) -> None:
+async def test_rejects_are_kept_with_reason(
+    db_url: str, settings: Settings, tmp_path: Path
+) -> None:
     v = VALIDATOR.validate(
-        [raw("air-a", "pm25", 0, 35), raw("nowhere", "pm25", 0, 1), raw("air-a", "pm25", 1, -4),
-         raw("air-a", "pm25", 2, "n/a"), raw("water-a", "pm25", 0, 5),
-         raw("air-a", "pm25", 3, float("inf")), raw("air-a", "pm25", 4, 99999)],
+        [
+            raw("air-a", "pm25", 0, 35),
+            raw("nowhere", "pm25", 0, 1),
+            raw("air-a", "pm25", 1, -4),
+            raw("air-a", "pm25", 2, "n/a"),
+            raw("water-a", "pm25", 0, 5),
+            raw("air-a", "pm25", 3, float("inf")),
+            raw("air-a", "pm25", 4, 99999),
+        ],
         "test",
     )
     assert len(v.batch) == 1

@@ -11,9 +11,25 @@ from envmon.catalog import Catalog
 from envmon.parameters import PARAMETERS
 
 STATION_COLUMNS = (
-    "id", "kind", "name", "city", "county", "lon", "lat", "elevation_m", "control_level",
-    "assessed", "verified", "river", "basin", "waterbody", "target_class", "mn",
-    "station_no", "active", "notes",
+    "id",
+    "kind",
+    "name",
+    "city",
+    "county",
+    "lon",
+    "lat",
+    "elevation_m",
+    "control_level",
+    "assessed",
+    "verified",
+    "river",
+    "basin",
+    "waterbody",
+    "target_class",
+    "mn",
+    "station_no",
+    "active",
+    "notes",
 )
 
 _UPSERT_STATION = (
@@ -66,7 +82,7 @@ async def sync_catalog(conn: AsyncConnection[TupleRow], catalog: Catalog) -> Syn
         async with conn.cursor() as cur:
             for s in catalog.stations:
                 await cur.execute(
-                    _UPSERT_STATION,  # type: ignore[arg-type]
+                    _UPSERT_STATION,
                     tuple(getattr(s, c) for c in STATION_COLUMNS),
                 )
                 row = await cur.fetchone()

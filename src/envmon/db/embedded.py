@@ -140,7 +140,8 @@ class EmbeddedCluster:
         proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if check and proc.returncode != 0:
             raise EmbeddedDbError(
-                f"{name} failed (exit {proc.returncode}): {proc.stderr.strip() or proc.stdout.strip()}"
+                f"{name} failed (exit {proc.returncode}): "
+                f"{proc.stderr.strip() or proc.stdout.strip()}"
             )
         return proc
 
@@ -177,8 +178,10 @@ class EmbeddedCluster:
         self._prepare_dirs()
         self._tool(
             "initdb",
-            "-D", str(self.pgdata),
-            "-U", SUPERUSER,
+            "-D",
+            str(self.pgdata),
+            "-U",
+            SUPERUSER,
             "--auth=trust",
             "--encoding=UTF8",
             "--locale=C.UTF-8",
@@ -218,9 +221,17 @@ class EmbeddedCluster:
                 )
             self._prepare_dirs()
             self._tool(
-                "pg_ctl", "start", "-w", "-t", str(int(timeout)),
-                "-D", str(self.pgdata), "-l", str(self.log_file.resolve()),
-                "-o", f"-p {self.port}",
+                "pg_ctl",
+                "start",
+                "-w",
+                "-t",
+                str(int(timeout)),
+                "-D",
+                str(self.pgdata),
+                "-l",
+                str(self.log_file.resolve()),
+                "-o",
+                f"-p {self.port}",
             )
             logger.info("embedded cluster started port=%s", self.port)
         self._wait_ready(timeout)
@@ -249,7 +260,9 @@ class EmbeddedCluster:
         from psycopg import sql
 
         with psycopg.connect(self.url("postgres"), autocommit=True) as conn:
-            exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+            exists = conn.execute(
+                "SELECT 1 FROM pg_database WHERE datname = %s", (name,)
+            ).fetchone()
             if not exists:
                 stmt = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
                 if template:

@@ -106,10 +106,11 @@ def migrate(url: str) -> list[str]:
                         )
                     continue
                 with conn.transaction():
-                    conn.execute(m.sql.encode())  # type: ignore[call-overload]
+                    conn.execute(m.sql.encode())
                     conn.execute(
                         sql.SQL(
-                            "INSERT INTO {} (track, version, name, checksum) VALUES (%s, %s, %s, %s)"
+                            "INSERT INTO {} (track, version, name, checksum)"
+                            " VALUES (%s, %s, %s, %s)"
                         ).format(sql.Identifier(VERSION_TABLE)),
                         (m.track, m.version, m.name, m.checksum),
                     )

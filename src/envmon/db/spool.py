@@ -37,7 +37,8 @@ class Spool:
         if not self.directory.exists():
             return []
         return sorted(
-            p for p in self.directory.iterdir()
+            p
+            for p in self.directory.iterdir()
             if p.name[:12].isdigit() and not p.name.endswith(".tmp")
         )
 

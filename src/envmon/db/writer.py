@@ -30,6 +30,8 @@ from envmon.schemas.readings import ReadingBatch, Rejection
 
 Pool = AsyncConnectionPool[AsyncConnection[TupleRow]]
 
+# One statement: merge the staged rows, and queue the (station, Beijing day)
+# pairs that really changed for the derived tables (evaluate/derive.py).
 UPSERT = """
 WITH up AS (
     INSERT INTO reading AS r (station_id, parameter, period, ts, value, flag, source, received_at)
@@ -40,7 +42,11 @@ WITH up AS (
         SET value = EXCLUDED.value, flag = EXCLUDED.flag,
             source = EXCLUDED.source, received_at = EXCLUDED.received_at
         WHERE (r.value, r.flag) IS DISTINCT FROM (EXCLUDED.value, EXCLUDED.flag)
-    RETURNING (xmax = 0) AS inserted
+    RETURNING station_id, ts, (xmax = 0) AS inserted
+), dirty AS (
+    INSERT INTO derive_dirty (station_id, day)
+    SELECT DISTINCT station_id, (ts AT TIME ZONE 'Asia/Shanghai')::date FROM up
+    ON CONFLICT (station_id, day) DO UPDATE SET marked_at = now()
 )
 SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM up
 """
@@ -98,9 +104,7 @@ class Writer:
         self.spool = spool
         self.timeout = timeout
 
-    async def write(
-        self, batch: ReadingBatch, rejects: Sequence[Rejection] = ()
-    ) -> WriteResult:
+    async def write(self, batch: ReadingBatch, rejects: Sequence[Rejection] = ()) -> WriteResult:
         """Store a validated batch and its rejects; spool them if the database is down."""
         result = WriteResult(rejected=len(rejects))
         if self.spool.pending():
@@ -137,8 +141,10 @@ class Writer:
         fi, f_u = pd.factorize(batch.flag)
         data = stage_rows(si + 1, pi + 1, ri + 1, batch.ts, batch.value, fi + 1)
         params: dict[str, Any] = {
-            "s": [str(x) for x in s_u], "p": [str(x) for x in p_u],
-            "r": [str(x) for x in r_u], "f": [str(x) for x in f_u],
+            "s": [str(x) for x in s_u],
+            "p": [str(x) for x in p_u],
+            "r": [str(x) for x in r_u],
+            "f": [str(x) for x in f_u],
             "source": batch.source,
         }
         try:
@@ -155,8 +161,10 @@ class Writer:
             raise DatabaseUnavailable(str(err)) from err
         inserted, updated = (int(row[0]), int(row[1])) if row else (0, 0)
         return WriteResult(
-            inserted=inserted, updated=updated,
-            unchanged=len(batch) - inserted - updated, duplicates=duplicates,
+            inserted=inserted,
+            updated=updated,
+            unchanged=len(batch) - inserted - updated,
+            duplicates=duplicates,
         )
 
     async def _write_rejects(self, rejects: Sequence[Rejection]) -> None:
@@ -164,13 +172,18 @@ class Writer:
             async with self.pool.connection(timeout=self.timeout) as conn:
                 async with conn.transaction():
                     async with conn.cursor().copy(
-                        "COPY rejected (source, station_id, parameter, ts, raw, reason)"
-                        " FROM STDIN"
+                        "COPY rejected (source, station_id, parameter, ts, raw, reason) FROM STDIN"
                     ) as copy:
                         for r in rejects:
                             await copy.write_row(
-                                (r.source, r.station_id, r.parameter, r.ts,
-                                 r.raw.replace("\x00", ""), r.reason)
+                                (
+                                    r.source,
+                                    r.station_id,
+                                    r.parameter,
+                                    r.ts,
+                                    r.raw.replace("\x00", ""),
+                                    r.reason,
+                                )
                             )
         except _UNAVAILABLE as err:
             raise DatabaseUnavailable(str(err)) from err

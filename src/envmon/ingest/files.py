@@ -42,7 +42,7 @@ def _check_header(columns: list[str], path: Path) -> list[str]:
 
 def read_csv_chunks(path: Path, chunk_rows: int = 100_000) -> Iterator[Chunk]:
     try:
-        f = open(path, encoding="utf-8-sig", newline="")
+        f = open(path, encoding="utf-8-sig", newline="")  # noqa: SIM115 (closed below)
     except OSError as err:
         raise ImportFileError(f"{path}: cannot open: {err.strerror}") from err
     with f:
@@ -104,9 +104,13 @@ def read_xlsx_chunks(path: Path, chunk_rows: int = 50_000) -> Iterator[Chunk]:
             nonlocal line_no, buf
             index = pd.RangeIndex(line_no, line_no + len(buf))
             frame = pd.DataFrame(
-                [[("" if v is None else v) for v in (list(r) + [None] * len(cols))[: len(cols)]]
-                 for r in buf],
-                columns=cols, index=index, dtype=object,
+                [
+                    [("" if v is None else v) for v in (list(r) + [None] * len(cols))[: len(cols)]]
+                    for r in buf
+                ],
+                columns=cols,
+                index=index,
+                dtype=object,
             )
             for c in frame.columns:
                 if c != "time":
@@ -117,11 +121,8 @@ def read_xlsx_chunks(path: Path, chunk_rows: int = 50_000) -> Iterator[Chunk]:
             return Chunk(frame, raw, size)
 
         for r in rows_iter:
-            if r is None or all(v is None for v in r):
-                line_no += 0 if buf else 0
-                buf.append([None] * len(cols))
-            else:
-                buf.append(list(r))
+            # A blank row is kept (and rejected as incomplete) so line numbers stay true.
+            buf.append([None] * len(cols) if r is None else list(r))
             if len(buf) >= chunk_rows:
                 yield flush()
         if buf:

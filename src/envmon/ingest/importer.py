@@ -12,13 +12,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from envmon.db.writer import WriteResult, Writer
+from envmon.db.writer import Writer, WriteResult
 from envmon.ingest.files import Chunk, read_chunks
 from envmon.schemas.readings import Rejection, ValidationResult, Validator
 
 Progress = Callable[[int, int, WriteResult], None]  # rows read, bytes read, result so far
-
-_DONE = object()
 
 
 @dataclass
@@ -44,7 +42,9 @@ async def import_file(
     src = source or f"import:{path.name}"
     report = ImportReport(path)
     chunks = read_chunks(path)
-    queue: asyncio.Queue[object] = asyncio.Queue(maxsize=1)
+    queue: asyncio.Queue[tuple[Chunk, ValidationResult] | BaseException | None] = asyncio.Queue(
+        maxsize=1
+    )
 
     def next_validated() -> tuple[Chunk, ValidationResult] | None:
         chunk = next(chunks, None)
@@ -62,18 +62,18 @@ async def import_file(
         except BaseException as err:
             await queue.put(err)
             raise
-        await queue.put(_DONE)
+        await queue.put(None)
 
     producer = asyncio.create_task(produce())
     n_batches = 0
     try:
         while True:
             item = await queue.get()
-            if item is _DONE:
+            if item is None:
                 break
             if isinstance(item, BaseException):
                 raise item
-            chunk, validated = item  # type: ignore[misc]
+            chunk, validated = item
             report.rows += len(chunk.frame)
             report.result += await writer.write(validated.batch, validated.rejected)
             report.rejected_total += len(validated.rejected)

@@ -72,14 +72,24 @@ class ReadingBatch:
     def empty(cls, source: str) -> ReadingBatch:
         o = np.array([], dtype=object)
         return cls(
-            source, o, o.copy(), o.copy(), np.array([], dtype="datetime64[us]"),
-            np.array([], dtype=np.float64), o.copy(),
+            source,
+            o,
+            o.copy(),
+            o.copy(),
+            np.array([], dtype="datetime64[us]"),
+            np.array([], dtype=np.float64),
+            o.copy(),
         )
 
     def take(self, index: np.ndarray[Any, Any]) -> ReadingBatch:
         return ReadingBatch(
-            self.source, self.station_id[index], self.parameter[index], self.period[index],
-            self.ts[index], self.value[index], self.flag[index],
+            self.source,
+            self.station_id[index],
+            self.parameter[index],
+            self.period[index],
+            self.ts[index],
+            self.value[index],
+            self.flag[index],
         )
 
     @classmethod
@@ -100,8 +110,13 @@ class ReadingBatch:
         """Row view (for small batches and tests)."""
         ts = pd.DatetimeIndex(self.ts).tz_localize("UTC").tz_convert(timeutil.BEIJING)
         yield from zip(
-            self.station_id.tolist(), self.parameter.tolist(), self.period.tolist(),
-            ts.to_pydatetime().tolist(), self.value.tolist(), self.flag.tolist(), strict=True,
+            self.station_id.tolist(),
+            self.parameter.tolist(),
+            self.period.tolist(),
+            ts.to_pydatetime().tolist(),
+            self.value.tolist(),
+            self.flag.tolist(),
+            strict=True,
         )
 
 
@@ -132,9 +147,9 @@ def parse_times(times: pd.Series) -> pd.Series:
         if naive.any():
             parsed = pd.to_datetime(as_text[naive], format="ISO8601", errors="coerce")
             out[naive] = (
-                parsed.dt.tz_localize(timeutil.BEIJING_TZ_NAME, ambiguous="NaT",
-                                      nonexistent="NaT")
-                .dt.tz_convert("UTC").astype("datetime64[us, UTC]")
+                parsed.dt.tz_localize(timeutil.BEIJING_TZ_NAME, ambiguous="NaT", nonexistent="NaT")
+                .dt.tz_convert("UTC")
+                .astype("datetime64[us, UTC]")
             )
     values = out.dt.tz_localize(None).to_numpy(dtype="datetime64[us]")
     if len(values) == 0:
@@ -143,6 +158,11 @@ def parse_times(times: pd.Series) -> pd.Series:
     return pd.Series(
         pd.DatetimeIndex(result.astype("datetime64[us]")).tz_localize("UTC"), index=times.index
     )
+
+
+def _line(index: pd.Index, i: int) -> int | None:
+    label = index[i]
+    return int(label) if isinstance(label, (int, np.integer)) else None
 
 
 class Validator:
@@ -165,8 +185,9 @@ class Validator:
         self.max_future = max_future
         self.clock = clock
 
-    def validate_frame(self, df: pd.DataFrame, source: str, raw: pd.Series | None = None
-                       ) -> ValidationResult:
+    def validate_frame(
+        self, df: pd.DataFrame, source: str, raw: pd.Series | None = None
+    ) -> ValidationResult:
         """Validate a frame with text columns station, parameter, time, value[, flag, period].
 
         ``raw`` is each row's original form (a CSV line); rebuilt from the
@@ -175,14 +196,23 @@ class Validator:
         n = len(df)
         if n == 0:
             return ValidationResult(ReadingBatch.empty(source))
-        station = df["station"].astype(object).fillna("").map(str.strip) \
-            if df["station"].dtype == object else df["station"].astype(str)
+        station = (
+            df["station"].astype(object).fillna("").map(str.strip)
+            if df["station"].dtype == object
+            else df["station"].astype(str)
+        )
         parameter = df["parameter"].astype(object).fillna("").astype(str).str.strip()
-        flag = (df["flag"].astype(object).fillna("").astype(str).str.strip().str.upper()
-                if "flag" in df else pd.Series("", index=df.index))
+        flag = (
+            df["flag"].astype(object).fillna("").astype(str).str.strip().str.upper()
+            if "flag" in df
+            else pd.Series("", index=df.index)
+        )
         flag = flag.mask(flag == "", "N")
-        period = (df["period"].astype(object).fillna("").astype(str).str.strip()
-                  if "period" in df else pd.Series("", index=df.index))
+        period = (
+            df["period"].astype(object).fillna("").astype(str).str.strip()
+            if "period" in df
+            else pd.Series("", index=df.index)
+        )
         period = period.mask(period == "", "1h")
         value_text = df["value"]
         if value_text.dtype == object:
@@ -208,11 +238,20 @@ class Validator:
         fail(st_kind.isna(), "unknown station '" + station + "'")
         par_kind = parameter.map({k: p.kind for k, p in self.parameters.items()})
         fail(par_kind.isna(), "unknown parameter '" + parameter + "'")
-        fail(st_kind != par_kind,
-             "parameter '" + parameter + "' is not measured at " + st_kind.fillna("?")
-             + " station '" + station + "'")
-        fail(~period.isin(PERIODS),
-             "unknown period '" + period + "' (expected one of " + "|".join(PERIODS) + ")")
+        fail(
+            st_kind != par_kind,
+            "parameter '"
+            + parameter
+            + "' is not measured at "
+            + st_kind.fillna("?")
+            + " station '"
+            + station
+            + "'",
+        )
+        fail(
+            ~period.isin(PERIODS),
+            "unknown period '" + period + "' (expected one of " + "|".join(PERIODS) + ")",
+        )
         fail(~flag.isin(FLAGS), "unknown data flag '" + flag + "' (HJ 212: N F M S D C T B)")
         fail(ts.isna(), "unreadable time '" + df["time"].astype(str) + "'")
         fail(ts < EARLIEST, "time before 2000-01-01")
@@ -224,12 +263,23 @@ class Validator:
         low = parameter.map({k: p.low for k, p in self.parameters.items()})
         high = parameter.map({k: p.high for k, p in self.parameters.items()})
         conc = parameter.map({k: p.is_concentration for k, p in self.parameters.items()})
-        fail(conc.fillna(False).astype(bool) & (value < 0),
-             "negative concentration " + value.astype(str))
+        fail(
+            conc.fillna(False).astype(bool) & (value < 0),
+            "negative concentration " + value.astype(str),
+        )
         unit = parameter.map({k: p.unit for k, p in self.parameters.items()}).fillna("")
-        fail((value < low) | (value > high),
-             "value " + value.astype(str) + " " + unit + " outside the plausible range ["
-             + low.astype(str) + ", " + high.astype(str) + "]")
+        fail(
+            (value < low) | (value > high),
+            "value "
+            + value.astype(str)
+            + " "
+            + unit
+            + " outside the plausible range ["
+            + low.astype(str)
+            + ", "
+            + high.astype(str)
+            + "]",
+        )
 
         bad = reasons != None  # noqa: E711
         good = ~bad
@@ -246,19 +296,27 @@ class Validator:
         if bad.any():
             idx = np.flatnonzero(bad)
             if raw is None:
-                cols = [c for c in ("station", "parameter", "time", "value", "flag", "period")
-                        if c in df]
+                cols = [
+                    c
+                    for c in ("station", "parameter", "time", "value", "flag", "period")
+                    if c in df
+                ]
                 raw = df[cols].astype(object).fillna("").astype(str).agg(",".join, axis=1)
             raw_bad = raw.iloc[idx].tolist()
             ts_bad = ts.iloc[idx]
             for j, i in enumerate(idx):
                 t = ts_bad.iloc[j]
-                rejected.append(Rejection(
-                    source=source, raw=str(raw_bad[j]), reason=str(reasons[i]),
-                    station_id=station.iloc[i] or None, parameter=parameter.iloc[i] or None,
-                    ts=None if pd.isna(t) else t.to_pydatetime(),
-                    line=int(df.index[i]) if isinstance(df.index[i], (int, np.integer)) else None,
-                ))
+                rejected.append(
+                    Rejection(
+                        source=source,
+                        raw=str(raw_bad[j]),
+                        reason=str(reasons[i]),
+                        station_id=station.iloc[i] or None,
+                        parameter=parameter.iloc[i] or None,
+                        ts=None if pd.isna(t) else t.to_pydatetime(),
+                        line=_line(df.index, int(i)),
+                    )
+                )
         return ValidationResult(batch, rejected)
 
     def validate(self, readings: Sequence[RawReading], source: str) -> ValidationResult:
@@ -276,8 +334,10 @@ class Validator:
             }
         )
         raw = pd.Series(
-            [r.raw or f"{r.station},{r.parameter},{r.time},{r.value},{r.flag},{r.period}"
-             for r in readings],
+            [
+                r.raw or f"{r.station},{r.parameter},{r.time},{r.value},{r.flag},{r.period}"
+                for r in readings
+            ],
             dtype=object,
         )
         return self.validate_frame(df, source, raw)

@@ -1,0 +1,459 @@
+"""``envmon evaluate``: the year's numbers against the zone's targets.
+
+PM2.5: the annual mean of the region's valid daily values (HJ 663: city value =
+mean of the assessed stations; annual = mean of the daily values; a year needs
+>= 324 valid days to be a valid annual statistic). The assessment value is
+dust-deducted (dust periods from the provincial/CNEMC audit, standards.md §4);
+the as-measured mean is reported beside it.
+Good days: share of valid days with daily AQI <= 100 (优 + 良); dust days are
+kept (CNEMC convention).
+Water: the national-control sections' annual mean per parameter, classified
+(GB 3838-2002, single factor, worst governs); good = class I–III.
+
+For the current year the status is a projection: the year-to-date value,
+completed with the previous year's rest-of-year values scaled by how this year
+compares with the same period last year (seasonality matters: Taiyuan's winter
+heating season dominates PM2.5).
+"""
+
+from __future__ import annotations
+
+import calendar
+from collections import Counter
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+
+from psycopg import AsyncConnection
+from psycopg.rows import TupleRow
+
+from envmon.errors import ConfigError, EnvmonError
+from envmon.evaluate.derive import WATER_SECTION, daily_result
+from envmon.evaluate.regions import CITY_REGION, REGION_NAMES
+from envmon.evaluate.targets import Target, find
+from envmon.standards import aqi as aqi_std
+from envmon.standards import validity
+from envmon.standards import water as water_std
+
+Conn = AsyncConnection[TupleRow]
+AT_RISK_EFFORT = (
+    0.85  # "at risk" while the rest of the year needs at most 15 % better than last year
+)
+
+
+@dataclass
+class DayRow:
+    day: date
+    pm25: float | None
+    pm25_dust_free: float | None
+    aqi: int | None
+    category: int | None
+
+
+async def region_days(
+    conn: Conn, region: str, start: date, end: date, edition: int | None
+) -> list[DayRow]:
+    """The region's daily values in [start, end), AQI recomputed when an edition is forced."""
+    cur = await conn.execute(
+        "SELECT d.day, d.so2, d.no2, d.co, d.pm10, d.pm25, d.o3_1h_max, d.o3_8h_max,"
+        " d.aqi, d.category,"
+        " EXISTS (SELECT 1 FROM dust_period p WHERE p.region IN (d.region, 'zone')"
+        "         AND p.starts_at < (d.day + 1)::timestamp AT TIME ZONE 'Asia/Shanghai'"
+        "         AND p.ends_at > d.day::timestamp AT TIME ZONE 'Asia/Shanghai') AS dust"
+        " FROM region_day d WHERE d.region = %s AND d.day >= %s AND d.day < %s ORDER BY d.day",
+        (region, start, end),
+    )
+    out = []
+    for r in await cur.fetchall():
+        day, pm25, dust = r[0], r[5], r[10]
+        aqi, cat = r[8], r[9]
+        if edition is not None and edition != aqi_std.edition_for(day):
+            values = dict(
+                zip(
+                    ("so2", "no2", "co", "pm10", "pm25", "o3_1h_max", "o3_8h_max"),
+                    r[1:8],
+                    strict=True,
+                )
+            )
+            res = daily_result(values, day, edition)
+            aqi, cat = res.aqi, res.category
+        out.append(DayRow(day, pm25, None if dust else pm25, aqi, cat))
+    return out
+
+
+def _mean(xs: list[float]) -> float | None:
+    return sum(xs) / len(xs) if xs else None
+
+
+def _r(x: float | None, nd: int = 1) -> float | None:
+    return None if x is None else round(x, nd)
+
+
+async def annual_pm25(
+    conn: Conn, region: str, year: int, edition: int | None = None
+) -> dict[str, Any]:
+    rows = await region_days(conn, region, date(year, 1, 1), date(year + 1, 1, 1), edition)
+    measured = [r.pm25 for r in rows if r.pm25 is not None]
+    dust_free = [r.pm25_dust_free for r in rows if r.pm25_dust_free is not None]
+    return {
+        "mean": _mean(dust_free),
+        "mean_measured": _mean(measured),
+        "valid_days": len(measured),
+        "dust_days": len(measured) - len(dust_free),
+        "valid_year": validity.year_valid(len(measured)),
+    }
+
+
+async def annual_good(
+    conn: Conn, region: str, year: int, edition: int | None = None
+) -> dict[str, Any]:
+    rows = await region_days(conn, region, date(year, 1, 1), date(year + 1, 1, 1), edition)
+    cats = Counter(r.category for r in rows if r.aqi is not None)
+    valid = sum(cats.values())
+    good = cats[1] + cats[2]
+    return {
+        "good": good,
+        "valid": valid,
+        "ratio": good / valid if valid else None,
+        "by_category": {aqi_std.CATEGORIES[c - 1].level: cats.get(c, 0) for c in range(1, 7)},
+    }
+
+
+async def water_year(conn: Conn, region: str, start: date, end: date) -> dict[str, Any]:
+    cities = [c for c, r in CITY_REGION.items() if region in ("zone", r)]
+    cur = await conn.execute(
+        "SELECT s.id, s.name, s.county, s.river, coalesce(s.waterbody, 'river'), s.target_class,"
+        " w.parameter, avg(w.value), count(DISTINCT w.day)"
+        " FROM station s LEFT JOIN water_day w ON w.station_id = s.id"
+        "  AND w.day >= %s AND w.day < %s"
+        " WHERE s.kind = 'water' AND s.control_level = 'national' AND s.city = ANY(%s)"
+        " GROUP BY s.id, s.name, s.county, s.river, s.waterbody, s.target_class, w.parameter"
+        " ORDER BY s.id",
+        (start, end, cities),
+    )
+    sections: dict[str, dict[str, Any]] = {}
+    for sid, name, county, river, waterbody, target, param, value, n in await cur.fetchall():
+        s = sections.setdefault(
+            sid,
+            {
+                "id": sid,
+                "name": name,
+                "county": county,
+                "river": river,
+                "waterbody": waterbody,
+                "target_class": target,
+                "values": {},
+                "n_days": 0,
+            },
+        )
+        if param is not None and param in WATER_SECTION:
+            s["values"][param] = float(value)
+            s["n_days"] = max(s["n_days"], int(n))
+    detail = []
+    classes: Counter[str] = Counter()
+    good = evaluated = 0
+    for s in sections.values():
+        values = s.pop("values")
+        if not any(k in water_std.EVALUATED for k in values):
+            detail.append(
+                {
+                    **s,
+                    "class": None,
+                    "roman": None,
+                    "meets_target": None,
+                    "main_pollutants": [],
+                    "note": "no data",
+                }
+            )
+            continue
+        res = water_std.section_class(
+            values, waterbody=s["waterbody"], target_class=s["target_class"]
+        )
+        evaluated += 1
+        good += res.cls <= 3
+        classes[res.roman] += 1
+        detail.append(
+            {
+                **s,
+                "class": res.cls,
+                "roman": res.roman,
+                "status": res.status,
+                "meets_target": res.meets_target,
+                "main_pollutants": [
+                    f"{m.parameter}({m.multiple:.2f})" if m.multiple is not None else m.parameter
+                    for m in res.main_pollutants
+                ],
+                "annual_means": {k: round(v, 4) for k, v in sorted(values.items())},
+            }
+        )
+    return {
+        "good": good,
+        "sections": evaluated,
+        "ratio": good / evaluated if evaluated else None,
+        "by_class": {k: classes.get(k, 0) for k in ("Ⅰ", "Ⅱ", "Ⅲ", "Ⅳ", "Ⅴ", "劣Ⅴ")},
+        "sections_detail": detail,
+        "sections_total": len(sections),
+    }
+
+
+async def _baseline(conn: Conn, t: Target | None, edition: int | None) -> float | None:
+    if t is None or t.baseline is None:
+        return None
+    if t.baseline != "from_data":
+        return float(t.baseline)
+    assert t.baseline_year is not None
+    if t.metric == "pm25_annual_mean":
+        v = (await annual_pm25(conn, t.region, t.baseline_year, edition))["mean"]
+    else:
+        v = (await annual_good(conn, t.region, t.baseline_year, edition))["ratio"]
+    if v is None:
+        raise ConfigError(
+            f"target {t.metric}/{t.region}: baseline is 'from_data' but no {t.baseline_year} "
+            f"data are stored; import {t.baseline_year} data or give the baseline as a number"
+        )
+    return float(v)
+
+
+async def evaluate_year(
+    conn: Conn,
+    year: int,
+    region: str,
+    targets: list[Target],
+    *,
+    as_of: date,
+    edition: int | None = None,
+) -> dict[str, Any]:
+    if region not in REGION_NAMES:
+        raise EnvmonError(f"unknown region '{region}' (zone, taiyuan, xinzhou)")
+    start, end = date(year, 1, 1), date(year + 1, 1, 1)
+    if as_of < start:
+        raise EnvmonError(f"{year} has not begun on {as_of}")
+    finished = as_of >= end
+    cutoff = min(as_of + timedelta(days=1), end)  # data up to and including as_of
+    days_in_year = 366 if calendar.isleap(year) else 365
+    elapsed = (cutoff - start).days
+    remaining = days_in_year - elapsed
+
+    editions = {aqi_std.edition_for(start), aqi_std.edition_for(end - timedelta(days=1))}
+    edition_label: int | str = (
+        edition if edition else (editions.pop() if len(editions) == 1 else "by_date")
+    )
+
+    pm_t = find(targets, "pm25_annual_mean", region, year)
+    gd_t = find(targets, "good_day_ratio", region, year)
+    wt_t = find(targets, "water_good_ratio", region, year)
+
+    # PM2.5
+    rows = await region_days(conn, region, start, cutoff, edition)
+    pm = [r.pm25_dust_free for r in rows if r.pm25_dust_free is not None]
+    pm_measured = [r.pm25 for r in rows if r.pm25 is not None]
+    pm_base = await _baseline(conn, pm_t, edition)
+    pm_target = pm_t.value(pm_base) if pm_t else None
+    pm_mean = _mean(pm)
+    pm_out: dict[str, Any] = {
+        "mean": _r(pm_mean),
+        "mean_measured": _r(_mean(pm_measured)),
+        "baseline": _r(pm_base),
+        "target": _r(pm_target),
+        "valid_days": len(pm_measured),
+        "dust_days": len(pm_measured) - len(pm),
+        "invalid_days": elapsed - len(pm_measured),
+        "unit": "µg/m³",
+    }
+    # Good days
+    cats = Counter(r.category for r in rows if r.aqi is not None)
+    valid = sum(cats.values())
+    good = cats[1] + cats[2]
+    gd_base = await _baseline(conn, gd_t, edition)
+    gd_target = gd_t.value(gd_base) if gd_t else None
+    gd_out: dict[str, Any] = {
+        "good": good,
+        "valid": valid,
+        "ratio": _r(good / valid, 4) if valid else None,
+        "baseline": _r(gd_base, 4),
+        "target": _r(gd_target, 4),
+        "by_category": {aqi_std.CATEGORIES[c - 1].level: cats.get(c, 0) for c in range(1, 7)},
+        "invalid_days": elapsed - valid,
+    }
+    # Water
+    w = await water_year(conn, region, start, cutoff)
+    w_target = wt_t.value(None) if wt_t else None
+    w_out = {**w, "ratio": _r(w["ratio"], 4), "target": w_target}
+
+    if finished:
+        pm_out["status"] = _met(
+            pm_mean is not None
+            and pm_target is not None
+            and round(pm_mean, 1) <= round(pm_target, 1),
+            pm_target,
+        )
+        gd_out["status"] = _met(
+            valid > 0 and gd_target is not None and good / valid >= gd_target - 1e-12, gd_target
+        )
+        w_out["status"] = _met(
+            w["ratio"] is not None and w_target is not None and w["ratio"] >= w_target - 1e-12,
+            w_target,
+        )
+    else:
+        prev = await region_days(conn, region, date(year - 1, 1, 1), date(year, 1, 1), edition)
+        _project_pm(pm_out, pm, prev, elapsed, remaining, pm_target)
+        _project_good(gd_out, good, valid, prev, elapsed, remaining, days_in_year, gd_target)
+        w_out["status"] = _water_status(w, w_target)
+    return {
+        "year": year,
+        "region": region,
+        "region_name": REGION_NAMES[region],
+        "edition": edition_label,
+        "as_of": min(as_of, end - timedelta(days=1)).isoformat(),
+        "finished": finished,
+        "days_elapsed": elapsed,
+        "days_in_year": days_in_year,
+        "pm25": pm_out,
+        "good_days": gd_out,
+        "water": w_out,
+    }
+
+
+def _met(ok: bool, target: float | None) -> str:
+    if target is None:
+        return "no_target"
+    return "met" if ok else "not_met"
+
+
+def _same_period(prev: list[DayRow], elapsed: int) -> tuple[list[DayRow], list[DayRow]]:
+    if not prev:
+        return [], []
+    first = prev[0].day.replace(month=1, day=1)
+    split = first + timedelta(days=elapsed)
+    return [r for r in prev if r.day < split], [r for r in prev if r.day >= split]
+
+
+def _project_pm(
+    out: dict[str, Any],
+    pm: list[float],
+    prev: list[DayRow],
+    elapsed: int,
+    remaining: int,
+    target: float | None,
+) -> None:
+    if not pm or target is None:
+        out["status"] = "no_target" if target is None else "at_risk"
+        return
+    ytd = sum(pm) / len(pm)
+    before, after = _same_period(prev, elapsed)
+    pb = [r.pm25_dust_free for r in before if r.pm25_dust_free is not None]
+    pa = [r.pm25_dust_free for r in after if r.pm25_dust_free is not None]
+    # Last year's rest-of-year mean, scaled by how this year compares so far.
+    expected_rest = (sum(pa) / len(pa)) * (ytd / (sum(pb) / len(pb))) if pb and pa else ytd
+    n_total = len(pm) + remaining
+    projected = (sum(pm) + expected_rest * remaining) / n_total
+    required = (target * n_total - sum(pm)) / remaining if remaining else None
+    out.update(
+        {
+            "projection": round(projected, 1),
+            "remaining_days": remaining,
+            "remaining_max_mean": None if required is None else round(required, 1),
+            "expected_rest_mean": round(expected_rest, 1),
+        }
+    )
+    if projected <= target:
+        out["status"] = "on_track"
+    elif required is not None and required >= AT_RISK_EFFORT * expected_rest:
+        out["status"] = "at_risk"
+    else:
+        out["status"] = "off_track"
+
+
+def _project_good(
+    out: dict[str, Any],
+    good: int,
+    valid: int,
+    prev: list[DayRow],
+    elapsed: int,
+    remaining: int,
+    days_in_year: int,
+    target: float | None,
+) -> None:
+    if target is None:
+        out["status"] = "no_target"
+        return
+    allowed_non_good = int(days_in_year * (1 - target) + 1e-9)
+    non_good = valid - good
+    _, after = _same_period(prev, elapsed)
+    a = [r for r in after if r.aqi is not None]
+    rest_ratio = (
+        (sum(1 for r in a if r.aqi is not None and r.aqi <= 100) / len(a))
+        if a
+        else (good / valid if valid else target)
+    )
+    projected = (good + rest_ratio * remaining) / (valid + remaining) if valid + remaining else None
+    out.update(
+        {
+            "projection": None if projected is None else round(projected, 4),
+            "remaining_days": remaining,
+            "non_good_days": non_good,
+            "allowed_non_good_days": allowed_non_good,
+            "remaining_budget": allowed_non_good - non_good,
+        }
+    )
+    if allowed_non_good - non_good < 0:
+        out["status"] = "off_track"
+    elif projected is not None and projected >= target:
+        out["status"] = "on_track"
+    else:
+        out["status"] = "at_risk"
+
+
+def _water_status(w: dict[str, Any], target: float | None) -> str:
+    if target is None:
+        return "no_target"
+    if w["ratio"] is None:
+        return "at_risk"
+    if w["ratio"] >= target - 1e-12:
+        return "on_track"
+    worst = max((d["class"] or 0) for d in w["sections_detail"])
+    return "at_risk" if worst <= 4 else "off_track"
+
+
+def render_table(res: dict[str, Any]) -> str:
+    """A readable summary for the terminal."""
+    pm, gd, w = res["pm25"], res["good_days"], res["water"]
+    lines = [
+        f"{res['region_name']} {res['year']} — as of {res['as_of']}"
+        f" (edition {res['edition']}; {res['days_elapsed']}/{res['days_in_year']} days)",
+        "",
+        f"  PM2.5 annual mean   {_f(pm['mean'])} µg/m³  (measured {_f(pm['mean_measured'])},"
+        f" {pm['valid_days']} valid days, {pm['dust_days']} dust days deducted)",
+        f"                      baseline {_f(pm['baseline'])}  target ≤ {_f(pm['target'])}"
+        f"  → {pm['status']}"
+        + (
+            f"; projection {pm['projection']}, rest of year must stay ≤ {pm['remaining_max_mean']}"
+            if "projection" in pm
+            else ""
+        ),
+        f"  good-air days       {gd['good']}/{gd['valid']} = {_pct(gd['ratio'])}"
+        f"  baseline {_pct(gd['baseline'])}  target ≥ {_pct(gd['target'])}  → {gd['status']}"
+        + (
+            f"; non-good budget left {gd['remaining_budget']} days"
+            if "remaining_budget" in gd
+            else ""
+        ),
+        "                      " + "  ".join(f"{k} {v}" for k, v in gd["by_category"].items()),
+        f"  water I–III         {w['good']}/{w['sections']} national sections = "
+        f"{_pct(w['ratio'])}  target {_pct(w['target'])}  → {w['status']}",
+    ]
+    for d in w["sections_detail"]:
+        lines.append(
+            f"      {d['name']:<8} {d['river'] or '':<6} {d['roman'] or '—':<3}"
+            f" target {water_std.roman(d['target_class']) if d['target_class'] else '—'}"
+            f"  {' '.join(d['main_pollutants'])}"
+        )
+    return "\n".join(lines)
+
+
+def _f(x: float | None) -> str:
+    return "—" if x is None else f"{x:.1f}"
+
+
+def _pct(x: float | None) -> str:
+    return "—" if x is None else f"{x:.1%}"

@@ -1,0 +1,502 @@
+"""Derived tables, kept up to date incrementally.
+
+The writer queues every (station, Beijing day) whose readings changed in
+``derive_dirty``. ``process_dirty`` recomputes exactly what those days touch:
+
+* air: the hourly values of the day and of the next day (whose 8-h and 24-h
+  moving windows reach back into it), the station's daily values, and the
+  city and zone values of the day;
+* water: the section's daily means of the day, the monthly means and classes of
+  its month.
+
+Concentration statistics are SQL (set-based, identical on PostgreSQL and
+TimescaleDB); AQI and water classes come from ``envmon.standards`` (exact
+arithmetic), for the edition in force on each day.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from psycopg import AsyncConnection
+from psycopg.rows import TupleRow
+
+from envmon.log import evaluate_logger as logger
+from envmon.standards import aqi as aqi_std
+from envmon.standards import validity
+from envmon.standards import water as water_std
+from envmon.standards.limits import limit
+from envmon.timeutil import day_start
+
+Conn = AsyncConnection[TupleRow]
+
+# HJ 212 data flags that count as valid measurements in statistics: N (normal)
+# and T (above the analyser's range: the true value is at least that high).
+# F, M, S, D, C, B (stopped, maintenance, manual, fault, calibration, comms
+# failure) are excluded (HJ 818 / GB 3095 §6.3: invalid data are not averaged).
+VALID_FLAGS = ["N", "T"]
+AIR = ("so2", "no2", "co", "o3", "pm10", "pm25")
+# GB 3838 classifies the 21 evaluated indicators and TN (a reference indicator
+# for rivers, still given its class); temperature and the rest are not classified.
+WATER_CLASSIFIED = frozenset(water_std.EVALUATED) | {"tn"}
+WATER_SECTION = frozenset(water_std.EVALUATED) | frozenset(water_std.REFERENCE)
+CHUNK_DAYS = 31
+
+_HOURS_SQL = """
+WITH src AS (
+    SELECT DISTINCT ON (station_id, parameter, hour) station_id, parameter, hour, value
+    FROM (
+        SELECT station_id, parameter, ts AS hour, value, 0 AS pri
+        FROM reading
+        WHERE period = '1h' AND flag = ANY(%(flags)s) AND station_id = ANY(%(stations)s)
+          AND parameter = ANY(%(params)s) AND ts >= %(lo)s AND ts < %(hi)s
+        UNION ALL
+        -- GB 3095 Table 4: an hourly mean needs >= 45 minutes of data.
+        SELECT station_id, parameter, time_bucket('1 hour', ts), avg(value), 1
+        FROM reading
+        WHERE period = '1min' AND flag = ANY(%(flags)s) AND station_id = ANY(%(stations)s)
+          AND parameter = ANY(%(params)s) AND ts >= %(lo)s AND ts < %(hi)s
+        GROUP BY 1, 2, 3
+        HAVING count(*) >= 45
+    ) x
+    ORDER BY station_id, parameter, hour, pri
+), wide AS (
+    SELECT station_id, hour AS ts,
+           max(value) FILTER (WHERE parameter = 'so2') AS so2,
+           max(value) FILTER (WHERE parameter = 'no2') AS no2,
+           max(value) FILTER (WHERE parameter = 'co') AS co,
+           max(value) FILTER (WHERE parameter = 'o3') AS o3,
+           max(value) FILTER (WHERE parameter = 'pm10') AS pm10,
+           max(value) FILTER (WHERE parameter = 'pm25') AS pm25
+    FROM src GROUP BY station_id, hour
+), moving AS (
+    SELECT *,
+           -- GB 3095 Table 4: an 8-h mean needs >= 6 hourly values.
+           CASE WHEN count(o3) OVER w8 >= 6 THEN avg(o3) OVER w8 END AS o3_8h,
+           CASE WHEN count(pm10) OVER w24 >= 20 THEN avg(pm10) OVER w24 END AS pm10_24h,
+           CASE WHEN count(pm25) OVER w24 >= 20 THEN avg(pm25) OVER w24 END AS pm25_24h
+    FROM wide
+    WINDOW w8 AS (PARTITION BY station_id ORDER BY ts
+                  RANGE BETWEEN interval '7 hours' PRECEDING AND CURRENT ROW),
+           w24 AS (PARTITION BY station_id ORDER BY ts
+                   RANGE BETWEEN interval '23 hours' PRECEDING AND CURRENT ROW)
+)
+SELECT station_id, ts, so2, no2, co, o3, pm10, pm25, o3_8h, pm10_24h, pm25_24h
+FROM moving WHERE ts >= %(out_lo)s
+"""
+
+_DAYS_SQL = """
+SELECT station_id, (ts AT TIME ZONE 'Asia/Shanghai')::date AS day,
+       avg(so2), avg(no2), avg(co), avg(pm10), avg(pm25), max(o3),
+       -- MDA8 windows of a natural day: those ending 08:00 … 24:00, i.e. the
+       -- trailing 8-h means stamped 07:00 … 23:00 (17 windows, all inside the day).
+       max(o3_8h) FILTER (WHERE extract(hour FROM ts AT TIME ZONE 'Asia/Shanghai') >= 7),
+       count(so2), count(no2), count(co), count(o3), count(pm10), count(pm25),
+       count(o3_8h) FILTER (WHERE extract(hour FROM ts AT TIME ZONE 'Asia/Shanghai') >= 7)
+FROM air_hour
+WHERE station_id = ANY(%(stations)s) AND ts >= %(lo)s AND ts < %(hi)s
+GROUP BY 1, 2
+"""
+
+_REGION_SQL = """
+SELECT coalesce(r.region, 'zone'), d.day,
+       avg(d.so2), avg(d.no2), avg(d.co), avg(d.pm10), avg(d.pm25),
+       avg(d.o3_1h_max), avg(d.o3_8h_max), count(*)
+FROM air_day d
+JOIN station s ON s.id = d.station_id
+JOIN (VALUES ('太原市', 'taiyuan'), ('忻州市', 'xinzhou')) AS r(city, region) ON r.city = s.city
+WHERE s.kind = 'air' AND s.assessed AND d.day = ANY(%(days)s)
+GROUP BY GROUPING SETS ((r.region, d.day), (d.day))
+"""
+
+
+@dataclass
+class DeriveStats:
+    station_days: int = 0
+    air_hours: int = 0
+    air_days: int = 0
+    region_days: int = 0
+    water_days: int = 0
+    water_months: int = 0
+
+    def __iadd__(self, o: DeriveStats) -> DeriveStats:
+        for k in vars(self):
+            setattr(self, k, getattr(self, k) + getattr(o, k))
+        return self
+
+
+def _num(v: Any) -> float | None:
+    return None if v is None else float(v)
+
+
+def _hour_edition(ts: datetime) -> int:
+    return aqi_std.edition_for(ts)
+
+
+def hourly_mapping(row: Sequence[Any], edition: int) -> dict[str, float | None]:
+    """The real-time report's indicators for one hour (HJ 633 of that edition)."""
+    so2, no2, co, o3, pm10, pm25, o3_8h, pm10_24h, pm25_24h = (_num(x) for x in row)
+    if edition == 2012:
+        return {
+            "so2_1h": so2,
+            "no2_1h": no2,
+            "co_1h": co,
+            "o3_1h": o3,
+            "o3_8h": o3_8h,
+            "pm10_24h": pm10_24h,
+            "pm25_24h": pm25_24h,
+        }
+    return {
+        "so2_1h": so2,
+        "no2_1h": no2,
+        "co_1h": co,
+        "o3_1h": o3,
+        "pm10_1h": pm10,
+        "pm25_1h": pm25,
+    }
+
+
+def daily_mapping(values: dict[str, float | None]) -> dict[str, float | None]:
+    return {
+        "so2_24h": values["so2"],
+        "no2_24h": values["no2"],
+        "co_24h": values["co"],
+        "pm10_24h": values["pm10"],
+        "pm25_24h": values["pm25"],
+        "o3_1h": values["o3_1h_max"],
+        "o3_8h": values["o3_8h_max"],
+    }
+
+
+def daily_result(
+    values: dict[str, float | None], day: date, edition: int | None = None
+) -> aqi_std.AqiResult:
+    return aqi_std.daily_aqi(daily_mapping(values), edition=edition or aqi_std.edition_for(day))
+
+
+async def _claim(conn: Conn, limit_rows: int) -> list[tuple[str, date, datetime, str]]:
+    cur = await conn.execute(
+        "SELECT d.station_id, d.day, d.marked_at, coalesce(s.kind, '') FROM derive_dirty d"
+        " LEFT JOIN station s ON s.id = d.station_id"
+        " ORDER BY d.day, d.station_id LIMIT %s",
+        (limit_rows,),
+    )
+    return [(r[0], r[1], r[2], r[3]) for r in await cur.fetchall()]
+
+
+async def process_dirty(conn: Conn, *, max_station_days: int = 100_000) -> DeriveStats:
+    """Recompute everything the queued station-days touch; returns what was done."""
+    total = DeriveStats()
+    while True:
+        claimed = await _claim(conn, 5000)
+        if not claimed:
+            break
+        by_kind: dict[str, list[tuple[str, date]]] = defaultdict(list)
+        for sid, day, _, kind in claimed:
+            by_kind[kind].append((sid, day))
+        async with conn.transaction():
+            if by_kind.get("air"):
+                total += await derive_air(conn, by_kind["air"])
+            if by_kind.get("water"):
+                total += await derive_water(conn, by_kind["water"])
+            # Only what was claimed: a reading written meanwhile re-marks its day.
+            await conn.execute(
+                "DELETE FROM derive_dirty d USING unnest(%s::text[], %s::date[], %s::timestamptz[])"
+                " AS c(station_id, day, marked_at)"
+                " WHERE d.station_id = c.station_id AND d.day = c.day"
+                " AND d.marked_at <= c.marked_at",
+                ([c[0] for c in claimed], [c[1] for c in claimed], [c[2] for c in claimed]),
+            )
+        await conn.commit()
+        total.station_days += len(claimed)
+        if total.station_days >= max_station_days:
+            break
+    if total.station_days:
+        logger.info(
+            "derived station_days=%d air_hours=%d air_days=%d region_days=%d water_months=%d",
+            total.station_days,
+            total.air_hours,
+            total.air_days,
+            total.region_days,
+            total.water_months,
+        )
+    return total
+
+
+def _chunks(pairs: Iterable[tuple[str, date]]) -> Iterable[tuple[list[str], date, date]]:
+    """Group station-days into ranges of at most CHUNK_DAYS days (set-based SQL)."""
+    by_day: dict[date, set[str]] = defaultdict(set)
+    for sid, day in pairs:
+        by_day[day].add(sid)
+    days = sorted(by_day)
+    i = 0
+    while i < len(days):
+        first = days[i]
+        j = i
+        stations: set[str] = set()
+        while j < len(days) and (days[j] - first).days < CHUNK_DAYS:
+            stations |= by_day[days[j]]
+            j += 1
+        yield sorted(stations), first, days[j - 1]
+        i = j
+
+
+async def derive_air(conn: Conn, pairs: Sequence[tuple[str, date]]) -> DeriveStats:
+    stats = DeriveStats()
+    touched_days: set[date] = set()
+    for stations, first, last in _chunks(pairs):
+        out_lo = day_start(first)
+        out_hi = day_start(last + timedelta(days=2))  # the next day's moving windows too
+        cur = await conn.execute(
+            _HOURS_SQL,
+            {
+                "flags": VALID_FLAGS,
+                "stations": stations,
+                "params": list(AIR),
+                "lo": out_lo - timedelta(hours=23),
+                "hi": out_hi,
+                "out_lo": out_lo,
+            },
+        )
+        hours = await cur.fetchall()
+        await conn.execute(
+            "DELETE FROM air_hour WHERE station_id = ANY(%s) AND ts >= %s AND ts < %s",
+            (stations, out_lo, out_hi),
+        )
+        async with conn.cursor().copy(
+            "COPY air_hour (station_id, ts, so2, no2, co, o3, pm10, pm25, o3_8h, pm10_24h,"
+            " pm25_24h, aqi, category, primary_pollutants, edition) FROM STDIN"
+        ) as copy:
+            for row in hours:
+                ed = _hour_edition(row[1])
+                res = aqi_std.hourly_aqi(hourly_mapping(row[2:], ed), edition=ed)
+                await copy.write_row((*row, res.aqi, res.category, res.primary, ed))
+        stats.air_hours += len(hours)
+
+        day_hi = out_hi - timedelta(days=1)
+        cur = await conn.execute(_DAYS_SQL, {"stations": stations, "lo": out_lo, "hi": day_hi})
+        days = await cur.fetchall()
+        await conn.execute(
+            "DELETE FROM air_day WHERE station_id = ANY(%s) AND day >= %s AND day <= %s",
+            (stations, first, last),
+        )
+        async with conn.cursor().copy(
+            "COPY air_day (station_id, day, so2, no2, co, pm10, pm25, o3_1h_max, o3_8h_max,"
+            " n_so2, n_no2, n_co, n_o3, n_pm10, n_pm25, n_o3_8h, aqi, category,"
+            " primary_pollutants, iaqi, complete, edition) FROM STDIN"
+        ) as copy:
+            for r in days:
+                sid, day = r[0], r[1]
+                counts = dict(
+                    zip(
+                        ("so2", "no2", "co", "o3", "pm10", "pm25", "o3_8h"),
+                        (int(x) for x in r[9:16]),
+                        strict=True,
+                    )
+                )
+                values = station_day_values(r[2:9], counts, day)
+                ed = aqi_std.edition_for(day)
+                res = daily_result(values, day, ed)
+                await copy.write_row(
+                    (
+                        sid,
+                        day,
+                        values["so2"],
+                        values["no2"],
+                        values["co"],
+                        values["pm10"],
+                        values["pm25"],
+                        values["o3_1h_max"],
+                        values["o3_8h_max"],
+                        *counts.values(),
+                        res.aqi,
+                        res.category,
+                        res.primary,
+                        json.dumps(res.iaqi),
+                        res.complete,
+                        ed,
+                    )
+                )
+                touched_days.add(day)
+        stats.air_days += len(days)
+    stats.region_days += await derive_regions(conn, sorted(touched_days | {d for _, d in pairs}))
+    return stats
+
+
+def station_day_values(
+    raw: Sequence[Any], counts: dict[str, int], day: date
+) -> dict[str, float | None]:
+    """Daily values with GB 3095 Table 4 validity applied (invalid → None, never 0)."""
+    so2, no2, co, pm10, pm25, o3_max, mda8 = (_num(x) for x in raw)
+    ok = validity.day_valid
+    o3_limit = limit("o3_8h", day)
+    return {
+        "so2": so2 if ok(counts["so2"]) else None,
+        "no2": no2 if ok(counts["no2"]) else None,
+        "co": co if ok(counts["co"]) else None,
+        "pm10": pm10 if ok(counts["pm10"]) else None,
+        "pm25": pm25 if ok(counts["pm25"]) else None,
+        "o3_1h_max": o3_max if ok(counts["o3"]) else None,
+        # HJ 663 §6.1.2: MDA8 needs >= 14 valid 8-h values, unless it exceeds the limit.
+        "o3_8h_max": mda8
+        if mda8 is not None and validity.mda8_valid(counts["o3_8h"], mda8, o3_limit)
+        else None,
+    }
+
+
+async def derive_regions(conn: Conn, days: Sequence[date]) -> int:
+    if not days:
+        return 0
+    cur = await conn.execute(_REGION_SQL, {"days": list(days)})
+    rows = await cur.fetchall()
+    await conn.execute("DELETE FROM region_day WHERE day = ANY(%s)", (list(days),))
+    async with conn.cursor().copy(
+        "COPY region_day (region, day, so2, no2, co, pm10, pm25, o3_1h_max, o3_8h_max,"
+        " n_stations, aqi, category, primary_pollutants, iaqi, complete, edition) FROM STDIN"
+    ) as copy:
+        for r in rows:
+            region, day = r[0], r[1]
+            values = dict(
+                zip(
+                    ("so2", "no2", "co", "pm10", "pm25", "o3_1h_max", "o3_8h_max"),
+                    (_num(x) for x in r[2:9]),
+                    strict=True,
+                )
+            )
+            ed = aqi_std.edition_for(day)
+            res = daily_result(values, day, ed)
+            await copy.write_row(
+                (
+                    region,
+                    day,
+                    *values.values(),
+                    int(r[9]),
+                    res.aqi,
+                    res.category,
+                    res.primary,
+                    json.dumps(res.iaqi),
+                    res.complete,
+                    ed,
+                )
+            )
+    return len(rows)
+
+
+# -- water ------------------------------------------------------------------------------
+
+_WATER_DAY_SQL = """
+INSERT INTO water_day (station_id, day, parameter, value, n)
+SELECT r.station_id, (r.ts AT TIME ZONE 'Asia/Shanghai')::date, r.parameter, avg(r.value), count(*)
+FROM reading r
+JOIN unnest(%(stations)s::text[], %(days)s::date[]) AS d(station_id, day)
+  ON d.station_id = r.station_id
+ AND r.ts >= (d.day::timestamp AT TIME ZONE 'Asia/Shanghai')
+ AND r.ts < ((d.day + 1)::timestamp AT TIME ZONE 'Asia/Shanghai')
+WHERE r.flag = ANY(%(flags)s) AND r.period IN ('1h', '4h', '1d')
+GROUP BY 1, 2, 3
+"""
+
+_WATER_MONTH_SQL = """
+SELECT w.station_id, date_trunc('month', w.day)::date, w.parameter, avg(w.value), count(*)
+FROM water_day w
+JOIN unnest(%(stations)s::text[], %(months)s::date[]) AS m(station_id, month)
+  ON m.station_id = w.station_id AND w.day >= m.month AND w.day < (m.month + interval '1 month')
+GROUP BY 1, 2, 3
+"""
+
+
+def classify_or_none(parameter: str, value: float, waterbody: str) -> int | None:
+    if parameter not in WATER_CLASSIFIED:
+        return None
+    return water_std.classify(parameter, value, waterbody=waterbody)
+
+
+async def derive_water(conn: Conn, pairs: Sequence[tuple[str, date]]) -> DeriveStats:
+    stats = DeriveStats()
+    stations = [p[0] for p in pairs]
+    days = [p[1] for p in pairs]
+    await conn.execute(
+        "DELETE FROM water_day w USING unnest(%s::text[], %s::date[]) AS d(station_id, day)"
+        " WHERE w.station_id = d.station_id AND w.day = d.day",
+        (stations, days),
+    )
+    cur = await conn.execute(
+        _WATER_DAY_SQL, {"stations": stations, "days": days, "flags": VALID_FLAGS}
+    )
+    stats.water_days += cur.rowcount
+    months = sorted({(s, d.replace(day=1)) for s, d in pairs})
+    m_st = [m[0] for m in months]
+    m_mo = [m[1] for m in months]
+    info = {
+        r[0]: (r[1] or "river", r[2])
+        for r in await (
+            await conn.execute(
+                "SELECT id, waterbody, target_class FROM station WHERE id = ANY(%s)", (m_st,)
+            )
+        ).fetchall()
+    }
+    rows = await (
+        await conn.execute(_WATER_MONTH_SQL, {"stations": m_st, "months": m_mo})
+    ).fetchall()
+    await conn.execute(
+        "DELETE FROM water_month w USING unnest(%s::text[], %s::date[]) AS m(station_id, month)"
+        " WHERE w.station_id = m.station_id AND w.month = m.month",
+        (m_st, m_mo),
+    )
+    await conn.execute(
+        "DELETE FROM water_section_month w"
+        " USING unnest(%s::text[], %s::date[]) AS m(station_id, month)"
+        " WHERE w.station_id = m.station_id AND w.month = m.month",
+        (m_st, m_mo),
+    )
+    per_section: dict[tuple[str, date], dict[str, float]] = defaultdict(dict)
+    async with conn.cursor().copy(
+        "COPY water_month (station_id, month, parameter, value, n_days, class) FROM STDIN"
+    ) as copy:
+        for sid, month, param, value, n in rows:
+            waterbody = info.get(sid, ("river", None))[0]
+            cls = classify_or_none(param, float(value), waterbody)
+            await copy.write_row((sid, month, param, float(value), int(n), cls))
+            per_section[sid, month][param] = float(value)
+    async with conn.cursor().copy(
+        "COPY water_section_month (station_id, month, class, target_class, meets_target,"
+        " main_pollutants, exceedance) FROM STDIN"
+    ) as copy:
+        for (sid, month), mapping in per_section.items():
+            waterbody, target = info.get(sid, ("river", None))
+            evaluated = {k: v for k, v in mapping.items() if k in WATER_SECTION}
+            if not evaluated:
+                continue
+            res = water_std.section_class(evaluated, waterbody=waterbody, target_class=target)
+            await copy.write_row(
+                (
+                    sid,
+                    month,
+                    res.cls,
+                    target,
+                    res.meets_target,
+                    [m.parameter for m in res.main_pollutants],
+                    json.dumps({k: round(v, 3) for k, v in res.exceedance.items()}),
+                )
+            )
+            stats.water_months += 1
+    return stats
+
+
+async def mark_range(
+    conn: Conn, start: date, end: date, stations: Sequence[str] | None = None
+) -> int:
+    """Queue every station-day with readings in [start, end) (a rebuild)."""
+    cur = await conn.execute(
+        "INSERT INTO derive_dirty (station_id, day)"
+        " SELECT DISTINCT station_id, (ts AT TIME ZONE 'Asia/Shanghai')::date FROM reading"
+        " WHERE ts >= %s AND ts < %s AND (%s::text[] IS NULL OR station_id = ANY(%s))"
+        " ON CONFLICT (station_id, day) DO UPDATE SET marked_at = now()",
+        (day_start(start), day_start(end), stations, stations),
+    )
+    return cur.rowcount
