@@ -47,7 +47,13 @@ PARAMETERS: tuple[Parameter, ...] = (
     Parameter("tn", "w21001", "总氮", "mg/L", "water", 0.0, 200.0),
     Parameter("temp", "w01010", "水温", "°C", "water", -5.0, 45.0, is_concentration=False),
     Parameter(
-        "conductivity", "w01014", "电导率", "µS/cm", "water", 0.0, 20000.0,
+        "conductivity",
+        "w01014",
+        "电导率",
+        "µS/cm",
+        "water",
+        0.0,
+        20000.0,
         is_concentration=False,
     ),
     Parameter("turbidity", "w01003", "浊度", "NTU", "water", 0.0, 10000.0, is_concentration=False),
@@ -55,7 +61,9 @@ PARAMETERS: tuple[Parameter, ...] = (
     Parameter("air_temp", "a01001", "气温", "°C", "weather", -50.0, 50.0, is_concentration=False),
     Parameter("rh", "a01002", "相对湿度", "%", "weather", 0.0, 100.0, is_concentration=False),
     # HJ 212 sends pressure in kPa (Annex B); stored in hPa. 2208 m 五台山 sits near 770 hPa.
-    Parameter("pressure", "a01006", "气压", "hPa", "weather", 500.0, 1100.0, is_concentration=False),
+    Parameter(
+        "pressure", "a01006", "气压", "hPa", "weather", 500.0, 1100.0, is_concentration=False
+    ),
     Parameter("wind_speed", "a01007", "风速", "m/s", "weather", 0.0, 75.0, is_concentration=False),
     Parameter("wind_dir", "a01008", "风向", "°", "weather", 0.0, 360.0, is_concentration=False),
     Parameter("precip", "", "降水量", "mm", "weather", 0.0, 300.0, is_concentration=False),

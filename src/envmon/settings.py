@@ -20,6 +20,25 @@ class WriterSettings(BaseModel):
     )
 
 
+class Hj212Settings(BaseModel):
+    """The HJ 212 TCP receiver (``ENVMON_HJ212__*``)."""
+
+    enabled: bool = True
+    host: str = "0.0.0.0"
+    port: int = Field(default=9212, ge=0, le=65535)
+    max_connections: int = Field(default=1000, ge=1)
+    idle_timeout_s: float = Field(default=600.0, gt=0, description="Close a silent connection.")
+    max_buffer_bytes: int = Field(default=65536, ge=1024)
+    auth_failures_before_close: int = Field(default=3, ge=1)
+    # Device access passwords by MN. Never in the catalog: a secrets file
+    # (YAML mapping MN → password) and/or ENVMON_HJ212__PASSWORDS='{"MN": "pw"}'.
+    secrets_file: Path | None = None
+    passwords: dict[str, SecretStr] = Field(default_factory=dict)
+    archive_retention_days: int = Field(default=90, ge=1)
+    gap_recovery: bool = True
+    gap_recovery_max_hours: int = Field(default=72, ge=1)
+
+
 class Settings(BaseSettings):
     """Everything envmon needs to know about where it runs."""
 
@@ -45,6 +64,7 @@ class Settings(BaseSettings):
     pool_min_size: int = Field(default=1, ge=0)
     pool_max_size: int = Field(default=8, ge=1)
     writer: WriterSettings = Field(default_factory=WriterSettings)
+    hj212: Hj212Settings = Field(default_factory=Hj212Settings)
 
     @property
     def stations_path(self) -> Path:
@@ -57,6 +77,14 @@ class Settings(BaseSettings):
     @property
     def spool_dir(self) -> Path:
         return self.data_dir / "spool"
+
+    @property
+    def hj212_secrets_path(self) -> Path:
+        return self.hj212.secrets_file or self.data_dir / "hj212-secrets.yaml"
+
+    @property
+    def archive_dir(self) -> Path:
+        return self.data_dir / "archive"
 
     @property
     def uses_embedded(self) -> bool:
