@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import re
-import resource
 import subprocess
 import sys
 import tempfile
@@ -72,19 +71,24 @@ def raw_copy(url: str, path: Path) -> float:
 
 
 def envmon_import(url: str, path: Path, data_dir: Path) -> tuple[float, str, float]:
+    """Run ``envmon import``; its wall time, output and own peak RSS (MB, from wait4)."""
     env = dict(os.environ, ENVMON_DATABASE_URL=url, ENVMON_DATA_DIR=str(data_dir))
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    with Timer() as t:
-        out = subprocess.run(
-            [sys.executable, "-m", "envmon.cli", "import", str(path)],
+    with Timer() as t, tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "envmon.cli", "import", "--no-derive", str(path)],
             env=env,
-            capture_output=True,
-            text=True,
-            check=True,
+            stdout=out,
+            stderr=err,
             cwd=REPO,
         )
-    peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return t.seconds, out.stdout, max(peak_kb, before) / 1024
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read(), err.read()
+    if proc.returncode != 0:
+        raise SystemExit(f"envmon import failed:\n{stdout}\n{stderr}")
+    return t.seconds, stdout, usage.ru_maxrss / 1024
 
 
 def main() -> None:
@@ -92,7 +96,19 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="envmon-bench-ingest-") as tmp:
         path = Path(tmp) / "readings.csv"
         with Timer() as t:
-            make_csv(path, N)
+            # In a child process: this process stays small, so that the peak RSS
+            # measured for ``envmon import`` (forked from here) is its own.
+            subprocess.run(
+                [
+                    sys.executable,
+                    "-c",
+                    f"from bench.ingest import make_csv; from pathlib import Path; "
+                    f"make_csv(Path({str(path)!r}), {N})",
+                ],
+                check=True,
+                cwd=REPO,
+                env=dict(os.environ, PYTHONPATH=str(REPO)),
+            )
         print(f"  generated {path.stat().st_size / 1e6:.0f} MB CSV in {t.seconds:.1f} s")
         with bench_cluster() as cluster:
             url = cluster.url()

@@ -148,6 +148,8 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
                 f"warning: database unavailable ({err}); readings will be spooled", file=sys.stderr
             )
         async with open_app(settings, url=url) as app:
+            if url is not None:
+                await app.load_stations()  # the derived tables need the catalog's kinds
             bar = _ProgressBar(size)
             t0 = time.monotonic()
             try:

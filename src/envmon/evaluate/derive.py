@@ -199,6 +199,10 @@ async def process_dirty(conn: Conn, *, max_station_days: int = 100_000) -> Deriv
         by_kind: dict[str, list[tuple[str, date]]] = defaultdict(list)
         for sid, day, _, kind in claimed:
             by_kind[kind].append((sid, day))
+        if by_kind.get(""):
+            logger.warning("derive: %d station-days of stations not in the station table "
+                           "(run 'envmon stations load'), e.g. %s", len(by_kind[""]),
+                           by_kind[""][0][0])
         async with conn.transaction():
             if by_kind.get("air"):
                 total += await derive_air(conn, by_kind["air"])

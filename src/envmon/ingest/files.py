@@ -9,6 +9,7 @@ are rejected with their reason and kept; the file is processed to the end.
 from __future__ import annotations
 
 import csv
+import io
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -40,7 +41,7 @@ def _check_header(columns: list[str], path: Path) -> list[str]:
     return cols
 
 
-def read_csv_chunks(path: Path, chunk_rows: int = 100_000) -> Iterator[Chunk]:
+def read_csv_chunks(path: Path, chunk_rows: int = 50_000) -> Iterator[Chunk]:
     try:
         f = open(path, encoding="utf-8-sig", newline="")  # noqa: SIM115 (closed below)
     except OSError as err:
@@ -55,6 +56,7 @@ def read_csv_chunks(path: Path, chunk_rows: int = 100_000) -> Iterator[Chunk]:
         header = next(csv.reader([header_line]))
         cols = _check_header(header, path)
         size = os.fstat(f.fileno()).st_size
+        consumed = len(header_line)  # characters ≈ bytes: good enough for a progress bar
         line_no = 2
         while True:
             try:
@@ -66,19 +68,46 @@ def read_csv_chunks(path: Path, chunk_rows: int = 100_000) -> Iterator[Chunk]:
             if not lines:
                 break
             stripped = [ln.rstrip("\r\n") for ln in lines]
-            rows = list(csv.reader(stripped))
-            width = len(cols)
-            fixed = [(r + [""] * (width - len(r)))[:width] if len(r) != width else r for r in rows]
-            index = pd.RangeIndex(line_no, line_no + len(rows))
-            frame = pd.DataFrame(fixed, columns=cols, index=index, dtype=object)
-            # A row with too many or too few fields is kept for validation with a
-            # reason of its own: blank its value so it cannot pass.
-            bad_width = [i for i, r in enumerate(rows) if len(r) != width]
-            if bad_width:
-                frame.iloc[bad_width, cols.index("value")] = f"<{width} fields expected>"
+            index = pd.RangeIndex(line_no, line_no + len(lines))
+            frame = _parse_lines(stripped, cols, index)
             raw = pd.Series(stripped, index=index, dtype=object)
-            line_no += len(rows)
-            yield Chunk(frame, raw, min(f.tell() if hasattr(f, "tell") else size, size))
+            # Blank lines are not data: dropped, while line numbers stay true.
+            blank = raw.str.strip() == ""
+            if blank.any():
+                frame, raw = frame[~blank.to_numpy()], raw[~blank]
+            line_no += len(lines)
+            consumed += sum(map(len, lines))
+            yield Chunk(frame, raw, min(consumed, size))
+
+
+def _parse_lines(lines: list[str], cols: list[str], index: pd.Index) -> pd.DataFrame:
+    """Text rows → a frame of text columns; the C parser, or csv for ragged rows."""
+    try:
+        frame = pd.read_csv(
+            io.StringIO("\n".join(lines)),
+            header=None,
+            names=cols,
+            dtype=str,
+            keep_default_na=False,
+            na_filter=False,
+            skip_blank_lines=False,
+            engine="c",
+        )
+        if len(frame) == len(lines):
+            frame.index = index
+            return frame.astype(object)
+    except (pd.errors.ParserError, ValueError):
+        pass
+    # Ragged rows (more fields than the header): parse row by row, and mark a
+    # wrong-width row so that it is rejected with a reason of its own.
+    width = len(cols)
+    rows = list(csv.reader(lines))
+    fixed = [(r + [""] * width)[:width] for r in rows]
+    frame = pd.DataFrame(fixed, columns=cols, index=index, dtype=object)
+    bad = [i for i, r in enumerate(rows) if r and len(r) > width]
+    if bad:
+        frame.iloc[bad, cols.index("value")] = f"<row has more than {width} fields>"
+    return frame
 
 
 def read_xlsx_chunks(path: Path, chunk_rows: int = 50_000) -> Iterator[Chunk]:

@@ -160,6 +160,37 @@ def parse_times(times: pd.Series) -> pd.Series:
     )
 
 
+def _keys(column: pd.Series, clean: Any) -> tuple[list[str], np.ndarray[Any, Any]]:
+    """Distinct cleaned values of a key column and each row's code into them.
+
+    The last value is always ``""``: missing cells get its code, and lookups of
+    ``""`` fail like any unknown value.
+    """
+    codes, uniques = pd.factorize(column, use_na_sentinel=True)
+    raw_values = [clean(str(u)) for u in uniques]
+    # Cleaning may merge distinct raw values ('pm25 ' and 'pm25'): re-factorise.
+    values: list[str] = []
+    index: dict[str, int] = {}
+    remap = np.empty(len(raw_values) + 1, dtype=np.int64)
+    for k, v in enumerate(raw_values):
+        remap[k] = index.setdefault(v, len(index))
+        if remap[k] == len(values):
+            values.append(v)
+    remap[len(raw_values)] = index.setdefault("", len(index))
+    if remap[len(raw_values)] == len(values):
+        values.append("")
+    codes = np.where(codes < 0, len(raw_values), codes)
+    return values, remap[codes]
+
+
+def _blank(cell: object) -> bool:
+    if cell is None:
+        return True
+    if isinstance(cell, float):
+        return bool(np.isnan(cell))
+    return isinstance(cell, str) and not cell.strip()
+
+
 def _line(index: pd.Index, i: int) -> int | None:
     label = index[i]
     return int(label) if isinstance(label, (int, np.integer)) else None
@@ -191,37 +222,33 @@ class Validator:
         """Validate a frame with text columns station, parameter, time, value[, flag, period].
 
         ``raw`` is each row's original form (a CSV line); rebuilt from the
-        columns when missing.
+        columns when missing. Key columns repeat a few distinct values, so
+        they are factorised and checked once per distinct value; a reason
+        text is only built for the rows that fail.
         """
         n = len(df)
         if n == 0:
             return ValidationResult(ReadingBatch.empty(source))
-        station = (
-            df["station"].astype(object).fillna("").map(str.strip)
-            if df["station"].dtype == object
-            else df["station"].astype(str)
-        )
-        parameter = df["parameter"].astype(object).fillna("").astype(str).str.strip()
-        flag = (
-            df["flag"].astype(object).fillna("").astype(str).str.strip().str.upper()
-            if "flag" in df
-            else pd.Series("", index=df.index)
-        )
-        flag = flag.mask(flag == "", "N")
-        period = (
-            df["period"].astype(object).fillna("").astype(str).str.strip()
-            if "period" in df
-            else pd.Series("", index=df.index)
-        )
-        period = period.mask(period == "", "1h")
+        station = _keys(df["station"], str.strip)
+        parameter = _keys(df["parameter"], str.strip)
+        flag = _keys(df["flag"], lambda x: x.strip().upper() or "N") if "flag" in df else None
+        period = _keys(df["period"], lambda x: x.strip() or "1h") if "period" in df else None
         value_text = df["value"]
-        if value_text.dtype == object:
-            value = pd.to_numeric(value_text.astype(str).str.strip(), errors="coerce")
-            missing_value = value_text.isna() | (value_text.astype(str).str.strip() == "")
+        if value_text.dtype == object or pd.api.types.is_string_dtype(value_text):
+            texts = value_text.astype(object).to_numpy()
+            value = pd.to_numeric(value_text.astype(object), errors="coerce").to_numpy(
+                dtype=np.float64, na_value=np.nan
+            )
+            # Blank or absent text is a missing value, not "not a number".
+            nan_idx = np.flatnonzero(np.isnan(value))
+            missing_value = np.zeros(n, dtype=bool)
+            missing_value[nan_idx] = [_blank(t) for t in texts[nan_idx]]
         else:
-            value = value_text.astype(float)
-            missing_value = value.isna()
+            texts = value_text.to_numpy(dtype=object)
+            value = value_text.to_numpy(dtype=np.float64, na_value=np.nan)
+            missing_value = np.isnan(value)
         ts = parse_times(df["time"])
+        ts_np = ts.to_numpy(dtype="datetime64[us]")
 
         reasons = np.full(n, None, dtype=object)
 
@@ -229,68 +256,96 @@ class Validator:
             # Earlier checks win: only rows without a reason yet get this one.
             m = np.asarray(mask, dtype=bool) & (reasons == None)  # noqa: E711
             if m.any():
+                idx = np.flatnonzero(m)
                 if isinstance(message, str):
-                    reasons[m] = message
+                    reasons[idx] = message
                 else:
-                    reasons[m] = np.asarray(message, dtype=object)[m]
+                    reasons[idx] = [message(int(i)) for i in idx]
 
-        st_kind = station.map(self.stations)
-        fail(st_kind.isna(), "unknown station '" + station + "'")
-        par_kind = parameter.map({k: p.kind for k, p in self.parameters.items()})
-        fail(par_kind.isna(), "unknown parameter '" + parameter + "'")
+        st_vals, st_codes = station
+        pa_vals, pa_codes = parameter
+        st_kind = np.array([self.stations.get(v) for v in st_vals], dtype=object)
+        params = [self.parameters.get(v) for v in pa_vals]
+        pa_kind = np.array([p.kind if p else None for p in params], dtype=object)
+        sk = st_kind[st_codes]
+        pk = pa_kind[pa_codes]
+        fail(sk == None, lambda i: f"unknown station '{st_vals[st_codes[i]]}'")  # noqa: E711
+        fail(pk == None, lambda i: f"unknown parameter '{pa_vals[pa_codes[i]]}'")  # noqa: E711
         fail(
-            st_kind != par_kind,
-            "parameter '"
-            + parameter
-            + "' is not measured at "
-            + st_kind.fillna("?")
-            + " station '"
-            + station
-            + "'",
+            sk != pk,
+            lambda i: (
+                f"parameter '{pa_vals[pa_codes[i]]}' is not measured at "
+                f"{sk[i]} station '{st_vals[st_codes[i]]}'"
+            ),
         )
-        fail(
-            ~period.isin(PERIODS),
-            "unknown period '" + period + "' (expected one of " + "|".join(PERIODS) + ")",
-        )
-        fail(~flag.isin(FLAGS), "unknown data flag '" + flag + "' (HJ 212: N F M S D C T B)")
-        fail(ts.isna(), "unreadable time '" + df["time"].astype(str) + "'")
-        fail(ts < EARLIEST, "time before 2000-01-01")
-        horizon = pd.Timestamp(self.clock()) + self.max_future
-        fail(ts > horizon, "time in the future (beyond " + str(self.max_future) + ")")
+        if period is not None:
+            pe_vals, pe_codes = period
+            ok = np.array([v in PERIODS for v in pe_vals])
+            fail(
+                ~ok[pe_codes],
+                lambda i: (
+                    f"unknown period '{pe_vals[pe_codes[i]]}' (expected one of "
+                    + "|".join(PERIODS)
+                    + ")"
+                ),
+            )
+        if flag is not None:
+            fl_vals, fl_codes = flag
+            ok = np.array([v in FLAGS for v in fl_vals])
+            fail(
+                ~ok[fl_codes],
+                lambda i: f"unknown data flag '{fl_vals[fl_codes[i]]}' (HJ 212: N F M S D C T B)",
+            )
+        times = df["time"].to_numpy(dtype=object)
+        nat = np.isnat(ts_np)
+        fail(nat, lambda i: f"unreadable time '{times[i]}'")
+        with np.errstate(invalid="ignore"):
+            fail(
+                ~nat & (ts_np < EARLIEST.tz_convert(None).to_datetime64()), "time before 2000-01-01"
+            )
+            horizon = pd.Timestamp(self.clock()) + self.max_future
+            fail(
+                ~nat & (ts_np > horizon.tz_convert(None).to_datetime64()),
+                f"time in the future (beyond {self.max_future})",
+            )
         fail(missing_value, "missing value")
-        fail(value.isna(), "value '" + value_text.astype(str) + "' is not a number")
-        fail(~np.isfinite(value.fillna(0.0)), "value is not finite")
-        low = parameter.map({k: p.low for k, p in self.parameters.items()})
-        high = parameter.map({k: p.high for k, p in self.parameters.items()})
-        conc = parameter.map({k: p.is_concentration for k, p in self.parameters.items()})
-        fail(
-            conc.fillna(False).astype(bool) & (value < 0),
-            "negative concentration " + value.astype(str),
-        )
-        unit = parameter.map({k: p.unit for k, p in self.parameters.items()}).fillna("")
-        fail(
-            (value < low) | (value > high),
-            "value "
-            + value.astype(str)
-            + " "
-            + unit
-            + " outside the plausible range ["
-            + low.astype(str)
-            + ", "
-            + high.astype(str)
-            + "]",
-        )
+        fail(np.isnan(value), lambda i: f"value '{texts[i]}' is not a number")
+        fail(~np.isfinite(value), "value is not finite")
+        low = np.array([p.low if p else -np.inf for p in params])[pa_codes]
+        high = np.array([p.high if p else np.inf for p in params])[pa_codes]
+        conc = np.array([bool(p and p.is_concentration) for p in params])[pa_codes]
+        with np.errstate(invalid="ignore"):
+            fail(conc & (value < 0), lambda i: f"negative concentration {value[i]:g}")
+
+            def out_of_range(i: int) -> str:
+                p = params[pa_codes[i]]
+                assert p is not None
+                return (
+                    f"value {value[i]:g} {p.unit} outside the plausible range "
+                    f"[{p.low:g}, {p.high:g}]"
+                )
+
+            fail((value < low) | (value > high), out_of_range)
 
         bad = reasons != None  # noqa: E711
         good = ~bad
+        n_good = int(good.sum())
         batch = ReadingBatch(
             source,
-            station.to_numpy(dtype=object)[good],
-            parameter.to_numpy(dtype=object)[good],
-            period.to_numpy(dtype=object)[good],
-            ts.to_numpy(dtype="datetime64[us]")[good],
-            value.to_numpy(dtype=np.float64, na_value=np.nan)[good],
-            flag.to_numpy(dtype=object)[good],
+            np.asarray(st_vals, dtype=object)[st_codes[good]],
+            np.asarray(pa_vals, dtype=object)[pa_codes[good]],
+            (
+                np.asarray(period[0], dtype=object)[period[1][good]]
+                if period is not None
+                else np.full(n_good, "1h", dtype=object)
+            ),
+            ts_np[good],
+            value[good],
+            (
+                np.asarray(flag[0], dtype=object)[flag[1][good]]
+                if flag is not None
+                else np.full(n_good, "N", dtype=object)
+            ),
         )
         rejected: list[Rejection] = []
         if bad.any():
@@ -303,17 +358,18 @@ class Validator:
                 ]
                 raw = df[cols].astype(object).fillna("").astype(str).agg(",".join, axis=1)
             raw_bad = raw.iloc[idx].tolist()
-            ts_bad = ts.iloc[idx]
             for j, i in enumerate(idx):
-                t = ts_bad.iloc[j]
+                t = ts_np[i]
+                sid = st_vals[st_codes[i]]
+                par = pa_vals[pa_codes[i]]
                 rejected.append(
                     Rejection(
                         source=source,
                         raw=str(raw_bad[j]),
                         reason=str(reasons[i]),
-                        station_id=station.iloc[i] or None,
-                        parameter=parameter.iloc[i] or None,
-                        ts=None if pd.isna(t) else t.to_pydatetime(),
+                        station_id=sid or None,
+                        parameter=par or None,
+                        ts=None if np.isnat(t) else pd.Timestamp(t, tz="UTC").to_pydatetime(),
                         line=_line(df.index, int(i)),
                     )
                 )

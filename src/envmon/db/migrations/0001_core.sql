@@ -1,3 +1,6 @@
+-- Key columns are COLLATE "C": byte-wise comparison makes the unique index and
+-- the joins on station and parameter codes faster than a linguistic collation
+-- (the codes are ASCII; order by name where people read it).
 -- envmon core schema. Runs identically on plain PostgreSQL (>= 14) and on
 -- TimescaleDB; the Timescale-only DDL lives in ../timescale/ and is applied
 -- only where the extension exists.
@@ -49,7 +52,7 @@ END
 $$;
 
 CREATE TABLE station (
-    id             text PRIMARY KEY,
+    id             text COLLATE "C" PRIMARY KEY,
     kind           text NOT NULL CHECK (kind IN ('air', 'water', 'weather')),
     name           text NOT NULL,
     city           text NOT NULL,
@@ -88,13 +91,13 @@ CREATE TABLE parameter (
 -- (HJ 212 DataTime convention). No foreign keys: the writer validates against
 -- the catalog before COPY, and FK triggers would halve bulk-load throughput.
 CREATE TABLE reading (
-    station_id   text NOT NULL,
-    parameter    text NOT NULL,
-    period       text NOT NULL CHECK (period IN ('rt', '1min', '5min', '1h', '4h', '1d')),
+    station_id   text COLLATE "C" NOT NULL,
+    parameter    text COLLATE "C" NOT NULL,
+    period       text COLLATE "C" NOT NULL CHECK (period IN ('rt', '1min', '5min', '1h', '4h', '1d')),
     ts           timestamptz NOT NULL,
     value        double precision NOT NULL,
-    flag         text NOT NULL DEFAULT 'N',
-    source       text NOT NULL,
+    flag         text COLLATE "C" NOT NULL DEFAULT 'N',
+    source       text COLLATE "C" NOT NULL,
     received_at  timestamptz NOT NULL DEFAULT now(),
     CONSTRAINT reading_key UNIQUE (station_id, parameter, period, ts)
 );
@@ -104,9 +107,9 @@ CREATE TABLE reading (
 CREATE TABLE rejected (
     id           bigserial PRIMARY KEY,
     received_at  timestamptz NOT NULL DEFAULT now(),
-    source       text NOT NULL,
-    station_id   text,
-    parameter    text,
+    source       text COLLATE "C" NOT NULL,
+    station_id   text COLLATE "C",
+    parameter    text COLLATE "C",
     ts           timestamptz,
     raw          text NOT NULL,
     reason       text NOT NULL
@@ -115,8 +118,8 @@ CREATE INDEX rejected_received_idx ON rejected (received_at);
 CREATE INDEX rejected_source_idx ON rejected (source, received_at);
 
 CREATE TABLE ingest_cursor (
-    source           text NOT NULL,
-    station_id       text NOT NULL DEFAULT '',
+    source           text COLLATE "C" NOT NULL,
+    station_id       text COLLATE "C" NOT NULL DEFAULT '',
     last_ts          timestamptz,
     last_success_at  timestamptz,
     last_error_at    timestamptz,

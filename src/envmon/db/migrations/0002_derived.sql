@@ -5,7 +5,7 @@
 -- (station, Beijing day) pairs whose readings changed since they were last
 -- derived; filled by the writer in the same statement that stores readings.
 CREATE TABLE derive_dirty (
-    station_id  text NOT NULL,
+    station_id  text COLLATE "C" NOT NULL,
     day         date NOT NULL,
     marked_at   timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (station_id, day)
@@ -15,7 +15,7 @@ CREATE TABLE derive_dirty (
 -- missing or invalid (GB 3095 Table 4: hour >= 45 min of data; HJ 212 flags other
 -- than N/T), never zero.
 CREATE TABLE air_hour (
-    station_id   text NOT NULL,
+    station_id   text COLLATE "C" NOT NULL,
     ts           timestamptz NOT NULL,
     so2          double precision,
     no2          double precision,
@@ -35,7 +35,7 @@ CREATE TABLE air_hour (
 
 -- Daily values per air station (Beijing natural day).
 CREATE TABLE air_day (
-    station_id   text NOT NULL,
+    station_id   text COLLATE "C" NOT NULL,
     day          date NOT NULL,
     so2          double precision,   -- valid daily means (>= 20 hourly values), else NULL
     no2          double precision,
@@ -61,7 +61,7 @@ CREATE TABLE air_day (
 -- stations' valid daily values (clean-control points excluded), AQI from those
 -- means (HJ 663: average first, then IAQI).
 CREATE TABLE region_day (
-    region       text NOT NULL,
+    region       text COLLATE "C" NOT NULL,
     day          date NOT NULL,
     so2          double precision,
     no2          double precision,
@@ -83,18 +83,18 @@ CREATE TABLE region_day (
 -- Water: daily means per section and parameter; monthly means with their
 -- GB 3838 class; the section's class per month (single-factor, worst governs).
 CREATE TABLE water_day (
-    station_id   text NOT NULL,
+    station_id   text COLLATE "C" NOT NULL,
     day          date NOT NULL,
-    parameter    text NOT NULL,
+    parameter    text COLLATE "C" NOT NULL,
     value        double precision NOT NULL,
     n            smallint NOT NULL,
     PRIMARY KEY (station_id, day, parameter)
 );
 
 CREATE TABLE water_month (
-    station_id   text NOT NULL,
+    station_id   text COLLATE "C" NOT NULL,
     month        date NOT NULL,  -- first day of the month
-    parameter    text NOT NULL,
+    parameter    text COLLATE "C" NOT NULL,
     value        double precision NOT NULL,
     n_days       smallint NOT NULL,
     class        smallint,       -- 1..6 (6 = worse than V); NULL where not classified
@@ -102,7 +102,7 @@ CREATE TABLE water_month (
 );
 
 CREATE TABLE water_section_month (
-    station_id      text NOT NULL,
+    station_id      text COLLATE "C" NOT NULL,
     month           date NOT NULL,
     class           smallint NOT NULL,
     target_class    smallint,
@@ -116,7 +116,7 @@ CREATE TABLE water_section_month (
 -- applied to PM10/PM2.5 statistics (dust-deducted results) only.
 CREATE TABLE dust_period (
     id          bigserial PRIMARY KEY,
-    region      text NOT NULL,
+    region      text COLLATE "C" NOT NULL,
     starts_at   timestamptz NOT NULL,
     ends_at     timestamptz NOT NULL,
     note        text,
