@@ -6,9 +6,10 @@ reverse order; the CLI commands and ``envmon run`` share these.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from psycopg import AsyncConnection
@@ -20,9 +21,11 @@ from envmon.db import migrate as migrations
 from envmon.db.catalog_sync import SyncResult, sync_catalog
 from envmon.db.connection import database_url, embedded_cluster, open_pool
 from envmon.db.spool import Spool
-from envmon.db.writer import Writer
-from envmon.schemas.readings import Validator
+from envmon.db.writer import Writer, WriteResult
+from envmon.schemas.readings import ReadingBatch, ValidationResult, Validator
 from envmon.settings import Settings
+
+logger = logging.getLogger(__name__)
 
 
 def ensure_database(settings: Settings) -> str:
@@ -43,13 +46,35 @@ def validator_for(catalog: Catalog, settings: Settings) -> Validator:
     )
 
 
+BatchListener = Callable[[ReadingBatch], Awaitable[None]]
+
+
 @dataclass
 class App:
+    """The running service's shared resources.
+
+    Every source stores through :meth:`store`, so that whatever listens to new
+    data (the alert engine) sees each accepted batch once, right after it is
+    written, whichever source it came from.
+    """
+
     settings: Settings
     catalog: Catalog
     pool: AsyncConnectionPool[AsyncConnection[TupleRow]]
     writer: Writer
     validator: Validator
+    listeners: list[BatchListener] = field(default_factory=list)
+
+    async def store(self, validated: ValidationResult) -> WriteResult:
+        """Write a validated batch and its rejects, then tell the listeners."""
+        result = await self.writer.write(validated.batch, validated.rejected)
+        if len(validated.batch):
+            for listener in self.listeners:
+                try:
+                    await listener(validated.batch)
+                except Exception:  # a listener must not stop ingestion
+                    logger.exception("batch listener %r failed", listener)
+        return result
 
     async def load_stations(self) -> SyncResult:
         async with self.pool.connection() as conn:
