@@ -28,12 +28,13 @@ from envmon.settings import Settings
 logger = logging.getLogger(__name__)
 
 
-def ensure_database(settings: Settings) -> str:
+def ensure_database(settings: Settings, *, migrate: bool = True) -> str:
     """Start the embedded cluster when no external server is configured; migrate."""
     if settings.uses_embedded:
         embedded_cluster(settings).start()
     url = database_url(settings)
-    migrations.migrate(url)
+    if migrate:
+        migrations.migrate(url)
     return url
 
 

@@ -51,16 +51,9 @@ def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
     from envmon.app import ensure_database
     from envmon.db import migrate
 
-    url = ensure_database(settings) if settings.uses_embedded else None
-    applied = migrate.migrate(url or _url(settings))
+    applied = migrate.migrate(ensure_database(settings, migrate=False))
     print("\n".join(f"applied {a}" for a in applied) or "schema up to date")
     return 0
-
-
-def _url(settings: Settings) -> str:
-    from envmon.db.connection import database_url
-
-    return database_url(settings)
 
 
 # -- stations ---------------------------------------------------------------------------

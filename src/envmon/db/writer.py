@@ -12,6 +12,7 @@ replayed, in order, before anything newer is written.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from typing import Any
@@ -123,22 +124,34 @@ class Writer:
         timeout: float = 5.0,
         parallel: int = 2,
         parallel_min_rows: int = 20_000,
+        retry_after: float = 5.0,
     ) -> None:
         self.pool = pool
         self.spool = spool
         self.timeout = timeout
         self.parallel = parallel
         self.parallel_min_rows = parallel_min_rows
+        self.retry_after = retry_after
+        self._down_until = 0.0
+
+    # While the database is known to be down, batches go straight to the spool
+    # instead of each waiting ``timeout`` for a connection (a circuit breaker):
+    # ingestion stays fast, and the first write after ``retry_after`` tries again.
+    def _known_down(self) -> bool:
+        return time.monotonic() < self._down_until
+
+    def _mark_down(self) -> None:
+        self._down_until = time.monotonic() + self.retry_after
 
     async def write(self, batch: ReadingBatch, rejects: Sequence[Rejection] = ()) -> WriteResult:
         """Store a validated batch and its rejects; spool them if the database is down."""
         result = WriteResult(rejected=len(rejects))
-        if self.spool.pending():
+        if self.spool.pending() and not self._known_down():
             try:
                 await self.replay_spool()
             except DatabaseUnavailable:
-                pass
-        if self.spool.pending():
+                self._mark_down()
+        if self.spool.pending() or self._known_down():
             # Still down, or not yet drained: keep the order by spooling behind.
             if len(batch):
                 self.spool.append_batch(batch)
@@ -152,6 +165,7 @@ class Writer:
             try:
                 await self._write_rejects(rejects)
             except DatabaseUnavailable:
+                self._mark_down()
                 self.spool.append_rejects(list(rejects))
         return result
 
@@ -176,6 +190,7 @@ class Writer:
         )
         for part, outcome in zip(parts, outcomes, strict=True):
             if isinstance(outcome, DatabaseUnavailable):
+                self._mark_down()
                 self.spool.append_batch(part)
                 result.spooled += len(part)
             elif isinstance(outcome, BaseException):

@@ -20,6 +20,7 @@ import pandas as pd
 from envmon.errors import ImportFileError
 
 REQUIRED = ("station", "parameter", "time", "value")
+PROBLEM = "_problem"  # a reader's own reason to reject a row (see Validator.validate_frame)
 OPTIONAL = ("flag", "period")
 
 
@@ -98,15 +99,17 @@ def _parse_lines(lines: list[str], cols: list[str], index: pd.Index) -> pd.DataF
             return frame.astype(object)
     except (pd.errors.ParserError, ValueError):
         pass
-    # Ragged rows (more fields than the header): parse row by row, and mark a
-    # wrong-width row so that it is rejected with a reason of its own.
+    # Ragged rows (more fields than the header): parse row by row, and give a
+    # too-wide row a reason of its own (its fields cannot be trusted).
     width = len(cols)
     rows = list(csv.reader(lines))
     fixed = [(r + [""] * width)[:width] for r in rows]
     frame = pd.DataFrame(fixed, columns=cols, index=index, dtype=object)
-    bad = [i for i, r in enumerate(rows) if r and len(r) > width]
-    if bad:
-        frame.iloc[bad, cols.index("value")] = f"<row has more than {width} fields>"
+    problem = [
+        f"row has {len(r)} fields, the header {width}" if len(r) > width else "" for r in rows
+    ]
+    if any(problem):
+        frame[PROBLEM] = problem
     return frame
 
 

@@ -8,7 +8,7 @@ busy; at most two chunks are in memory at once, whatever the file's size.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,11 +37,12 @@ async def import_file(
     on_progress: Progress | None = None,
     on_batch: Callable[[int], object] | None = None,
     keep_rejects: int = 1000,
+    reader: Callable[[Path], Iterator[Chunk]] = read_chunks,
 ) -> ImportReport:
     """Import one file; raises ImportFileError only when the file cannot be read."""
     src = source or f"import:{path.name}"
     report = ImportReport(path)
-    chunks = read_chunks(path)
+    chunks = reader(path)
     queue: asyncio.Queue[tuple[Chunk, ValidationResult] | BaseException | None] = asyncio.Queue(
         maxsize=1
     )

@@ -221,6 +221,8 @@ class Validator:
     ) -> ValidationResult:
         """Validate a frame with text columns station, parameter, time, value[, flag, period].
 
+        An optional ``_problem`` column carries a reader's reason to reject a row.
+
         ``raw`` is each row's original form (a CSV line); rebuilt from the
         columns when missing. Key columns repeat a few distinct values, so
         they are factorised and checked once per distinct value; a reason
@@ -262,6 +264,10 @@ class Validator:
                 else:
                     reasons[idx] = [message(int(i)) for i in idx]
 
+        if "_problem" in df:
+            # A reader's own finding about a row (e.g. more fields than the header).
+            problems = df["_problem"].fillna("").astype(str).to_numpy()
+            fail(problems != "", lambda i: str(problems[i]))
         st_vals, st_codes = station
         pa_vals, pa_codes = parameter
         st_kind = np.array([self.stations.get(v) for v in st_vals], dtype=object)
