@@ -28,6 +28,7 @@ Judgment calls (standards.md marks them UNCERTAIN or silent):
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -152,12 +153,38 @@ def category_of(aqi: int) -> int:
     return CATEGORIES[-1].number
 
 
+def _absent(value: Number | None) -> bool:
+    """None or NaN (the common float case without building a Decimal)."""
+    if value is None:
+        return True
+    if type(value) is float:
+        return value != value  # NaN
+    return to_decimal(value) is None
+
+
 def _pollutant_of(key: str) -> str:
     return key.split("_", 1)[0]
 
 
 def _iaqi_detail(key: str, value: Number | None, edition: Edition) -> tuple[int | None, bool]:
     """(IAQI, capped) of one concentration; capped = above the top breakpoint."""
+    if isinstance(value, float) and math.isnan(value):
+        return None, False  # NaN is not a cache key (NaN != NaN)
+    try:
+        return _iaqi_cached(key, value, edition)
+    except TypeError:  # an unhashable number type: compute directly
+        return _iaqi_compute(key, value, edition)
+
+
+# Pure function of (key, value, edition): cached, since measured concentrations
+# repeat (analysers report to 1 µg/m³ or 0.1 mg/m³); derived tables compute
+# hundreds of thousands of IAQIs per station-year.
+@functools.lru_cache(maxsize=131_072)
+def _iaqi_cached(key: str, value: Number | None, edition: Edition) -> tuple[int | None, bool]:
+    return _iaqi_compute(key, value, edition)
+
+
+def _iaqi_compute(key: str, value: Number | None, edition: Edition) -> tuple[int | None, bool]:
     table = _BREAKPOINTS[edition]
     if key not in table:
         if key in ALL_KEYS:
@@ -241,7 +268,7 @@ def _report(mapping: Mapping[str, Number | None], edition: Edition, kind: Report
             if alias in mapping:
                 source = alias
         value = mapping.get(source)
-        if to_decimal(value) is None:
+        if _absent(value):
             missing.append(source)
             continue
         result, was_capped = _iaqi_detail(source, value, edition)

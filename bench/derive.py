@@ -1,0 +1,116 @@
+"""Benchmark (issue 3): derived tables and ``envmon evaluate``.
+
+1. Derive a full year from scratch for the 26 air stations (hourly) and the 14
+   water sections (4-hourly) — goal < 60 s.
+2. One new hour for every station, then bring every derived table up to date —
+   goal < 1 s.
+3. ``evaluate_year`` for that year (and the whole ``envmon evaluate`` command) —
+   goal < 2 s.
+Data: a year of the simulator's readings through the real validator and writer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+import psycopg
+
+from bench.common import REPO, Timer, bench_cluster, figure
+from envmon.app import open_app
+from envmon.evaluate.assessment import evaluate_year
+from envmon.evaluate.derive import process_dirty
+from envmon.evaluate.targets import load_targets
+from envmon.settings import Settings
+from envmon.simulate import simulate
+from envmon.timeutil import BEIJING
+
+YEAR = int(os.environ.get("BENCH_YEAR", 2025))
+
+
+async def run(url: str, data_dir: Path) -> None:
+    settings = Settings(data_dir=data_dir, config_dir=REPO / "config")
+    async with open_app(settings, url=url) as app:
+        await app.load_stations()
+        stations = [s for s in app.catalog.stations if s.kind in ("air", "water")]
+        start = datetime(YEAR, 1, 1, tzinfo=BEIJING)
+        end = datetime(YEAR + 1, 1, 1, tzinfo=BEIJING)
+        n = 0
+        with Timer() as load:
+            for frame in simulate(stations, start, end, kinds=("air", "water")):
+                v = app.validator.validate_frame(frame, "simulator")
+                await app.writer.write(v.batch, v.rejected)
+                n += len(v.batch)
+        print(f"  loaded {n:,} readings for {len(stations)} stations in {load.seconds:.1f} s")
+        async with app.pool.connection() as conn:
+            with Timer() as full:
+                stats = await process_dirty(conn)
+            figure("derive a full year from scratch", full.seconds, "s", "goal < 60")
+            print(f"    ({stats.station_days:,} station-days, {stats.air_hours:,} air hours, "
+                  f"{stats.air_days:,} air days, {stats.region_days:,} region days, "
+                  f"{stats.water_months:,} water section-months)")
+
+            # One new hour for every station (late December, like live running).
+            hour = end - timedelta(hours=1)
+            frames = list(simulate(stations, hour - timedelta(hours=3), end, seed=99,
+                                   kinds=("air", "water")))
+            import pandas as pd
+
+            frame = pd.concat(frames)
+            frame = frame[frame["time"] >= (hour - timedelta(hours=3)).isoformat()]
+            v = app.validator.validate_frame(frame.reset_index(drop=True), "bench-hour")
+            await app.writer.write(v.batch, v.rejected)
+            with Timer() as one:
+                st = await process_dirty(conn)
+            figure("one new hour for every station → all derived", one.seconds, "s",
+                   "goal < 1")
+            print(f"    ({len(v.batch)} readings, {st.station_days} station-days recomputed)")
+
+            # Baselines as numbers: only one year is loaded here.
+            targets = [t.model_copy(update={"baseline": 48.0 if t.metric.startswith("pm25")
+                                            else 0.73})
+                       if t.baseline == "from_data" else t
+                       for t in load_targets(REPO / "config" / "targets.yaml")]
+            times = []
+            for _ in range(5):
+                t0 = time.perf_counter()
+                await evaluate_year(conn, YEAR, "zone", targets, as_of=date(YEAR + 1, 1, 10),
+                                    edition=None if YEAR < 2026 else 2012)
+                times.append(time.perf_counter() - t0)
+            figure("evaluate_year (zone, finished year; best of 5)", min(times), "s", "goal < 2")
+    import yaml
+
+    tfile = data_dir / "targets.yaml"
+    tfile.write_text(yaml.safe_dump({"targets": [t.model_dump(exclude_none=True)
+                                                 for t in targets]}))
+    env = dict(os.environ, ENVMON_DATABASE_URL=url, ENVMON_DATA_DIR=str(data_dir))
+    with Timer() as cmd:
+        out = subprocess.run(
+            [sys.executable, "-m", "envmon.cli", "evaluate", "--year", str(YEAR),
+             "--targets", str(tfile), "--as-of", f"{YEAR + 1}-01-10", "--json"],
+            env=env, cwd=REPO, capture_output=True, text=True, check=False,
+        )
+    if out.returncode != 0:
+        raise SystemExit(out.stderr)
+    figure("envmon evaluate (whole command, incl. start-up)", cmd.seconds, "s", "goal < 2")
+    with psycopg.connect(url) as c:
+        (n_hours,) = c.execute("SELECT count(*) FROM air_hour").fetchone() or (0,)
+    print(f"    air_hour rows: {n_hours:,}")
+
+
+def main() -> None:
+    print(f"derive benchmark: {YEAR}, 26 air stations hourly + 14 water sections 4-hourly")
+    with bench_cluster() as cluster:
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="envmon-bench-derive-") as tmp:
+            asyncio.run(run(cluster.url(), Path(tmp)))
+
+
+if __name__ == "__main__":
+    main()
