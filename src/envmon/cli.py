@@ -351,22 +351,76 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     return asyncio.run(run())
 
 
+def _status_line(st: dict[str, Any]) -> str:
+    rec = st["recent_readings"]
+    stations = st["stations"]
+    reporting = "  ".join(
+        f"{k} {rec.get(k, {}).get('stations_reporting', 0)}/{v['active']}"
+        for k, v in stations.items()
+    )
+    sources = ", ".join(f"{k} {v:,}" for k, v in sorted(st.get("by_source", {}).items()))
+    rejects = sum(st["rejected_24h"].values())
+    return (
+        f"{time.strftime('%H:%M:%S')}  reporting (48 h): {reporting}  |  "
+        f"ingested since start {st['ingested_since_start']:,} ({sources or '—'})  |  "
+        f"stored {st['readings_total']:,}  rejects 24 h {rejects:,}  "
+        f"spool {st['spool_pending_files']}  derived {st.get('derived_at') or '—'}"
+        + (f"  |  simulator: {st['simulator']}" if st.get("simulator") else "")
+    )
+
+
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
-    from envmon.app import ensure_database, open_app, status_summary
+    from envmon.service import run_forever, service, status
+
+    if args.once:
+
+        async def once() -> int:
+            settings.simulator.history_years = []
+            async with service(settings) as parts:
+                _print_status(await status(parts))
+            return 0
+
+        return asyncio.run(once())
+
+    first = True
+
+    def show(st: dict[str, Any]) -> None:
+        nonlocal first
+        if first:
+            _print_status(st)
+            print("envmon is running — Ctrl-C to stop. Live status:")
+            first = False
+        print(_status_line(st), flush=True)
+
+    asyncio.run(run_forever(settings, show))
+    return 0
+
+
+def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
+    from datetime import datetime
+
+    from envmon.app import ensure_database, open_app
+    from envmon.evaluate.derive import process_dirty
+    from envmon.simulate.feed import backfill
+    from envmon.timeutil import to_beijing
+
+    start = to_beijing(datetime.fromisoformat(args.start))
+    end = to_beijing(datetime.fromisoformat(args.end))
+    kinds = tuple(k.strip() for k in args.kinds.split(","))
 
     async def run() -> int:
         url = ensure_database(settings)
-        print(f"database: {url}")
         async with open_app(settings, url=url) as app:
-            r = await app.load_stations()
-            print(
-                f"stations: {len(app.catalog.stations)} in catalog "
-                f"({r.inserted} new, {r.updated} updated, {r.unchanged} unchanged)"
-            )
-            if app.writer.spool.pending():
-                rr = await app.writer.replay_spool()
-                print(f"spool replayed: {rr.accepted} readings")
-            _print_status(await status_summary(app))
+            await app.load_stations()
+            t0 = time.monotonic()
+            res = await backfill(app, start, end, kinds=kinds, seed=args.seed)
+            print(f"simulated {res.readings:,} readings ({res.rejected:,} rejected) for "
+                  f"{start:%Y-%m-%d %H:%M} – {end:%Y-%m-%d %H:%M} in "
+                  f"{time.monotonic() - t0:.1f} s")
+            if not args.no_derive:
+                async with app.pool.connection() as conn:
+                    st = await process_dirty(conn)
+                print(f"derived values updated for {st.station_days:,} station-days")
         return 0
 
     return asyncio.run(run())
@@ -443,7 +497,17 @@ def build_parser() -> argparse.ArgumentParser:
     du.set_defaults(func=cmd_dust)
 
     r = sub.add_parser("run", help="the service: database, catalog, collectors, receiver")
+    r.add_argument("--once", action="store_true",
+                   help="set everything up, print the status and exit")
     r.set_defaults(func=cmd_run)
+
+    sim = sub.add_parser("simulate", help="store simulated readings for a time range")
+    sim.add_argument("--from", dest="start", required=True, help="ISO time (Beijing time)")
+    sim.add_argument("--to", dest="end", required=True)
+    sim.add_argument("--kinds", default="air,water,weather")
+    sim.add_argument("--seed", type=int, default=2025)
+    sim.add_argument("--no-derive", action="store_true")
+    sim.set_defaults(func=cmd_simulate)
     return p
 
 

@@ -39,6 +39,24 @@ class Hj212Settings(BaseModel):
     gap_recovery_max_hours: int = Field(default=72, ge=1)
 
 
+class SimulatorSettings(BaseModel):
+    """The built-in simulator (``ENVMON_SIMULATOR__*``): the demo of ``make run``.
+
+    ``enabled`` unset means: on with the embedded database, off with an external
+    one (a production server never gets simulated data by accident).
+    """
+
+    enabled: bool | None = None
+    seed: int = 2025
+    recent_days: int = Field(default=7, ge=0, description="History loaded at start-up.")
+    history_years: list[int] = Field(
+        default_factory=lambda: [2020, 2025],
+        description="Whole years of air and water data loaded in the background "
+        "(the 2020 baseline and the 2025 target year).",
+    )
+    live_interval_s: float = Field(default=60.0, gt=0)
+
+
 class Settings(BaseSettings):
     """Everything envmon needs to know about where it runs."""
 
@@ -65,6 +83,7 @@ class Settings(BaseSettings):
     pool_max_size: int = Field(default=8, ge=1)
     writer: WriterSettings = Field(default_factory=WriterSettings)
     hj212: Hj212Settings = Field(default_factory=Hj212Settings)
+    simulator: SimulatorSettings = Field(default_factory=SimulatorSettings)
 
     @property
     def stations_path(self) -> Path:
@@ -89,3 +108,9 @@ class Settings(BaseSettings):
     @property
     def uses_embedded(self) -> bool:
         return self.database_url is None
+
+    @property
+    def simulator_enabled(self) -> bool:
+        if self.simulator.enabled is None:
+            return self.uses_embedded
+        return self.simulator.enabled

@@ -1,0 +1,219 @@
+"""``envmon run``: the whole service in one asyncio loop.
+
+Start-up: the database (embedded unless an external server is configured),
+migrations, the station catalog, the spool. Then the long-running parts, each
+an async context manager opened here and closed in reverse order on SIGINT or
+SIGTERM: the derived-tables job, and — as they are configured — the HJ 212
+receiver, the HTTP pollers, the alert service and the API. With the embedded
+database the built-in simulator feeds all of it, so that a newcomer sees the
+whole service working from ``make run``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from envmon.app import App, ensure_database, open_app, status_summary
+from envmon.evaluate.derive import process_dirty
+from envmon.schemas.readings import ReadingBatch
+from envmon.settings import Settings
+from envmon.timeutil import BEIJING, now
+
+logger = logging.getLogger(__name__)
+
+StatusCallback = Callable[[dict[str, Any]], None]
+
+
+@dataclass
+class Counters:
+    """What the live status line shows."""
+
+    started: float = field(default_factory=time.monotonic)
+    readings: int = 0
+    batches: int = 0
+    last_batch_at: float | None = None
+    by_source: dict[str, int] = field(default_factory=dict)
+
+    async def on_batch(self, batch: ReadingBatch) -> None:
+        self.readings += len(batch)
+        self.batches += 1
+        self.last_batch_at = time.monotonic()
+        self.by_source[batch.source] = self.by_source.get(batch.source, 0) + len(batch)
+
+
+class DeriveJob:
+    """Keeps the derived tables up to date: soon after new data, and every minute."""
+
+    def __init__(self, app: App, *, debounce_s: float = 2.0, interval_s: float = 60.0) -> None:
+        self.app = app
+        self.debounce_s = debounce_s
+        self.interval_s = interval_s
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.last_run: datetime | None = None
+        self.last_station_days = 0
+
+    async def on_batch(self, batch: ReadingBatch) -> None:
+        self._wake.set()
+
+    async def __aenter__(self) -> DeriveJob:
+        self.app.listeners.append(self.on_batch)
+        self._task = asyncio.create_task(self._loop(), name="derive")
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def run_once(self) -> int:
+        async with self.app.pool.connection() as conn:
+            stats = await process_dirty(conn)
+        self.last_run = now()
+        self.last_station_days = stats.station_days
+        return stats.station_days
+
+    async def _loop(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.interval_s)
+            await asyncio.sleep(self.debounce_s)  # let a burst of batches land first
+            self._wake.clear()
+            try:
+                await self.run_once()
+            except Exception:  # a task boundary: log, keep the service running
+                logger.exception("derive job failed")
+
+
+class SimulatorFeed:
+    """The embedded demo: recent history at start, whole years in the background,
+    and the current hour kept fresh for all 207 stations."""
+
+    def __init__(self, app: App) -> None:
+        self.app = app
+        self.cfg = app.settings.simulator
+        self.state = "starting"
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def __aenter__(self) -> SimulatorFeed:
+        from envmon.simulate.feed import backfill
+
+        end = now().replace(minute=0, second=0, microsecond=0)
+        if self.cfg.recent_days:
+            self.state = f"loading the last {self.cfg.recent_days} days"
+            res = await backfill(self.app, end - timedelta(days=self.cfg.recent_days), end,
+                                 seed=self.cfg.seed)
+            logger.info("simulator: %d readings for the last %d days", res.readings,
+                        self.cfg.recent_days)
+        self._tasks.append(asyncio.create_task(self._history(), name="simulator-history"))
+        self._tasks.append(asyncio.create_task(self._live(), name="simulator-live"))
+        self.state = "live"
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        for t in self._tasks:
+            t.cancel()
+        for t in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await t
+
+    async def _history(self) -> None:
+        from envmon.simulate.feed import backfill
+
+        for year in self.cfg.history_years:
+            start = datetime(year, 1, 1, tzinfo=BEIJING)
+            end = min(datetime(year + 1, 1, 1, tzinfo=BEIJING), now() - timedelta(days=7))
+            if end <= start:
+                continue
+            async with self.app.pool.connection() as conn:
+                cur = await conn.execute(
+                    "SELECT count(*) FROM region_day WHERE region = 'zone'"
+                    " AND day >= %s AND day < %s", (start.date(), end.date()))
+                row = await cur.fetchone()
+            if row and row[0] >= (end - start).days - 2:
+                continue  # already there
+            self.state = f"loading {year} (air and water) in the background"
+            try:
+                await backfill(self.app, start, end, kinds=("air", "water"),
+                               seed=self.cfg.seed)
+            except Exception:
+                logger.exception("simulator: loading %d failed", year)
+        self.state = "live"
+
+    async def _live(self) -> None:
+        from envmon.simulate.feed import backfill
+
+        while True:
+            # The last complete hour (and the one before, in case it was missed):
+            # hourly values are published after their hour ends.
+            hour = now().replace(minute=0, second=0, microsecond=0)
+            try:
+                await backfill(self.app, hour - timedelta(hours=2), hour,
+                               seed=self.cfg.seed, source="simulator-live", notify=True)
+            except Exception:
+                logger.exception("simulator: live feed failed")
+            await asyncio.sleep(self.cfg.live_interval_s)
+
+
+@asynccontextmanager
+async def service(settings: Settings) -> AsyncIterator[dict[str, Any]]:
+    """Open everything ``envmon run`` runs; yields a dict of the running parts."""
+    url = await asyncio.to_thread(ensure_database, settings)
+    async with AsyncExitStack() as stack:
+        app = await stack.enter_async_context(open_app(settings, url=url))
+        sync = await app.load_stations()
+        logger.info("stations: %d in catalog (%d new, %d updated)", len(app.catalog.stations),
+                    sync.inserted, sync.updated)
+        if app.writer.spool.pending():
+            replayed = await app.writer.replay_spool()
+            logger.info("spool replayed: %d readings", replayed.accepted)
+        counters = Counters()
+        app.listeners.append(counters.on_batch)
+        parts: dict[str, Any] = {"app": app, "url": url, "counters": counters}
+        parts["derive"] = await stack.enter_async_context(DeriveJob(app))
+        if settings.simulator_enabled:
+            parts["simulator"] = await stack.enter_async_context(SimulatorFeed(app))
+        yield parts
+
+
+async def status(parts: dict[str, Any]) -> dict[str, Any]:
+    app: App = parts["app"]
+    st = await status_summary(app)
+    c: Counters = parts["counters"]
+    st["ingested_since_start"] = c.readings
+    st["by_source"] = dict(c.by_source)
+    st["uptime_s"] = round(time.monotonic() - c.started)
+    if "simulator" in parts:
+        st["simulator"] = parts["simulator"].state
+    d: DeriveJob = parts["derive"]
+    st["derived_at"] = d.last_run.isoformat(timespec="seconds") if d.last_run else None
+    return st
+
+
+async def run_forever(settings: Settings, on_status: StatusCallback,
+                      *, status_every_s: float = 15.0, stop: asyncio.Event | None = None) -> None:
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    async with service(settings) as parts:
+        on_status(await status(parts))
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), status_every_s)
+            try:
+                on_status(await status(parts))
+            except Exception:
+                logger.exception("status failed")
+    logger.info("envmon stopped")
