@@ -1,0 +1,690 @@
+"""One device connection's protocol logic, sans-IO: bytes in, what to do out.
+
+A :class:`Session` is fed the bytes of one TCP connection and returns an
+:class:`Output`: the frames to send back, the readings and rejects for the
+writer, the lines for the raw-frame archive, events for the server (a station
+seen, an authentication failure, a request finished) and whether to close.  It
+never touches a socket, a clock or the database: the caller passes ``now``
+(Beijing wall time, for QNs and the 1012 "set time") and ``mono`` (a monotonic
+clock in seconds, for timeouts) in.
+
+What it implements (HJ 212-2017; standards.md §7):
+
+* authentication of every frame by MN and access password; unknown MN or
+  wrong password → the frame is quarantined, nothing else happens, and the
+  connection is closed after ``auth_failures_before_close`` failures;
+* the answers of §7.7: 9014 to uploads with A = 1 (one per split packet, on
+  arrival), 9013 to notifications with A = 1 (1013, the 2025 heartbeat 9015),
+  and a 1012 "set time" after a 1013 time-calibration request;
+* split-packet reassembly, and uploads → :class:`RawReading` / :class:`Rejection`;
+* bookkeeping of the requests the host sends (1012, 2061 history): the 9011
+  QnRtn, the uploads, the 9012 ExeRtn, and a timeout.
+
+Also here: the receiver's small YAML config (``config/hj212.yaml``: the units
+each station's logger really sends) and the :class:`Directory` that joins the
+catalog, the passwords and that config into one lookup by MN.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, Final
+
+import yaml
+
+from envmon.catalog import KINDS, Catalog
+from envmon.errors import ConfigError
+from envmon.schemas.readings import RawReading, Rejection
+
+from .auth import check_password, normalize_mn
+from .codec import (
+    PROTOCOLS,
+    VERSION_2017,
+    Message,
+    answer,
+    encode,
+    history_request,
+    new_qn,
+    set_time_request,
+)
+from .codes import convert, parameter_for, to_2017
+from .errors import Hj212Error
+from .mapping import DATA_CNS, MIN_INTERVALS, readings
+from .stream import Frame, SplitAssembler, StreamDecoder
+
+SOURCE: Final = "hj212"
+CN_TIME_CALIBRATION: Final = "1013"
+CN_REQUEST_ANSWER: Final = "9011"
+CN_EXECUTION_RESULT: Final = "9012"
+
+# HJ 212-2017 Table 7 (QnRtn) and Table 6 (ExeRtn).
+QNRTN_TEXT: Final = {
+    "1": "ready to execute",
+    "2": "request refused",
+    "3": "PW error",
+    "4": "MN error",
+    "5": "ST error",
+    "6": "Flag error",
+    "7": "QN error",
+    "8": "CN error",
+    "9": "CRC error",
+    "100": "unknown error",
+}
+EXERTN_TEXT: Final = {
+    "1": "success",
+    "2": "failed, reason unknown",
+    "3": "request condition error",
+    "4": "communication timeout",
+    "5": "system busy",
+    "6": "system fault",
+    "100": "no data",
+}
+
+
+# --------------------------------------------------------------------------- config
+
+
+@dataclass(frozen=True, slots=True)
+class StationConfig:
+    """One station's block of ``config/hj212.yaml``."""
+
+    unit_overrides: Mapping[str, str] = field(default_factory=dict)
+    minute_interval: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Hj212Config:
+    """Units the loggers send, by station kind and per station (HJ 212 code → unit).
+
+    Per-station entries are merged over their kind's defaults.
+    """
+
+    kind_units: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    stations: Mapping[str, StationConfig] = field(default_factory=dict)
+
+    def unit_overrides(self, station_id: str, kind: str) -> dict[str, str]:
+        merged = dict(self.kind_units.get(kind, {}))
+        block = self.stations.get(station_id)
+        if block is not None:
+            merged.update(block.unit_overrides)
+        return merged
+
+    def minute_interval(self, station_id: str) -> int | None:
+        block = self.stations.get(station_id)
+        return None if block is None else block.minute_interval
+
+
+def load_config(path: Path, catalog: Catalog | None = None) -> Hj212Config:
+    """Read ``config/hj212.yaml``; a missing file means no overrides.
+
+    Raise :class:`ConfigError` listing every problem: unknown keys or kinds,
+    unknown units or units that cannot be converted to the parameter's unit,
+    station ids not in ``catalog``, minute intervals not in Table 4's list.
+    """
+    if not path.exists():
+        return Hj212Config()
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as err:
+        raise ConfigError(f"{path}: cannot read the HJ 212 config: {err}") from err
+    return parse_config(data or {}, catalog, where=str(path))
+
+
+def parse_config(data: Any, catalog: Catalog | None = None, *, where: str = "hj212") -> Hj212Config:
+    """Validate the parsed YAML of ``config/hj212.yaml`` (see :func:`load_config`)."""
+    problems: list[str] = []
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a mapping with 'unit_overrides:' and 'stations:'")
+    for key in data:
+        if key not in ("unit_overrides", "stations"):
+            problems.append(f"unknown top-level key {key!r}")
+    kind_units: dict[str, dict[str, str]] = {}
+    defaults = data.get("unit_overrides") or {}
+    if not isinstance(defaults, dict):
+        problems.append("'unit_overrides' must map a station kind to {code: unit}")
+        defaults = {}
+    for kind, units in defaults.items():
+        if kind not in KINDS:
+            problems.append(f"unit_overrides: unknown station kind {kind!r} ({'|'.join(KINDS)})")
+            continue
+        kind_units[kind] = _units(units, f"unit_overrides.{kind}", problems)
+    stations: dict[str, StationConfig] = {}
+    blocks = data.get("stations") or {}
+    if not isinstance(blocks, dict):
+        problems.append("'stations' must map a station id to its block")
+        blocks = {}
+    for station_id, block in blocks.items():
+        label = f"stations.{station_id}"
+        if catalog is not None and station_id not in catalog.by_id:
+            problems.append(f"{label}: no such station in the catalog")
+        if not isinstance(block, dict):
+            problems.append(f"{label}: expected a mapping")
+            continue
+        for key in block:
+            if key not in ("unit_overrides", "minute_interval"):
+                problems.append(f"{label}: unknown key {key!r}")
+        interval = block.get("minute_interval")
+        if interval is not None and (
+            not isinstance(interval, int)
+            or isinstance(interval, bool)
+            or interval not in MIN_INTERVALS
+        ):
+            problems.append(
+                f"{label}.minute_interval: {interval!r} is not one of "
+                f"{sorted(MIN_INTERVALS)} (HJ 212-2017 Table 4 MinInterval)"
+            )
+            interval = None
+        stations[str(station_id)] = StationConfig(
+            _units(block.get("unit_overrides") or {}, f"{label}.unit_overrides", problems),
+            interval,
+        )
+    if problems:
+        raise ConfigError(f"{where}: " + "; ".join(problems))
+    return Hj212Config(kind_units, stations)
+
+
+def _units(raw: Any, label: str, problems: list[str]) -> dict[str, str]:
+    if not isinstance(raw, dict):
+        problems.append(f"{label}: expected a mapping HJ 212 code → unit")
+        return {}
+    out: dict[str, str] = {}
+    for code, unit in raw.items():
+        if not isinstance(code, str) or not isinstance(unit, str):
+            problems.append(f"{label}: {code!r}: {unit!r} must be text (quote codes and units)")
+            continue
+        param = parameter_for(code)
+        try:
+            convert(1, unit, param.unit if param is not None else unit)
+        except Hj212Error as err:
+            problems.append(f"{label}.{code}: {err.detail}")
+            continue
+        out[to_2017(code)] = unit
+    return out
+
+
+# --------------------------------------------------------------------------- directory
+
+
+@dataclass(frozen=True, slots=True)
+class Device:
+    """What the receiver knows about the logger with one MN."""
+
+    mn: str
+    station_id: str
+    kind: str
+    password: str | None = field(default=None, repr=False)
+    unit_overrides: Mapping[str, str] = field(default_factory=dict)
+    minute_interval: int | None = None
+
+
+class Directory:
+    """Devices by MN (case-insensitive)."""
+
+    def __init__(self, devices: Iterable[Device]) -> None:
+        self._by_mn = {normalize_mn(d.mn): d for d in devices}
+
+    @classmethod
+    def build(
+        cls, catalog: Catalog, secrets: Mapping[str, str], config: Hj212Config | None = None
+    ) -> Directory:
+        config = config or Hj212Config()
+        upper = {normalize_mn(k): v for k, v in secrets.items()}
+        return cls(
+            Device(
+                mn=s.mn,
+                station_id=s.id,
+                kind=s.kind,
+                password=upper.get(normalize_mn(s.mn)),
+                unit_overrides=config.unit_overrides(s.id, s.kind),
+                minute_interval=config.minute_interval(s.id),
+            )
+            for s in catalog.stations
+            if s.mn
+        )
+
+    def get(self, mn: str) -> Device | None:
+        return self._by_mn.get(normalize_mn(mn))
+
+    def __len__(self) -> int:
+        return len(self._by_mn)
+
+    def without_password(self) -> list[str]:
+        """MNs that can never authenticate (for a warning at start-up)."""
+        return sorted(mn for mn, d in self._by_mn.items() if d.password is None)
+
+
+# --------------------------------------------------------------------------- output
+
+
+@dataclass(frozen=True, slots=True)
+class StationSeen:
+    """The first authenticated frame of an MN on this connection."""
+
+    mn: str
+    station_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class AuthFailed:
+    mn: str
+    station_id: str | None  # set when the MN is known but the password is wrong
+    reason: str
+    failures: int  # on this connection so far
+
+
+@dataclass(frozen=True, slots=True)
+class RequestFinished:
+    """A request the host sent (``kind`` "history" or "set_time") has ended."""
+
+    kind: str
+    qn: str
+    mn: str
+    station_id: str
+    ok: bool
+    detail: str
+    uploads: int = 0  # history: data uploads received in the requested range
+    begin: datetime | None = None
+    end: datetime | None = None
+
+
+Event = StationSeen | AuthFailed | RequestFinished
+
+
+@dataclass(frozen=True, slots=True)
+class ArchiveEntry:
+    mn: str | None
+    status: str  # ok | rejected | error
+    raw: bytes
+
+
+@dataclass(slots=True)
+class Output:
+    """What the caller must do after feeding a session."""
+
+    replies: list[bytes] = field(default_factory=list)
+    readings: list[RawReading] = field(default_factory=list)
+    rejects: list[Rejection] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
+    archive: list[ArchiveEntry] = field(default_factory=list)
+    close_reason: str | None = None
+
+    @property
+    def close(self) -> bool:
+        return self.close_reason is not None
+
+
+# --------------------------------------------------------------------------- session
+
+
+@dataclass(slots=True)
+class _Peer:
+    """How an authenticated MN talks (echoed in the requests sent to it)."""
+
+    mn: str  # as the device spells it
+    st: str
+    version: int
+
+
+@dataclass(slots=True)
+class _Request:
+    kind: str
+    qn: str
+    mn: str
+    device: Device
+    progress: float  # mono time of the last sign of life
+    cn: str = ""
+    begin: datetime | None = None
+    end: datetime | None = None
+    accepted: bool = False
+    uploads: int = 0
+
+
+@dataclass(slots=True)
+class _SplitRaw:
+    texts: list[str]
+    last_seen: float
+
+
+def frame_text(raw: bytes) -> str:
+    """A frame as text for the ``rejected`` table (non-UTF-8 bytes as ``\\xNN``)."""
+    return raw.decode("utf-8", "backslashreplace").rstrip("\r\n")
+
+
+def _split_key(message: Message) -> tuple[str, str, str]:
+    # Same grouping as SplitAssembler: DataTime first, QN without one.
+    data_time = message.cp.fields.get("DataTime")
+    tag = f"DataTime={data_time}" if data_time is not None else f"QN={message.qn}"
+    return (message.mn, message.cn, tag)
+
+
+class Session:
+    """The protocol state of one device connection (see the module doc)."""
+
+    def __init__(
+        self,
+        directory: Directory,
+        *,
+        max_buffer: int = 65536,
+        auth_failures_before_close: int = 3,
+        max_errors: int = 100,
+        request_timeout: float = 60.0,
+        split_timeout: float = 600.0,
+        max_split_groups: int = 256,
+    ) -> None:
+        self.directory = directory
+        self.auth_failures_before_close = auth_failures_before_close
+        self.max_errors = max_errors
+        self.request_timeout = request_timeout
+        self.split_timeout = split_timeout
+        self.auth_failures = 0
+        self.frames = 0
+        self._errors = 0  # undecodable frames since the last good one
+        self._decoder = StreamDecoder(max_buffer=max_buffer)
+        self._splits = SplitAssembler(timeout=split_timeout, max_groups=max_split_groups)
+        self._split_raw: dict[tuple[str, str, str], _SplitRaw] = {}
+        self._max_split_groups = max_split_groups
+        self._peers: dict[str, _Peer] = {}
+        self._pending: dict[str, _Request] = {}
+        self._last_qn = 0
+
+    # ------------------------------------------------------------------ public API
+
+    @property
+    def buffered(self) -> int:
+        return self._decoder.buffered
+
+    @property
+    def stations(self) -> list[str]:
+        """MNs (upper case) authenticated on this connection."""
+        return list(self._peers)
+
+    def pending_requests(self, kind: str | None = None) -> list[str]:
+        """QNs of requests sent and not finished."""
+        return [qn for qn, r in self._pending.items() if kind is None or r.kind == kind]
+
+    def feed(self, data: bytes, *, now: datetime, mono: float) -> Output:
+        """Take bytes received from the device."""
+        out = Output()
+        for frame in self._decoder.feed(data):
+            self.receive(frame, now=now, mono=mono, out=out)
+        return out
+
+    def receive(
+        self, frame: Frame, *, now: datetime, mono: float, out: Output | None = None
+    ) -> Output:
+        """Take one frame (already cut from the stream)."""
+        out = out if out is not None else Output()
+        self.frames += 1
+        if frame.message is None:
+            self._undecodable(frame, out)
+            return out
+        message = frame.message
+        device = self.directory.get(message.mn)
+        problem = self._authenticate(message, device)
+        if problem is not None or device is None:
+            self._auth_failed(frame, message, device, problem or "", out)
+            return out
+        self._errors = 0
+        out.archive.append(ArchiveEntry(message.mn, "ok", frame.raw))
+        key = normalize_mn(message.mn)
+        version = message.version if message.version in PROTOCOLS else VERSION_2017
+        if key not in self._peers:
+            out.events.append(StationSeen(message.mn, device.station_id))
+        self._peers[key] = _Peer(message.mn, message.st, version)
+
+        reply = answer(message)
+        if reply is not None:
+            out.replies.append(encode(reply))
+        if message.cn == CN_TIME_CALIBRATION:
+            out.replies.append(self._set_time(device, now=now, mono=mono))
+        elif message.cn in (CN_REQUEST_ANSWER, CN_EXECUTION_RESULT):
+            self._result(message, mono, out)
+        if message.cn in DATA_CNS:
+            self._touch(message, mono)
+            if message.pnum is not None:
+                self._split(frame, message, device, mono, out)
+            else:
+                self._ingest(message, device, frame_text(frame.raw), out)
+        return out
+
+    def end(self, *, now: datetime, mono: float) -> Output:
+        """The connection is gone: what was left in the buffer, open split
+        groups and pending requests are reported."""
+        out = Output()
+        for frame in self._decoder.close():
+            self.receive(frame, now=now, mono=mono, out=out)
+        for err in self._splits.expire(float("inf")):
+            out.rejects.append(Rejection(SOURCE, f"<split packets> {err.detail}", str(err)))
+        self._split_raw.clear()
+        for request in list(self._pending.values()):
+            self._finish(request, False, "connection closed before the request finished", out)
+        return out
+
+    def tick(self, mono: float) -> Output:
+        """Time passes: give up stale split groups and unanswered requests."""
+        out = Output()
+        for err in self._splits.expire(mono):
+            out.rejects.append(Rejection(SOURCE, f"<split packets> {err.detail}", str(err)))
+        for key in [
+            k for k, v in self._split_raw.items() if mono - v.last_seen > self.split_timeout
+        ]:
+            del self._split_raw[key]
+        for request in list(self._pending.values()):
+            if mono - request.progress > self.request_timeout:
+                stage = "9012 execution result" if request.accepted else "9011 request answer"
+                self._finish(
+                    request,
+                    False,
+                    f"no {stage} within {self.request_timeout:g} s",
+                    out,
+                )
+        return out
+
+    def request_history(
+        self,
+        mn: str,
+        begin: datetime,
+        end: datetime,
+        *,
+        now: datetime,
+        mono: float,
+        cn: str = "2061",
+    ) -> bytes:
+        """A history request (2061 hourly by default) for an MN seen on this
+        connection; the answer is tracked until its 9012 or the timeout."""
+        peer = self._peers.get(normalize_mn(mn))
+        device = self.directory.get(mn)
+        if peer is None or device is None or device.password is None:
+            raise ValueError(f"MN {mn} has not authenticated on this connection")
+        qn = self._qn(now)
+        message = history_request(
+            peer.mn,
+            device.password,
+            cn,
+            begin=begin,
+            end=end,
+            qn=qn,
+            st=peer.st,
+            version=peer.version,
+        )
+        self._pending[qn] = _Request(
+            "history", qn, peer.mn, device, mono, cn=cn, begin=begin, end=end
+        )
+        return encode(message)
+
+    # ------------------------------------------------------------------ internals
+
+    def _authenticate(self, message: Message, device: Device | None) -> str | None:
+        if device is None:
+            return f"unknown MN {message.mn}"
+        if device.password is None:
+            return f"no access password configured for MN {message.mn}"
+        if not check_password(device.password, message.pw):
+            return f"wrong access password for MN {message.mn}"
+        return None
+
+    def _undecodable(self, frame: Frame, out: Output) -> None:
+        error = frame.error or Hj212Error("garbage")
+        out.archive.append(ArchiveEntry(None, "error", frame.raw))
+        out.rejects.append(Rejection(SOURCE, frame_text(frame.raw), str(error)))
+        self._errors += 1
+        if self._errors >= self.max_errors:
+            out.close_reason = f"{self._errors} undecodable frames in a row"
+
+    def _auth_failed(
+        self, frame: Frame, message: Message, device: Device | None, reason: str, out: Output
+    ) -> None:
+        self.auth_failures += 1
+        station_id = device.station_id if device is not None else None
+        out.archive.append(ArchiveEntry(message.mn, "rejected", frame.raw))
+        out.rejects.append(Rejection(SOURCE, frame_text(frame.raw), reason, station_id=station_id))
+        out.events.append(AuthFailed(message.mn, station_id, reason, self.auth_failures))
+        if self.auth_failures >= self.auth_failures_before_close:
+            out.close_reason = f"{self.auth_failures} authentication failures"
+
+    def _qn(self, now: datetime) -> str:
+        # Unique per session even for two requests in the same millisecond.
+        value = max(int(new_qn(now)), self._last_qn + 1)
+        self._last_qn = value
+        return f"{value:017d}"
+
+    def _set_time(self, device: Device, *, now: datetime, mono: float) -> bytes:
+        peer = self._peers[normalize_mn(device.mn)]
+        qn = self._qn(now)
+        request = set_time_request(
+            peer.mn, device.password or "", now, st=peer.st, qn=qn, version=peer.version
+        )
+        self._pending[qn] = _Request("set_time", qn, peer.mn, device, mono)
+        return encode(request)
+
+    def _result(self, message: Message, mono: float, out: Output) -> None:
+        request = self._pending.get(message.qn or "")
+        if request is None or normalize_mn(request.mn) != normalize_mn(message.mn):
+            return  # an answer to nothing we asked (late, or another host's)
+        request.progress = mono
+        if message.cn == CN_REQUEST_ANSWER:
+            code = message.cp.fields.get("QnRtn", "")
+            if code == "1":
+                request.accepted = True
+            else:
+                text = QNRTN_TEXT.get(code, "not in Table 7")
+                self._finish(request, False, f"request refused: QnRtn={code} ({text})", out)
+            return
+        code = message.cp.fields.get("ExeRtn", "")
+        text = EXERTN_TEXT.get(code, "not in Table 6")
+        self._finish(request, code == "1", f"ExeRtn={code} ({text})", out)
+
+    def _finish(self, request: _Request, ok: bool, detail: str, out: Output) -> None:
+        self._pending.pop(request.qn, None)
+        out.events.append(
+            RequestFinished(
+                request.kind,
+                request.qn,
+                request.mn,
+                request.device.station_id,
+                ok,
+                detail,
+                request.uploads,
+                request.begin,
+                request.end,
+            )
+        )
+
+    def _history_for(self, message: Message) -> list[_Request]:
+        mn = normalize_mn(message.mn)
+        return [
+            r
+            for r in self._pending.values()
+            if r.kind == "history" and r.cn == message.cn and normalize_mn(r.mn) == mn
+        ]
+
+    def _touch(self, message: Message, mono: float) -> None:
+        for request in self._history_for(message):
+            request.progress = mono
+
+    def _split(
+        self, frame: Frame, message: Message, device: Device, mono: float, out: Output
+    ) -> None:
+        key = _split_key(message)
+        held = self._split_raw.get(key)
+        if held is None:
+            if len(self._split_raw) >= self._max_split_groups:
+                oldest = min(self._split_raw, key=lambda k: self._split_raw[k].last_seen)
+                del self._split_raw[oldest]
+            held = self._split_raw[key] = _SplitRaw([], mono)
+        held.texts.append(frame_text(frame.raw))
+        held.last_seen = mono
+        for item in self._splits.add(message, mono):
+            if isinstance(item, Hj212Error):
+                out.rejects.append(
+                    Rejection(
+                        SOURCE, f"<split packets> {item.detail}", str(item), device.station_id
+                    )
+                )
+                continue
+            done = self._split_raw.pop(_split_key(item), None)
+            raw = "\n".join(done.texts) if done is not None else frame_text(frame.raw)
+            self._ingest(item, device, raw, out)
+
+    def _ingest(self, message: Message, device: Device, raw: str, out: Output) -> None:
+        try:
+            candidates = readings(
+                message,
+                unit_overrides=device.unit_overrides,
+                minute_interval=device.minute_interval,
+            )
+        except Hj212Error as err:
+            out.rejects.append(Rejection(SOURCE, raw, str(err), station_id=device.station_id))
+            return
+        for c in candidates:
+            if c.problem is not None or c.value is None or c.parameter is None:
+                out.rejects.append(
+                    Rejection(
+                        SOURCE,
+                        raw,
+                        c.problem or "no value",
+                        station_id=device.station_id,
+                        parameter=c.parameter or c.hj212_code,
+                        ts=c.ts,
+                    )
+                )
+                continue
+            out.readings.append(
+                RawReading(device.station_id, c.parameter, c.ts, c.value, c.flag, c.period, raw)
+            )
+        data_time = message.data_time
+        for request in self._history_for(message):
+            assert request.begin is not None and request.end is not None
+            if data_time is not None and request.begin <= data_time <= request.end:
+                request.uploads += 1
+
+
+def hour_floor(ts: datetime) -> datetime:
+    return ts.replace(minute=0, second=0, microsecond=0)
+
+
+def missing_hours(
+    last: datetime | None, now: datetime, *, min_age: timedelta, max_age: timedelta
+) -> tuple[datetime, datetime] | None:
+    """The hourly data to ask a station for, as (BeginTime, EndTime) interval
+    starts, inclusive — or None.
+
+    ``last`` is the start of the last stored hour.  A station is asked when
+    that is older than ``min_age`` (it normally sends each hour a few minutes
+    after it ends) but not older than ``max_age`` (beyond that the logger's
+    memory, or the use of the data, runs out).  The hours asked for run from
+    ``last`` + 1 h to the last complete hour before ``now``.
+    """
+    if last is None:
+        return None
+    age = now - last
+    if age <= min_age or age > max_age:
+        return None
+    begin = hour_floor(last) + timedelta(hours=1)
+    end = hour_floor(now) - timedelta(hours=1)
+    if end < begin:
+        return None
+    return begin, end

@@ -1,0 +1,174 @@
+"""Running the receiver: gap recovery, the raw-frame archive, concurrent devices."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from envmon.catalog import Station
+from envmon.ingest.hj212 import encode, format_time
+from envmon.ingest.hj212.archive import parse_line
+from envmon.ingest.hj212.device import Upload
+from envmon.ingest.hj212.session import hour_floor
+from envmon.timeutil import BEIJING
+
+from .conftest import AIR, AIR2, WATER, Harness
+
+T0 = datetime(2025, 6, 1, 8, tzinfo=BEIJING)
+HOUR = timedelta(hours=1)
+
+
+async def store_hours(hj: Harness, station_id: str, first: datetime, last: datetime) -> None:
+    await hj.execute(
+        "INSERT INTO reading (station_id, parameter, period, ts, value, flag, source)"
+        " SELECT %s, 'pm25', '1h', t, 30, 'N', 'import'"
+        " FROM generate_series(%s::timestamptz, %s::timestamptz, interval '1 hour') AS t",
+        (station_id, first, last),
+    )
+
+
+def hourly_history(
+    served: list[tuple[str, datetime, datetime]],
+) -> Callable[[str, datetime, datetime], list[Upload]]:
+    def provide(cn: str, begin: datetime, end: datetime) -> list[Upload]:
+        served.append((cn, begin, end))
+        out: list[Upload] = []
+        ts = begin
+        while ts <= end:
+            out.append((ts, {"a34004": (20.0 + ts.hour, "N"), "a21005": (0.5, "N")}))
+            ts += HOUR
+        return out
+
+    return provide
+
+
+async def test_gap_recovery_fills_the_missing_hours(hj: Harness) -> None:
+    now_hour = hour_floor(datetime.now(BEIJING))
+    await store_hours(hj, AIR.id, now_hour - 10 * HOUR, now_hour - 5 * HOUR)
+    served: list[tuple[str, datetime, datetime]] = []
+    async with hj.server() as srv:
+        async with hj.device(srv, history_provider=hourly_history(served)) as dev:
+            await dev.heartbeat()  # the station's first frame on this connection
+
+            async def filled() -> bool:
+                rows = await hj.query(
+                    "SELECT last_ts, last_success_at FROM ingest_cursor"
+                    " WHERE source = 'hj212' AND station_id = %s",
+                    (AIR.id,),
+                )
+                return bool(rows) and rows[0][0] is not None and rows[0][0] >= now_hour - HOUR
+
+            await hj.wait_until(filled)
+            # The history answer was 9011, the uploads (each answered 9014), 9012.
+            [request] = dev.history_requests
+            assert (request.cn, request.st, request.flag, request.mn) == ("2061", "22", 5, AIR.mn)
+            assert request.cp.fields["BeginTime"] == format_time(now_hour - 4 * HOUR)
+            assert request.cp.fields["EndTime"] == format_time(served[0][2])
+        await hj.settled(srv)
+    [(cn, begin, end)] = served
+    assert cn == "2061" and begin == now_hour - 4 * HOUR
+    assert end in (now_hour - HOUR, now_hour)  # the clock may pass the hour meanwhile
+    pm25 = [r[3] for r in await hj.readings(AIR.id) if r[1] == "pm25"]
+    hours = int((end - (now_hour - 10 * HOUR)) / HOUR) + 1
+    assert pm25 == [now_hour - 10 * HOUR + i * HOUR for i in range(hours)]
+    [(last_ts, success, error)] = await hj.query(
+        "SELECT last_ts, last_success_at, last_error FROM ingest_cursor WHERE station_id = %s",
+        (AIR.id,),
+    )
+    assert last_ts == end and success is not None and error is None
+
+
+@pytest.mark.parametrize(
+    ("last_hours_ago", "max_hours"),
+    [(1, 72), (100, 72)],
+    ids=["recent", "beyond-max"],
+)
+async def test_no_gap_request_when_recent_or_too_old(
+    hj: Harness, last_hours_ago: int, max_hours: int
+) -> None:
+    now_hour = hour_floor(datetime.now(BEIJING))
+    last = now_hour - last_hours_ago * HOUR
+    await store_hours(hj, AIR.id, last - 3 * HOUR, last)
+    served: list[tuple[str, datetime, datetime]] = []
+    async with hj.server(gap_recovery_max_hours=max_hours) as srv:
+        async with hj.device(srv, history_provider=hourly_history(served)) as dev:
+            await dev.heartbeat()
+            await asyncio.sleep(0.2)
+            assert dev.history_requests == [] and srv.stats.history_requests == 0
+
+
+async def test_refused_history_request_is_recorded(hj: Harness) -> None:
+    now_hour = hour_floor(datetime.now(BEIJING))
+    await hj.execute(
+        "INSERT INTO ingest_cursor (source, station_id, last_ts) VALUES ('hj212', %s, %s)",
+        (AIR.id, now_hour - 6 * HOUR),
+    )
+    async with hj.server() as srv:
+        async with hj.device(srv) as dev:  # no history provider: it refuses (QnRtn=2)
+            await dev.heartbeat()
+
+            async def recorded() -> bool:
+                rows = await hj.query(
+                    "SELECT last_error FROM ingest_cursor WHERE station_id = %s", (AIR.id,)
+                )
+                return bool(rows) and rows[0][0] is not None
+
+            await hj.wait_until(recorded)
+    [(error,)] = await hj.query(
+        "SELECT last_error FROM ingest_cursor WHERE station_id = %s", (AIR.id,)
+    )
+    assert error.startswith("history request ") and "QnRtn=2 (request refused)" in error
+
+
+async def test_two_devices_at_once(hj: Harness) -> None:
+    async with hj.server() as srv:
+
+        async def push(station: Station, code: str, value: float) -> None:
+            async with hj.device(srv, station) as dev:
+                for h in range(24):
+                    await dev.send_hourly(T0 + h * HOUR, {code: (value + h, "N")})
+
+        await asyncio.gather(push(AIR, "a34004", 10.0), push(AIR2, "a34004", 50.0))
+        await push(WATER, "w21003", 0.1)
+        await hj.settled(srv)
+    counts = await hj.query(
+        "SELECT station_id, count(*), min(value) FROM reading GROUP BY station_id ORDER BY 1"
+    )
+    assert sorted(counts) == sorted([(AIR.id, 24, 10.0), (AIR2.id, 24, 50.0), (WATER.id, 24, 0.1)])
+
+
+async def test_archive_keeps_every_frame_with_time_peer_and_status(hj: Harness) -> None:
+    old = hj.tmp_path / "archive" / "hj212-2000-01-01.log"
+    old.parent.mkdir(parents=True)
+    old.write_text("x\n")
+    async with hj.server(archive_retention_days=30) as srv:
+        assert not old.exists()  # pruned at start
+        async with hj.device(srv) as dev:
+            ok = encode(dev.upload_message("2061", T0, {"a34004": (35.0, "N")}))
+            bad = ok.replace(b"a34004-Avg=35", b"a34004-Avg=36")  # CRC no longer matches
+            await dev.send_raw(bad)
+            await dev.send_raw(ok)
+            local = dev._writer.get_extra_info("sockname")  # type: ignore[union-attr]
+            await hj.wait_until(lambda: _has_answer(dev.received))
+        async with hj.device(srv, pw="000000", timeout=0.1, retries=0) as intruder:
+            wrong = encode(intruder.upload_message("2061", T0, {"a34004": (1.0, "N")}))
+            await intruder.send_raw(wrong + b"\x00\xff\\garbage\r\n")
+        await hj.settled(srv)
+    [path] = (hj.tmp_path / "archive").iterdir()
+    assert path.name == f"hj212-{datetime.now(UTC):%Y-%m-%d}.log"
+    records = [parse_line(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    assert [(r.status, r.mn, r.raw) for r in records] == [
+        ("error", None, bad),
+        ("ok", AIR.mn, ok),
+        ("rejected", AIR.mn, wrong),
+        ("error", None, b"\x00\xff\\garbage\r\n"),
+    ]
+    assert records[0].peer == f"{local[0]}:{local[1]}"
+    assert all(abs(datetime.now(UTC) - r.received_at) < timedelta(minutes=1) for r in records)
+
+
+async def _has_answer(messages: list[object]) -> bool:
+    return bool(messages)
