@@ -69,13 +69,19 @@ class App:
     async def store(self, validated: ValidationResult) -> WriteResult:
         """Write a validated batch and its rejects, then tell the listeners."""
         result = await self.writer.write(validated.batch, validated.rejected)
-        if len(validated.batch):
-            for listener in self.listeners:
-                try:
-                    await listener(validated.batch)
-                except Exception:  # a listener must not stop ingestion
-                    logger.exception("batch listener %r failed", listener)
+        await self.notify(validated.batch)
         return result
+
+    async def notify(self, batch: ReadingBatch) -> None:
+        """Tell the listeners about a batch just written (sources that write themselves,
+        like the HJ 212 receiver, call this)."""
+        if not len(batch):
+            return
+        for listener in self.listeners:
+            try:
+                await listener(batch)
+            except Exception:  # a listener must not stop ingestion
+                logger.exception("batch listener %r failed", listener)
 
     async def load_stations(self) -> SyncResult:
         async with self.pool.connection() as conn:

@@ -365,6 +365,11 @@ def _status_line(st: dict[str, Any]) -> str:
         f"ingested since start {st['ingested_since_start']:,} ({sources or '—'})  |  "
         f"stored {st['readings_total']:,}  rejects 24 h {rejects:,}  "
         f"spool {st['spool_pending_files']}  derived {st.get('derived_at') or '—'}"
+        + (
+            f"  |  HJ 212 :{st['hj212']['port']} {st['hj212']['connections']} loggers"
+            if st.get("hj212")
+            else ""
+        )
         + (f"  |  simulator: {st['simulator']}" if st.get("simulator") else "")
     )
 
@@ -414,9 +419,11 @@ def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
             await app.load_stations()
             t0 = time.monotonic()
             res = await backfill(app, start, end, kinds=kinds, seed=args.seed)
-            print(f"simulated {res.readings:,} readings ({res.rejected:,} rejected) for "
-                  f"{start:%Y-%m-%d %H:%M} – {end:%Y-%m-%d %H:%M} in "
-                  f"{time.monotonic() - t0:.1f} s")
+            print(
+                f"simulated {res.readings:,} readings ({res.rejected:,} rejected) for "
+                f"{start:%Y-%m-%d %H:%M} – {end:%Y-%m-%d %H:%M} in "
+                f"{time.monotonic() - t0:.1f} s"
+            )
             if not args.no_derive:
                 async with app.pool.connection() as conn:
                     st = await process_dirty(conn)
@@ -497,8 +504,9 @@ def build_parser() -> argparse.ArgumentParser:
     du.set_defaults(func=cmd_dust)
 
     r = sub.add_parser("run", help="the service: database, catalog, collectors, receiver")
-    r.add_argument("--once", action="store_true",
-                   help="set everything up, print the status and exit")
+    r.add_argument(
+        "--once", action="store_true", help="set everything up, print the status and exit"
+    )
     r.set_defaults(func=cmd_run)
 
     sim = sub.add_parser("simulate", help="store simulated readings for a time range")

@@ -99,9 +99,12 @@ class SimulatorFeed:
     """The embedded demo: recent history at start, whole years in the background,
     and the current hour kept fresh for all 207 stations."""
 
-    def __init__(self, app: App) -> None:
+    def __init__(
+        self, app: App, *, live_kinds: tuple[str, ...] = ("air", "water", "weather")
+    ) -> None:
         self.app = app
         self.cfg = app.settings.simulator
+        self.live_kinds = live_kinds
         self.state = "starting"
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -111,10 +114,12 @@ class SimulatorFeed:
         end = now().replace(minute=0, second=0, microsecond=0)
         if self.cfg.recent_days:
             self.state = f"loading the last {self.cfg.recent_days} days"
-            res = await backfill(self.app, end - timedelta(days=self.cfg.recent_days), end,
-                                 seed=self.cfg.seed)
-            logger.info("simulator: %d readings for the last %d days", res.readings,
-                        self.cfg.recent_days)
+            res = await backfill(
+                self.app, end - timedelta(days=self.cfg.recent_days), end, seed=self.cfg.seed
+            )
+            logger.info(
+                "simulator: %d readings for the last %d days", res.readings, self.cfg.recent_days
+            )
         self._tasks.append(asyncio.create_task(self._history(), name="simulator-history"))
         self._tasks.append(asyncio.create_task(self._live(), name="simulator-live"))
         self.state = "live"
@@ -138,14 +143,15 @@ class SimulatorFeed:
             async with self.app.pool.connection() as conn:
                 cur = await conn.execute(
                     "SELECT count(*) FROM region_day WHERE region = 'zone'"
-                    " AND day >= %s AND day < %s", (start.date(), end.date()))
+                    " AND day >= %s AND day < %s",
+                    (start.date(), end.date()),
+                )
                 row = await cur.fetchone()
             if row and row[0] >= (end - start).days - 2:
                 continue  # already there
             self.state = f"loading {year} (air and water) in the background"
             try:
-                await backfill(self.app, start, end, kinds=("air", "water"),
-                               seed=self.cfg.seed)
+                await backfill(self.app, start, end, kinds=("air", "water"), seed=self.cfg.seed)
             except Exception:
                 logger.exception("simulator: loading %d failed", year)
         self.state = "live"
@@ -158,8 +164,15 @@ class SimulatorFeed:
             # hourly values are published after their hour ends.
             hour = now().replace(minute=0, second=0, microsecond=0)
             try:
-                await backfill(self.app, hour - timedelta(hours=2), hour,
-                               seed=self.cfg.seed, source="simulator-live", notify=True)
+                await backfill(
+                    self.app,
+                    hour - timedelta(hours=2),
+                    hour,
+                    kinds=self.live_kinds,
+                    seed=self.cfg.seed,
+                    source="simulator-live",
+                    notify=True,
+                )
             except Exception:
                 logger.exception("simulator: live feed failed")
             await asyncio.sleep(self.cfg.live_interval_s)
@@ -172,8 +185,12 @@ async def service(settings: Settings) -> AsyncIterator[dict[str, Any]]:
     async with AsyncExitStack() as stack:
         app = await stack.enter_async_context(open_app(settings, url=url))
         sync = await app.load_stations()
-        logger.info("stations: %d in catalog (%d new, %d updated)", len(app.catalog.stations),
-                    sync.inserted, sync.updated)
+        logger.info(
+            "stations: %d in catalog (%d new, %d updated)",
+            len(app.catalog.stations),
+            sync.inserted,
+            sync.updated,
+        )
         if app.writer.spool.pending():
             replayed = await app.writer.replay_spool()
             logger.info("spool replayed: %d readings", replayed.accepted)
@@ -181,8 +198,47 @@ async def service(settings: Settings) -> AsyncIterator[dict[str, Any]]:
         app.listeners.append(counters.on_batch)
         parts: dict[str, Any] = {"app": app, "url": url, "counters": counters}
         parts["derive"] = await stack.enter_async_context(DeriveJob(app))
+        if settings.hj212.enabled:
+            from envmon.ingest.hj212.auth import generate_secrets, load_secrets
+            from envmon.ingest.hj212.server import Hj212Server
+
+            if settings.simulator_enabled:
+                # The demo's loggers need passwords: random ones, kept in DATA_DIR.
+                generate_secrets(app.catalog, settings.hj212_secrets_path)
+            secrets = load_secrets(settings.hj212_secrets_path, settings.hj212.passwords)
+            srv = await stack.enter_async_context(
+                Hj212Server(
+                    settings,
+                    app.catalog,
+                    app.validator,
+                    app.writer,
+                    app.pool,
+                    secrets=secrets,
+                    on_batch=app.notify,
+                )
+            )
+            parts["hj212"] = srv
+            logger.info("HJ 212 receiver listening on %s:%d", settings.hj212.host, srv.port)
         if settings.simulator_enabled:
-            parts["simulator"] = await stack.enter_async_context(SimulatorFeed(app))
+            parts["simulator"] = await stack.enter_async_context(
+                SimulatorFeed(
+                    app,
+                    live_kinds=("weather",) if "hj212" in parts else ("air", "water", "weather"),
+                )
+            )
+            if "hj212" in parts:
+                from envmon.simulate.loggers import SimulatedLoggers
+
+                parts["loggers"] = await stack.enter_async_context(
+                    SimulatedLoggers(
+                        app.catalog.stations,
+                        "127.0.0.1",
+                        parts["hj212"].port,
+                        secrets,
+                        seed=settings.simulator.seed,
+                        interval_s=settings.simulator.live_interval_s,
+                    )
+                )
         yield parts
 
 
@@ -195,13 +251,25 @@ async def status(parts: dict[str, Any]) -> dict[str, Any]:
     st["uptime_s"] = round(time.monotonic() - c.started)
     if "simulator" in parts:
         st["simulator"] = parts["simulator"].state
+    if "hj212" in parts:
+        srv = parts["hj212"]
+        st["hj212"] = {"port": srv.port, "connections": srv.connections}
+    if "loggers" in parts:
+        lg = parts["loggers"]
+        st["hj212"]["simulated_loggers"] = len(lg.devices)
+        st["hj212"]["uploads_sent"] = lg.sent
     d: DeriveJob = parts["derive"]
     st["derived_at"] = d.last_run.isoformat(timespec="seconds") if d.last_run else None
     return st
 
 
-async def run_forever(settings: Settings, on_status: StatusCallback,
-                      *, status_every_s: float = 15.0, stop: asyncio.Event | None = None) -> None:
+async def run_forever(
+    settings: Settings,
+    on_status: StatusCallback,
+    *,
+    status_every_s: float = 15.0,
+    stop: asyncio.Event | None = None,
+) -> None:
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -51,6 +51,12 @@ async def backfill(
         out.rejected += len(validated.rejected)
         if progress and len(frame):
             progress(datetime.fromisoformat(str(frame["time"].iloc[-1])))
-    logger.info("simulated %s–%s kinds=%s readings=%d rejected=%d", start, end,
-                ",".join(kinds), out.readings, out.rejected)
+    logger.info(
+        "simulated %s–%s kinds=%s readings=%d rejected=%d",
+        start,
+        end,
+        ",".join(kinds),
+        out.readings,
+        out.rejected,
+    )
     return out
