@@ -33,7 +33,9 @@ def hourly_uploads(station: Station, start: datetime, end: datetime, *, seed: in
             strict=True,
         ):
             code = BY_CODE[p].hj212
-            if not code or period != "1h" and station.kind == "air":
+            # Water stations report every 4 hours, as 2061 "hourly" uploads
+            # stamped with the start of the sampling hour (as real ones do).
+            if not code or period not in ("1h", "4h"):
                 continue
             by_hour[datetime.fromisoformat(t)][code] = (float(v), str(f))
     return sorted(by_hour.items())
