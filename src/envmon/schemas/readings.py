@@ -24,6 +24,13 @@ from envmon import timeutil
 from envmon.parameters import BY_CODE, PERIODS, Parameter
 
 FLAGS = frozenset("NFMSDCTB")  # HJ 212-2017 Table 8 data flags
+# Which parameter kinds a station of each kind measures: ambient-air stations
+# carry meteorological sensors too (HJ 212 a01001…a01008 in their uploads).
+MEASURES: dict[str, frozenset[str]] = {
+    "air": frozenset({"air", "weather"}),
+    "water": frozenset({"water"}),
+    "weather": frozenset({"weather"}),
+}
 EARLIEST = pd.Timestamp("2000-01-01T00:00:00+08:00")
 # An offset or Z at the end of an ISO 8601 time: otherwise the time is Beijing time.
 _AWARE = r"\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?\s*(?:[zZ]|[+-]\d{2}(?::?\d{2})?)$"
@@ -277,8 +284,11 @@ class Validator:
         pk = pa_kind[pa_codes]
         fail(sk == None, lambda i: f"unknown station '{st_vals[st_codes[i]]}'")  # noqa: E711
         fail(pk == None, lambda i: f"unknown parameter '{pa_vals[pa_codes[i]]}'")  # noqa: E711
+        measured = np.zeros(n, dtype=bool)
+        for station_kind, parameter_kinds in MEASURES.items():
+            measured |= (sk == station_kind) & np.isin(pk, list(parameter_kinds))
         fail(
-            sk != pk,
+            ~measured,
             lambda i: (
                 f"parameter '{pa_vals[pa_codes[i]]}' is not measured at "
                 f"{sk[i]} station '{st_vals[st_codes[i]]}'"
