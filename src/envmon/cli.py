@@ -381,6 +381,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 
         async def once() -> int:
             settings.simulator.history_years = []
+            settings.simulator.history_current_year = False
             async with service(settings) as parts:
                 _print_status(await status(parts))
             return 0

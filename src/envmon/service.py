@@ -135,7 +135,10 @@ class SimulatorFeed:
     async def _history(self) -> None:
         from envmon.simulate.feed import backfill
 
-        for year in self.cfg.history_years:
+        years = list(self.cfg.history_years)
+        if self.cfg.history_current_year and now().year not in years:
+            years.append(now().year)
+        for year in years:
             start = datetime(year, 1, 1, tzinfo=BEIJING)
             end = min(datetime(year + 1, 1, 1, tzinfo=BEIJING), now() - timedelta(days=7))
             if end <= start:

@@ -54,6 +54,9 @@ class SimulatorSettings(BaseModel):
         description="Whole years of air and water data loaded in the background "
         "(the 2020 baseline and the 2025 target year).",
     )
+    history_current_year: bool = Field(
+        default=True, description="Also load the current year up to the recent days."
+    )
     live_interval_s: float = Field(default=60.0, gt=0)
 
 

@@ -152,3 +152,31 @@ async def test_baseline_from_data_needs_data(
     ]
     with pytest.raises(ConfigError, match="no 2020 data"):
         await evaluate_year(conn, 2025, "zone", t, as_of=date(2026, 1, 5))
+
+
+async def test_2026_across_the_switch_both_editions(
+    feed: Feed, conn: psycopg.AsyncConnection[tuple[object, ...]]
+) -> None:
+    # PM2.5 75 µg/m³ on 2026-02-28 and on 2026-03-01, the other pollutants low.
+    rows = []
+    for day in (datetime(2026, 2, 28, tzinfo=BEIJING), datetime(2026, 3, 1, tzinfo=BEIJING)):
+        for p, v in (
+            ("pm25", 75.0),
+            ("pm10", 40.0),
+            ("so2", 8.0),
+            ("no2", 20.0),
+            ("co", 0.4),
+            ("o3", 50.0),
+        ):
+            rows += [("air-ty-1", p, day + timedelta(hours=h), v) for h in range(24)]
+    await feed(rows)
+    await process_dirty(conn)
+    as_of = date(2026, 3, 1)
+    by_date = await evaluate_year(conn, 2026, "zone", TARGETS, as_of=as_of)
+    old = await evaluate_year(conn, 2026, "zone", TARGETS, as_of=as_of, edition=2012)
+    new = await evaluate_year(conn, 2026, "zone", TARGETS, as_of=as_of, edition=2026)
+    # By date: 02-28 under HJ 633-2012 (IAQI 100, 良), 03-01 under 2026 (114, 轻度).
+    assert by_date["edition"] == "by_date"
+    assert (by_date["good_days"]["good"], by_date["good_days"]["valid"]) == (1, 2)
+    assert (old["good_days"]["good"], new["good_days"]["good"]) == (2, 0)
+    assert old["pm25"]["mean"] == new["pm25"]["mean"] == 75.0
