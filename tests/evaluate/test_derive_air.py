@@ -141,3 +141,26 @@ async def test_edition_switch_on_2026_03_01(
     assert hours[after + timedelta(hours=0)] == 114
     assert hours[before + timedelta(hours=18)] is None or hours[before + timedelta(hours=18)] <= 100
     assert hours[before + timedelta(hours=23)] == 100
+
+
+async def test_so2_above_800_falls_back_to_24h_in_2012(
+    feed: Feed, conn: psycopg.AsyncConnection[tuple[object, ...]]
+) -> None:
+    rows = day_of("air-ty-1", D, 20.0)
+    rows = [r for r in rows if r[1] != "so2"]
+    rows += [
+        ("air-ty-1", "so2", D + timedelta(hours=h), 900.0 if h == 23 else 100.0) for h in range(24)
+    ]
+    await feed(rows)
+    await process_dirty(conn)
+    (aqi, primary, so2_24h) = (
+        await fetch(
+            conn,
+            "SELECT aqi, primary_pollutants, so2_24h FROM air_hour WHERE ts = %s",
+            D + timedelta(hours=23),
+        )
+    )[0]
+    # HJ 633-2012 Table 1 note 2: no 1-h IAQI above 800; the 24-h mean
+    # (23 × 100 + 900) / 24 = 133.3 gives 50 + 50/100 × 83.3 = 91.7 → 92.
+    assert so2_24h == (23 * 100 + 900) / 24
+    assert (aqi, primary) == (92, ["so2"])

@@ -79,14 +79,15 @@ WITH src AS (
            -- GB 3095 Table 4: an 8-h mean needs >= 6 hourly values.
            CASE WHEN count(o3) OVER w8 >= 6 THEN avg(o3) OVER w8 END AS o3_8h,
            CASE WHEN count(pm10) OVER w24 >= 20 THEN avg(pm10) OVER w24 END AS pm10_24h,
-           CASE WHEN count(pm25) OVER w24 >= 20 THEN avg(pm25) OVER w24 END AS pm25_24h
+           CASE WHEN count(pm25) OVER w24 >= 20 THEN avg(pm25) OVER w24 END AS pm25_24h,
+           CASE WHEN count(so2) OVER w24 >= 20 THEN avg(so2) OVER w24 END AS so2_24h
     FROM wide
     WINDOW w8 AS (PARTITION BY station_id ORDER BY ts
                   RANGE BETWEEN interval '7 hours' PRECEDING AND CURRENT ROW),
            w24 AS (PARTITION BY station_id ORDER BY ts
                    RANGE BETWEEN interval '23 hours' PRECEDING AND CURRENT ROW)
 )
-SELECT station_id, ts, so2, no2, co, o3, pm10, pm25, o3_8h, pm10_24h, pm25_24h
+SELECT station_id, ts, so2, no2, co, o3, pm10, pm25, o3_8h, pm10_24h, pm25_24h, so2_24h
 FROM moving WHERE ts >= %(out_lo)s
 """
 
@@ -140,9 +141,10 @@ def _hour_edition(ts: datetime) -> int:
 
 def hourly_mapping(row: Sequence[Any], edition: int) -> dict[str, float | None]:
     """The real-time report's indicators for one hour (HJ 633 of that edition)."""
-    so2, no2, co, o3, pm10, pm25, o3_8h, pm10_24h, pm25_24h = (_num(x) for x in row)
+    so2, no2, co, o3, pm10, pm25, o3_8h, pm10_24h, pm25_24h, so2_24h = (_num(x) for x in row)
     if edition == 2012:
         return {
+            "so2_24h": so2_24h,  # read only when SO2 1-h > 800 (HJ 633-2012 Table 1 note 2)
             "so2_1h": so2,
             "no2_1h": no2,
             "co_1h": co,
@@ -200,9 +202,12 @@ async def process_dirty(conn: Conn, *, max_station_days: int = 100_000) -> Deriv
         for sid, day, _, kind in claimed:
             by_kind[kind].append((sid, day))
         if by_kind.get(""):
-            logger.warning("derive: %d station-days of stations not in the station table "
-                           "(run 'envmon stations load'), e.g. %s", len(by_kind[""]),
-                           by_kind[""][0][0])
+            logger.warning(
+                "derive: %d station-days of stations not in the station table "
+                "(run 'envmon stations load'), e.g. %s",
+                len(by_kind[""]),
+                by_kind[""][0][0],
+            )
         async with conn.transaction():
             if by_kind.get("air"):
                 total += await derive_air(conn, by_kind["air"])
@@ -274,7 +279,7 @@ async def derive_air(conn: Conn, pairs: Sequence[tuple[str, date]]) -> DeriveSta
         )
         async with conn.cursor().copy(
             "COPY air_hour (station_id, ts, so2, no2, co, o3, pm10, pm25, o3_8h, pm10_24h,"
-            " pm25_24h, aqi, category, primary_pollutants, edition) FROM STDIN"
+            " pm25_24h, so2_24h, aqi, category, primary_pollutants, edition) FROM STDIN"
         ) as copy:
             for row in hours:
                 ed = _hour_edition(row[1])

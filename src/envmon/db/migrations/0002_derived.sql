@@ -26,6 +26,7 @@ CREATE TABLE air_hour (
     o3_8h        double precision,  -- trailing 8-h moving mean ending with this hour (>= 6 of 8)
     pm10_24h     double precision,  -- trailing 24-h moving means (>= 20 of 24): the
     pm25_24h     double precision,  --   HJ 633-2012 real-time PM indicators
+    so2_24h      double precision,  -- trailing 24-h SO2 (2012: stands in when SO2 1-h > 800)
     aqi          smallint,
     category     smallint,
     primary_pollutants text[] NOT NULL DEFAULT '{}',
