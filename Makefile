@@ -46,6 +46,7 @@ lint: setup
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
+	$(BIN)/envmon dashboards build --check   # generated Grafana files are up to date
 
 bench: setup
 	$(BIN)/python bench/run_all.py

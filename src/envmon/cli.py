@@ -510,6 +510,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     r.set_defaults(func=cmd_run)
 
+    from envmon.dashboards.cli import add_parser as add_dashboards
+
+    add_dashboards(sub)
+
     sim = sub.add_parser("simulate", help="store simulated readings for a time range")
     sim.add_argument("--from", dest="start", required=True, help="ISO time (Beijing time)")
     sim.add_argument("--to", dest="end", required=True)

@@ -10,6 +10,8 @@ from pathlib import Path
 from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from envmon.dashboards.settings import GrafanaSettings
+
 
 class WriterSettings(BaseModel):
     """The database writer and its spool."""
@@ -87,6 +89,7 @@ class Settings(BaseSettings):
     writer: WriterSettings = Field(default_factory=WriterSettings)
     hj212: Hj212Settings = Field(default_factory=Hj212Settings)
     simulator: SimulatorSettings = Field(default_factory=SimulatorSettings)
+    grafana: GrafanaSettings = Field(default_factory=GrafanaSettings)
 
     @property
     def stations_path(self) -> Path:
