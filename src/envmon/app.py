@@ -133,5 +133,8 @@ async def status_summary(app: App) -> dict[str, Any]:
         out["timescaledb"] = ts_row[0] if ts_row else None
         ver = await (await conn.execute("SHOW server_version")).fetchone()
         out["postgresql"] = ver[0] if ver else None
+        from envmon.ingest.poller import read_health
+
+        out["sources"] = await read_health(conn)
     out["spool_pending_files"] = len(app.writer.spool.pending())
     return out

@@ -331,6 +331,17 @@ def _print_status(st: dict[str, Any]) -> None:
         print("rejected in the last 24 h (top reasons):")
         for reason, n in st["rejected_24h"].items():
             print(f"  {n:>7,}  {reason}")
+    if st.get("sources"):
+        print("sources:")
+        for h in st["sources"]:
+            stations = h["stations"]
+            lag = "—" if h["lag_s"] is None else f"{h['lag_s'] / 60:.0f} min"
+            print(
+                f"  {h['source']:<18} {h['kind']:<13} {h['state']:<9}"
+                f"{' STALE' if h['stale'] else '      '} lag {lag:>8}  stations "
+                f"{stations['reporting']}/{stations['mapped']}"
+                + (f"  last error: {h['last_error']}" if h["last_error"] else "")
+            )
     if st["spool_pending_files"]:
         print(f"spool: {st['spool_pending_files']} batch file(s) waiting for the database")
 
@@ -349,6 +360,51 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
         return 0
 
     return asyncio.run(run())
+
+
+def cmd_backfill(args: argparse.Namespace, settings: Settings) -> int:
+    from datetime import datetime
+
+    from envmon.app import ensure_database, open_app
+    from envmon.evaluate.derive import process_dirty
+    from envmon.ingest.poller import backfill, client_session
+    from envmon.ingest.sources_config import load_sources
+    from envmon.timeutil import to_beijing
+
+    start = to_beijing(datetime.fromisoformat(args.start))
+    end = to_beijing(datetime.fromisoformat(args.end))
+    config = load_sources(settings.collect.path(settings.config_dir))
+
+    async def run() -> int:
+        url = ensure_database(settings)
+        async with open_app(settings, url=url) as app, client_session(settings.collect) as s:
+            await app.load_stations()
+            report = await backfill(
+                app, config, s, args.source, start, end, secrets=settings.collect.secrets
+            )
+            _print_json(report.as_dict())
+            async with app.pool.connection() as conn:
+                st = await process_dirty(conn)
+            print(f"derived values updated for {st.station_days:,} station-days")
+        return 0
+
+    return asyncio.run(run())
+
+
+def cmd_sources(args: argparse.Namespace, settings: Settings) -> int:
+    from envmon.catalog import load_catalog
+    from envmon.ingest.poller import check_sources
+    from envmon.ingest.sources_config import load_sources
+
+    config = load_sources(settings.collect.path(settings.config_dir))
+    rows = check_sources(load_catalog(settings.stations_path), config, settings.collect.secrets)
+    for r in rows:
+        print(
+            f"{r['source']:<18} {r['kind']:<13} {'active' if r['active'] else 'off':<7}"
+            f" {r['stations']:>4} stations  {r['base_url'] or '—'}"
+            + (f"\n    problem: {r['problem']}" if r["problem"] else "")
+        )
+    return 1 if any(r["problem"] for r in rows) else 0
 
 
 def _status_line(st: dict[str, Any]) -> str:
@@ -509,6 +565,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--once", action="store_true", help="set everything up, print the status and exit"
     )
     r.set_defaults(func=cmd_run)
+
+    bf = sub.add_parser("backfill", help="fetch a past range from one HTTP source")
+    bf.add_argument("--source", required=True)
+    bf.add_argument("--from", dest="start", required=True, help="ISO time (Beijing time)")
+    bf.add_argument("--to", dest="end", required=True)
+    bf.set_defaults(func=cmd_backfill)
+
+    so = sub.add_parser("sources", help="the HTTP sources of config/sources.yaml")
+    so.add_argument("action", choices=["check"])
+    so.set_defaults(func=cmd_sources)
 
     from envmon.dashboards.cli import add_parser as add_dashboards
 

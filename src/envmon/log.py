@@ -17,3 +17,5 @@ def configure(level: str = "INFO") -> None:
         level=level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # APScheduler logs every job run at INFO: too chatty for a service log.
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)

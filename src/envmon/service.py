@@ -166,6 +166,8 @@ class SimulatorFeed:
             # The last complete hour (and the one before, in case it was missed):
             # hourly values are published after their hour ends.
             hour = now().replace(minute=0, second=0, microsecond=0)
+            if not self.live_kinds:
+                return
             try:
                 await backfill(
                     self.app,
@@ -222,12 +224,30 @@ async def service(settings: Settings) -> AsyncIterator[dict[str, Any]]:
             )
             parts["hj212"] = srv
             logger.info("HJ 212 receiver listening on %s:%d", settings.hj212.host, srv.port)
-        if settings.simulator_enabled:
-            parts["simulator"] = await stack.enter_async_context(
-                SimulatorFeed(
-                    app,
-                    live_kinds=("weather",) if "hj212" in parts else ("air", "water", "weather"),
+        if settings.collect.enabled:
+            from envmon.ingest.poller import client_session, start_collection
+            from envmon.ingest.sources_config import load_sources
+
+            sources = load_sources(settings.collect.path(settings.config_dir))
+            if sources.simulator is not None and not settings.simulator_enabled:
+                # The simulated platforms only ever run for the demo.
+                sources = sources.model_copy(
+                    update={"simulator": sources.simulator.model_copy(update={"enabled": False})}
                 )
+            session = await stack.enter_async_context(client_session(settings.collect))
+            parts["collectors"] = await stack.enter_async_context(
+                start_collection(app, sources, session, secrets=settings.collect.secrets)
+            )
+        if settings.simulator_enabled:
+            # Live hours come from the receiver and the collectors when they run;
+            # the feed fills in only what neither delivers.
+            live: tuple[str, ...] = ("air", "water", "weather")
+            if "collectors" in parts:
+                live = ()
+            elif "hj212" in parts:
+                live = ("weather",)
+            parts["simulator"] = await stack.enter_async_context(
+                SimulatorFeed(app, live_kinds=live)
             )
             if "hj212" in parts:
                 from envmon.simulate.loggers import SimulatedLoggers

@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from envmon.dashboards.settings import GrafanaSettings
+from envmon.ingest.sources_config import CollectSettings
 
 
 class WriterSettings(BaseModel):
@@ -90,6 +91,7 @@ class Settings(BaseSettings):
     hj212: Hj212Settings = Field(default_factory=Hj212Settings)
     simulator: SimulatorSettings = Field(default_factory=SimulatorSettings)
     grafana: GrafanaSettings = Field(default_factory=GrafanaSettings)
+    collect: CollectSettings = Field(default_factory=CollectSettings)
 
     @property
     def stations_path(self) -> Path:
