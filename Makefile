@@ -47,6 +47,7 @@ lint: setup
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 	$(BIN)/envmon dashboards build --check   # generated Grafana files are up to date
+	$(BIN)/envmon alerts grafana --check
 
 bench: setup
 	$(BIN)/python bench/run_all.py

@@ -8,7 +8,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-BENCHMARKS = ["bench.ingest", "bench.derive", "bench.poll", "bench.dashboards"]
+BENCHMARKS = ["bench.ingest", "bench.derive", "bench.poll", "bench.alerts", "bench.dashboards"]
 
 if __name__ == "__main__":
     only = sys.argv[1:]

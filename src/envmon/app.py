@@ -136,5 +136,8 @@ async def status_summary(app: App) -> dict[str, Any]:
         from envmon.ingest.poller import read_health
 
         out["sources"] = await read_health(conn)
+    from envmon.alerts.service import alert_status
+
+    out["alerts"] = await alert_status(app)
     out["spool_pending_files"] = len(app.writer.spool.pending())
     return out

@@ -342,6 +342,16 @@ def _print_status(st: dict[str, Any]) -> None:
                 f"{stations['reporting']}/{stations['mapped']}"
                 + (f"  last error: {h['last_error']}" if h["last_error"] else "")
             )
+    if st.get("alerts"):
+        a = st["alerts"]
+        opened = ", ".join(f"{o['count']} {o['severity']} {o['state']}" for o in a["open"])
+        n = a["notifications"]
+        print(
+            f"alerts: open {opened or 'none'}; notifications sent 24 h {n['sent_24h']},"
+            f" pending {n['pending']}, dead letters {n['dead']}"
+        )
+        for d in a["dead_letters"][:5]:
+            print(f"  dead letter #{d['notification_id']} {d['channel']}: {d['error']}")
     if st["spool_pending_files"]:
         print(f"spool: {st['spool_pending_files']} batch file(s) waiting for the database")
 
@@ -416,11 +426,14 @@ def _status_line(st: dict[str, Any]) -> str:
     )
     sources = ", ".join(f"{k} {v:,}" for k, v in sorted(st.get("by_source", {}).items()))
     rejects = sum(st["rejected_24h"].values())
+    alerts = st.get("alerts") or {}
+    open_alerts = sum(o["count"] for o in alerts.get("open", []))
     return (
         f"{time.strftime('%H:%M:%S')}  reporting (48 h): {reporting}  |  "
         f"ingested since start {st['ingested_since_start']:,} ({sources or '—'})  |  "
         f"stored {st['readings_total']:,}  rejects 24 h {rejects:,}  "
         f"spool {st['spool_pending_files']}  derived {st.get('derived_at') or '—'}"
+        f"  |  alerts open {open_alerts}"
         + (
             f"  |  HJ 212 :{st['hj212']['port']} {st['hj212']['connections']} loggers"
             if st.get("hj212")
@@ -576,7 +589,10 @@ def build_parser() -> argparse.ArgumentParser:
     so.add_argument("action", choices=["check"])
     so.set_defaults(func=cmd_sources)
 
+    from envmon.alerts.cli import add_parser as add_alerts
     from envmon.dashboards.cli import add_parser as add_dashboards
+
+    add_alerts(sub)
 
     add_dashboards(sub)
 

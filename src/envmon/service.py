@@ -203,6 +203,12 @@ async def service(settings: Settings) -> AsyncIterator[dict[str, Any]]:
         app.listeners.append(counters.on_batch)
         parts: dict[str, Any] = {"app": app, "url": url, "counters": counters}
         parts["derive"] = await stack.enter_async_context(DeriveJob(app))
+        if settings.alerts.enabled:
+            from envmon.alerts.service import AlertService
+
+            # Registers itself as a batch listener: every source's accepted
+            # batches are judged as they are written.
+            parts["alerts"] = await stack.enter_async_context(AlertService(app, settings.alerts))
         if settings.hj212.enabled:
             from envmon.ingest.hj212.auth import generate_secrets, load_secrets
             from envmon.ingest.hj212.server import Hj212Server

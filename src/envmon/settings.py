@@ -10,6 +10,7 @@ from pathlib import Path
 from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from envmon.alerts.settings import AlertSettings
 from envmon.dashboards.settings import GrafanaSettings
 from envmon.ingest.sources_config import CollectSettings
 
@@ -92,6 +93,7 @@ class Settings(BaseSettings):
     simulator: SimulatorSettings = Field(default_factory=SimulatorSettings)
     grafana: GrafanaSettings = Field(default_factory=GrafanaSettings)
     collect: CollectSettings = Field(default_factory=CollectSettings)
+    alerts: AlertSettings = Field(default_factory=AlertSettings)
 
     @property
     def stations_path(self) -> Path:
