@@ -22,18 +22,28 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
-# PostgreSQL server binaries: the embedded database and the test harness need them.
+# System packages (Debian): the PostgreSQL server for the embedded database and
+# the test harness; pango and a CJK font for the PDF report (WeasyPrint);
+# Chromium to check the rendered report. Installed when missing and root.
+SYSTEM_PACKAGES := libpango-1.0-0 libpangoft2-1.0-0 fonts-noto-cjk chromium
+
 .pg-binaries:
 	@if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 \
 	    || { command -v pg_config >/dev/null 2>&1 && test -x "$$(pg_config --bindir)/initdb"; }; then \
-	  : ; \
-	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	  echo "installing Debian's postgresql package (server binaries not found)"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
-	else \
+	  missing_pg=; else missing_pg=postgresql; fi; \
+	missing=$$(for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	missing="$$missing_pg $$missing"; \
+	if [ -z "$$(echo $$missing)" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "installing Debian packages:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	elif [ -n "$$missing_pg" ]; then \
 	  echo "PostgreSQL server binaries (initdb, pg_ctl) not found."; \
 	  echo "Install them, e.g. 'sudo apt-get install postgresql', or set PG_BINDIR."; \
 	  exit 1; \
+	else \
+	  echo "note: missing Debian packages for the PDF report and its check:$$missing"; \
+	  echo "      (sudo apt-get install$$missing)"; \
 	fi
 
 run: setup

@@ -51,14 +51,17 @@ async def run(url: str, data_dir: Path) -> None:
             with Timer() as full:
                 stats = await process_dirty(conn)
             figure("derive a full year from scratch", full.seconds, "s", "goal < 60")
-            print(f"    ({stats.station_days:,} station-days, {stats.air_hours:,} air hours, "
-                  f"{stats.air_days:,} air days, {stats.region_days:,} region days, "
-                  f"{stats.water_months:,} water section-months)")
+            print(
+                f"    ({stats.station_days:,} station-days, {stats.air_hours:,} air hours, "
+                f"{stats.air_days:,} air days, {stats.region_days:,} region days, "
+                f"{stats.water_months:,} water section-months)"
+            )
 
             # One new hour for every station (late December, like live running).
             hour = end - timedelta(hours=1)
-            frames = list(simulate(stations, hour - timedelta(hours=3), end, seed=99,
-                                   kinds=("air", "water")))
+            frames = list(
+                simulate(stations, hour - timedelta(hours=3), end, seed=99, kinds=("air", "water"))
+            )
             import pandas as pd
 
             frame = pd.concat(frames)
@@ -67,33 +70,57 @@ async def run(url: str, data_dir: Path) -> None:
             await app.writer.write(v.batch, v.rejected)
             with Timer() as one:
                 st = await process_dirty(conn)
-            figure("one new hour for every station → all derived", one.seconds, "s",
-                   "goal < 1")
+            figure("one new hour for every station → all derived", one.seconds, "s", "goal < 1")
             print(f"    ({len(v.batch)} readings, {st.station_days} station-days recomputed)")
 
             # Baselines as numbers: only one year is loaded here.
-            targets = [t.model_copy(update={"baseline": 48.0 if t.metric.startswith("pm25")
-                                            else 0.73})
-                       if t.baseline == "from_data" else t
-                       for t in load_targets(REPO / "config" / "targets.yaml")]
+            targets = [
+                t.model_copy(update={"baseline": 48.0 if t.metric.startswith("pm25") else 0.73})
+                if t.baseline == "from_data"
+                else t
+                for t in load_targets(REPO / "config" / "targets.yaml")
+            ]
             times = []
             for _ in range(5):
                 t0 = time.perf_counter()
-                await evaluate_year(conn, YEAR, "zone", targets, as_of=date(YEAR + 1, 1, 10),
-                                    edition=None if YEAR < 2026 else 2012)
+                await evaluate_year(
+                    conn,
+                    YEAR,
+                    "zone",
+                    targets,
+                    as_of=date(YEAR + 1, 1, 10),
+                    edition=None if YEAR < 2026 else 2012,
+                )
                 times.append(time.perf_counter() - t0)
             figure("evaluate_year (zone, finished year; best of 5)", min(times), "s", "goal < 2")
     import yaml
 
     tfile = data_dir / "targets.yaml"
-    tfile.write_text(yaml.safe_dump({"targets": [t.model_dump(exclude_none=True)
-                                                 for t in targets]}))
+    tfile.write_text(
+        yaml.safe_dump({"targets": [t.model_dump(exclude_none=True) for t in targets]})
+    )
     env = dict(os.environ, ENVMON_DATABASE_URL=url, ENVMON_DATA_DIR=str(data_dir))
     with Timer() as cmd:
-        out = subprocess.run(
-            [sys.executable, "-m", "envmon.cli", "evaluate", "--year", str(YEAR),
-             "--targets", str(tfile), "--as-of", f"{YEAR + 1}-01-10", "--json"],
-            env=env, cwd=REPO, capture_output=True, text=True, check=False,
+        out = await asyncio.to_thread(
+            subprocess.run,
+            [
+                sys.executable,
+                "-m",
+                "envmon.cli",
+                "evaluate",
+                "--year",
+                str(YEAR),
+                "--targets",
+                str(tfile),
+                "--as-of",
+                f"{YEAR + 1}-01-10",
+                "--json",
+            ],
+            env=env,
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            check=False,
         )
     if out.returncode != 0:
         raise SystemExit(out.stderr)

@@ -417,6 +417,30 @@ def cmd_sources(args: argparse.Namespace, settings: Settings) -> int:
     return 1 if any(r["problem"] for r in rows) else 0
 
 
+def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
+    from datetime import date
+
+    from envmon.app import ensure_database, open_app
+    from envmon.evaluate.derive import process_dirty
+    from envmon.report import render_report
+
+    out = Path(args.out or f"envmon-{args.year}.{args.format}")
+    targets = Path(args.targets) if args.targets else settings.config_dir / "targets.yaml"
+    as_of = date.fromisoformat(args.as_of) if args.as_of else None
+
+    async def run() -> int:
+        url = ensure_database(settings)
+        async with open_app(settings, url=url) as app, app.pool.connection() as conn:
+            await process_dirty(conn)
+            path = await render_report(
+                conn, args.year, args.format, out, targets=targets, as_of=as_of
+            )
+        print(f"report written: {path}")
+        return 0
+
+    return asyncio.run(run())
+
+
 def _status_line(st: dict[str, Any]) -> str:
     rec = st["recent_readings"]
     stations = st["stations"]
@@ -578,6 +602,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--once", action="store_true", help="set everything up, print the status and exit"
     )
     r.set_defaults(func=cmd_run)
+
+    rp = sub.add_parser("report", help="the annual assessment report (Chinese, HTML or PDF)")
+    rp.add_argument("--year", type=int, required=True)
+    rp.add_argument("--format", choices=["html", "pdf"], default="pdf")
+    rp.add_argument("--out", help="output file (default envmon-YEAR.FORMAT)")
+    rp.add_argument("--as-of", help="for the current year: data up to this Beijing date")
+    rp.add_argument("--targets", help="targets YAML (default config/targets.yaml)")
+    rp.set_defaults(func=cmd_report)
 
     bf = sub.add_parser("backfill", help="fetch a past range from one HTTP source")
     bf.add_argument("--source", required=True)

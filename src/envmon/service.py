@@ -209,6 +209,15 @@ async def service(settings: Settings) -> AsyncIterator[dict[str, Any]]:
             # Registers itself as a batch listener: every source's accepted
             # batches are judged as they are written.
             parts["alerts"] = await stack.enter_async_context(AlertService(app, settings.alerts))
+        if settings.api.enabled:
+            from envmon.api.app import ApiServer
+
+            parts["api"] = await stack.enter_async_context(ApiServer(app))
+            logger.info(
+                "HTTP API on %s (OpenAPI: %s/api/v1/openapi.json)",
+                parts["api"].url,
+                parts["api"].url,
+            )
         if settings.hj212.enabled:
             from envmon.ingest.hj212.auth import generate_secrets, load_secrets
             from envmon.ingest.hj212.server import Hj212Server
@@ -280,6 +289,8 @@ async def status(parts: dict[str, Any]) -> dict[str, Any]:
     st["uptime_s"] = round(time.monotonic() - c.started)
     if "simulator" in parts:
         st["simulator"] = parts["simulator"].state
+    if "api" in parts:
+        st["api"] = parts["api"].url
     if "hj212" in parts:
         srv = parts["hj212"]
         st["hj212"] = {"port": srv.port, "connections": srv.connections}

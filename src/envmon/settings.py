@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from envmon.alerts.settings import AlertSettings
+from envmon.api.config import ApiSettings
 from envmon.dashboards.settings import GrafanaSettings
 from envmon.ingest.sources_config import CollectSettings
 
@@ -94,6 +95,7 @@ class Settings(BaseSettings):
     grafana: GrafanaSettings = Field(default_factory=GrafanaSettings)
     collect: CollectSettings = Field(default_factory=CollectSettings)
     alerts: AlertSettings = Field(default_factory=AlertSettings)
+    api: ApiSettings = Field(default_factory=ApiSettings)
 
     @property
     def stations_path(self) -> Path:

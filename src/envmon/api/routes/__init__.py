@@ -1,0 +1,17 @@
+"""The API's routes, one module per resource family."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from envmon.api.routes import alerts, aqi, evaluation, readings, stations, system, water
+
+ROUTES: list[web.RouteDef] = [
+    *stations.ROUTES,
+    *readings.ROUTES,
+    *aqi.ROUTES,
+    *water.ROUTES,
+    *evaluation.ROUTES,
+    *alerts.ROUTES,
+    *system.ROUTES,
+]

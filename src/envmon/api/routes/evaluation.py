@@ -1,0 +1,134 @@
+"""``/api/v1/targets`` (the ``envmon evaluate`` JSON), ``/trends`` and ``/annual``."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+from aiohttp import web
+
+from envmon.api.auth import requires
+from envmon.api.keys import ENVMON, SETTINGS
+from envmon.api.params import Query
+from envmon.api.problems import Problem, bad_request
+from envmon.api.routes.common import check_order, connection, json_response, known_stations
+from envmon.errors import ConfigError, EnvmonError
+from envmon.evaluate import annual as annual_stats
+from envmon.evaluate import trends as tr
+from envmon.evaluate.assessment import evaluate_year
+from envmon.evaluate.regions import REGIONS
+from envmon.evaluate.targets import Target, load_targets
+from envmon.parameters import BY_CODE
+from envmon.timeutil import now
+
+YEARS = (2000, 2099)
+TREND_PARAMETERS = (*tr.AIR_COLUMNS, *sorted(tr.WATER_PARAMETERS))
+
+
+def targets_path(request: web.Request) -> Path:
+    app = request.app[ENVMON]
+    return request.app[SETTINGS].targets_file or app.settings.config_dir / "targets.yaml"
+
+
+def _load_targets(request: web.Request) -> list[Target]:
+    try:
+        return load_targets(targets_path(request))
+    except ConfigError as err:
+        raise Problem(503, str(err), kind="targets-unavailable") from err
+
+
+@requires("read")
+async def targets(request: web.Request) -> web.Response:
+    q = Query(request.query, ("year", "region", "as_of", "edition"))
+    today = now().date()
+    year = q.integer("year", low=YEARS[0], high=YEARS[1], default=today.year)
+    region = q.string("region", choices=REGIONS, default="zone")
+    as_of = q.day("as_of") or today
+    edition = q.integer("edition", low=2012, high=2026)
+    if edition is not None and edition not in (2012, 2026):
+        q.error("edition", "2012 or 2026")
+    q.done()
+    assert year is not None and region is not None
+    if as_of < date(year, 1, 1):
+        raise bad_request(
+            f"{year} has not begun on {as_of}",
+            [{"parameter": "as_of", "message": "must be in or after the year"}],
+        )
+    tgts = _load_targets(request)
+    async with connection(request) as conn:
+        try:
+            res = await evaluate_year(conn, year, region, tgts, as_of=as_of, edition=edition)
+        except ConfigError as err:  # a baseline 'from_data' without that year's data
+            raise Problem(422, str(err), kind="baseline-unavailable") from err
+        except EnvmonError as err:
+            raise bad_request(str(err)) from err
+    return json_response(res)
+
+
+@requires("read")
+async def trends(request: web.Request) -> web.Response:
+    q = Query(request.query, ("parameter", "station", "region", "from", "to", "method", "alpha"))
+    parameter = q.string("parameter", required=True, choices=TREND_PARAMETERS)
+    station = q.string("station")
+    region = q.string("region", choices=REGIONS)
+    this_month = now().date().replace(day=1)
+    start = q.month("from") or this_month.replace(year=this_month.year - 5)
+    end = q.month("to") or this_month
+    method = q.string("method", choices=tr.METHODS, default="seasonal_kendall")
+    alpha = q.number("alpha", default=0.05, low=0.001, high=0.2)
+    if (station is None) == (region is None):
+        q.error("station", "give exactly one of station and region")
+    if parameter in tr.WATER_PARAMETERS and region is not None:
+        q.error("region", "water trends are per section: give station")
+    q.done()
+    assert parameter is not None and method is not None
+    check_order(start, end)
+    if (end.year - start.year) * 12 + end.month - start.month > 12 * 30:
+        raise bad_request(
+            "at most 30 years of months per trend",
+            [{"parameter": "from", "message": "range over 30 years"}],
+        )
+    async with connection(request) as conn:
+        if station is not None:
+            await known_stations(conn, [station], tr.parameter_kind(parameter))
+        series = await tr.monthly_means(conn, parameter, start, end, station=station, region=region)
+    result = tr.trend(series, deseasonalise=method, alpha=alpha)  # type: ignore[arg-type]
+    p = BY_CODE[parameter]
+    return json_response(
+        {
+            "parameter": parameter,
+            "statistic": "daily maximum 8-h mean (MDA8)" if parameter == "o3" else "daily mean",
+            "unit": p.unit,
+            "station": station,
+            "region": region,
+            "from": start.strftime("%Y-%m"),
+            "to": end.strftime("%Y-%m"),
+            "series": [v.as_dict() for v in series],
+            "trend": result.as_dict(),
+        }
+    )
+
+
+@requires("read")
+async def annual(request: web.Request) -> web.Response:
+    q = Query(request.query, ("year", "as_of", "edition"))
+    today = now().date()
+    year = q.integer("year", low=YEARS[0], high=YEARS[1], required=True)
+    as_of = q.day("as_of") or today
+    edition = q.integer("edition", low=2012, high=2026)
+    if edition is not None and edition not in (2012, 2026):
+        q.error("edition", "2012 or 2026")
+    q.done()
+    assert year is not None
+    async with connection(request) as conn:
+        res = await annual_stats.annual_report(
+            conn, year, editions=[edition] if edition else None, as_of=as_of
+        )
+    return json_response(res)
+
+
+ROUTES = [
+    web.get("/api/v1/targets", targets, name="targets"),
+    web.get("/api/v1/trends", trends, name="trends"),
+    web.get("/api/v1/annual", annual, name="annual"),
+]

@@ -1,0 +1,72 @@
+"""``/api/v1/health`` (no token), ``/api/v1/metrics`` and ``/api/v1/openapi.json``."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import psycopg
+from aiohttp import web
+from psycopg_pool import PoolTimeout
+
+from envmon import __version__
+from envmon.api import metrics as m
+from envmon.api.auth import check, requires
+from envmon.api.keys import ENVMON, METRICS, SETTINGS
+from envmon.api.openapi import spec
+from envmon.api.routes.common import json_response
+
+logger = logging.getLogger(__name__)
+HEALTH_TIMEOUT_S = 3.0
+
+
+@requires("public")
+async def health(request: web.Request) -> web.Response:
+    app = request.app[ENVMON]
+    db = "ok"
+    try:
+        async with asyncio.timeout(HEALTH_TIMEOUT_S):
+            async with app.pool.connection(timeout=HEALTH_TIMEOUT_S) as conn:
+                await conn.execute("SELECT 1")
+    except (TimeoutError, psycopg.Error, PoolTimeout) as err:
+        logger.warning("health: database unavailable: %s", err)
+        db = "unavailable"
+    pending = len(app.writer.spool.pending())
+    body = {
+        "status": "ok" if db == "ok" else "degraded",
+        "database": db,
+        "spool_pending_files": pending,
+        "version": __version__,
+    }
+    return json_response(body, status=200 if db == "ok" else 503)
+
+
+@requires("public")  # checked below: public only when metrics_public is set
+async def metrics(request: web.Request) -> web.Response:
+    if not request.app[SETTINGS].metrics_public:
+        check(request, "read")
+    app = request.app[ENVMON]
+    out = m.render(request.app[METRICS], len(app.writer.spool.pending()))
+    up = True
+    db = m.Exposition()  # merged only when complete: no half-written families
+    try:
+        async with app.pool.connection(timeout=HEALTH_TIMEOUT_S) as conn:
+            await m.database_metrics(conn, db)
+        out.lines += db.lines
+    except (psycopg.Error, PoolTimeout) as err:
+        logger.warning("metrics: database unavailable: %s", err)
+        up = False
+    m.database_up(out, up)
+    return web.Response(body=out.text().encode(), headers={"Content-Type": m.CONTENT_TYPE})
+
+
+@requires("public")
+async def openapi(request: web.Request) -> web.Response:
+    return json_response(spec())
+
+
+ROUTES = [
+    web.get("/api/v1/health", health, name="health"),
+    web.get("/api/v1/metrics", metrics, name="metrics"),
+    web.get("/api/v1/openapi.json", openapi, name="openapi"),
+]
