@@ -27,6 +27,7 @@ from psycopg import AsyncConnection
 from psycopg.rows import TupleRow
 
 from envmon.log import evaluate_logger as logger
+from envmon.parameters import PARAMETERS
 from envmon.standards import aqi as aqi_std
 from envmon.standards import validity
 from envmon.standards import water as water_std
@@ -398,17 +399,26 @@ async def derive_regions(conn: Conn, days: Sequence[date]) -> int:
 
 # -- water ------------------------------------------------------------------------------
 
+# Daily means of a set of sections over a range of days. The parameter and
+# period lists make the unique index (station_id, parameter, period, ts) serve
+# the time range directly; the result is kept only for the queued station-days.
 _WATER_DAY_SQL = """
 INSERT INTO water_day (station_id, day, parameter, value, n)
-SELECT r.station_id, (r.ts AT TIME ZONE 'Asia/Shanghai')::date, r.parameter, avg(r.value), count(*)
-FROM reading r
-JOIN unnest(%(stations)s::text[], %(days)s::date[]) AS d(station_id, day)
-  ON d.station_id = r.station_id
- AND r.ts >= (d.day::timestamp AT TIME ZONE 'Asia/Shanghai')
- AND r.ts < ((d.day + 1)::timestamp AT TIME ZONE 'Asia/Shanghai')
-WHERE r.flag = ANY(%(flags)s) AND r.period IN ('1h', '4h', '1d')
-GROUP BY 1, 2, 3
+SELECT x.station_id, x.day, x.parameter, x.value, x.n
+FROM (
+    SELECT r.station_id, (r.ts AT TIME ZONE 'Asia/Shanghai')::date AS day, r.parameter,
+           avg(r.value) AS value, count(*) AS n
+    FROM reading r
+    WHERE r.station_id = ANY(%(stations)s) AND r.parameter = ANY(%(params)s)
+      AND r.period = ANY(%(periods)s) AND r.ts >= %(lo)s AND r.ts < %(hi)s
+      AND r.flag = ANY(%(flags)s)
+    GROUP BY 1, 2, 3
+) x
+JOIN unnest(%(pair_stations)s::text[], %(pair_days)s::date[]) AS d(station_id, day)
+  ON d.station_id = x.station_id AND d.day = x.day
 """
+WATER_PARAMETERS = [p.code for p in PARAMETERS if p.kind == "water"]
+WATER_PERIODS = ["1h", "4h", "1d"]
 
 _WATER_MONTH_SQL = """
 SELECT w.station_id, date_trunc('month', w.day)::date, w.parameter, avg(w.value), count(*)
@@ -434,10 +444,22 @@ async def derive_water(conn: Conn, pairs: Sequence[tuple[str, date]]) -> DeriveS
         " WHERE w.station_id = d.station_id AND w.day = d.day",
         (stations, days),
     )
-    cur = await conn.execute(
-        _WATER_DAY_SQL, {"stations": stations, "days": days, "flags": VALID_FLAGS}
-    )
-    stats.water_days += cur.rowcount
+    for chunk_stations, first, last in _chunks(pairs):
+        in_chunk = [(s, d) for s, d in pairs if first <= d <= last]
+        cur = await conn.execute(
+            _WATER_DAY_SQL,
+            {
+                "stations": chunk_stations,
+                "params": WATER_PARAMETERS,
+                "periods": WATER_PERIODS,
+                "flags": VALID_FLAGS,
+                "lo": day_start(first),
+                "hi": day_start(last + timedelta(days=1)),
+                "pair_stations": [p[0] for p in in_chunk],
+                "pair_days": [p[1] for p in in_chunk],
+            },
+        )
+        stats.water_days += cur.rowcount
     months = sorted({(s, d.replace(day=1)) for s, d in pairs})
     m_st = [m[0] for m in months]
     m_mo = [m[1] for m in months]
