@@ -487,6 +487,16 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         nonlocal first
         if first:
             _print_status(st)
+            if st.get("api"):
+                print(f"HTTP API: {st['api']}/api/v1/  (OpenAPI: {st['api']}/api/v1/openapi.json)")
+            if st.get("api_tokens_file"):
+                print(
+                    f"  demo tokens in {st['api_tokens_file']}; e.g.\n"
+                    f'  curl -H "Authorization: Bearer $(grep read_token '
+                    f"{st['api_tokens_file']} | cut -d' ' -f2)\" "
+                    f"'{st['api']}/api/v1/aqi?region=taiyuan&resolution=daily"
+                    f"&from=2025-01-01&to=2026-01-01'"
+                )
             print("envmon is running — Ctrl-C to stop. Live status:")
             first = False
         print(_status_line(st), flush=True)

@@ -14,13 +14,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import secrets
 import signal
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
+
+import yaml
+from pydantic import SecretStr
 
 from envmon.app import App, ensure_database, open_app, status_summary
 from envmon.evaluate.derive import process_dirty
@@ -183,6 +189,27 @@ class SimulatorFeed:
             await asyncio.sleep(self.cfg.live_interval_s)
 
 
+def demo_api_tokens(settings: Settings) -> Path:
+    """The demo's API tokens: random, kept in DATA_DIR/api-tokens.yaml (mode 0600).
+
+    Only with the simulator (the embedded demo); a real deployment sets
+    ``ENVMON_API__READ_TOKEN`` and ``ENVMON_API__ADMIN_TOKEN``.
+    """
+    path = settings.data_dir / "api-tokens.yaml"
+    if path.exists():
+        tokens = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    else:
+        tokens = {"read_token": secrets.token_urlsafe(24), "admin_token": secrets.token_urlsafe(24)}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write("# Demo tokens of the embedded envmon (never used in production).\n")
+            yaml.safe_dump(tokens, f)
+    settings.api.read_token = SecretStr(str(tokens["read_token"]))
+    settings.api.admin_token = SecretStr(str(tokens["admin_token"]))
+    return path
+
+
 @asynccontextmanager
 async def service(settings: Settings) -> AsyncIterator[dict[str, Any]]:
     """Open everything ``envmon run`` runs; yields a dict of the running parts."""
@@ -211,6 +238,9 @@ async def service(settings: Settings) -> AsyncIterator[dict[str, Any]]:
             parts["alerts"] = await stack.enter_async_context(AlertService(app, settings.alerts))
         if settings.api.enabled:
             from envmon.api.app import ApiServer
+
+            if settings.simulator_enabled and settings.api.read_token is None:
+                demo_api_tokens(settings)
 
             parts["api"] = await stack.enter_async_context(ApiServer(app))
             logger.info(
@@ -291,6 +321,8 @@ async def status(parts: dict[str, Any]) -> dict[str, Any]:
         st["simulator"] = parts["simulator"].state
     if "api" in parts:
         st["api"] = parts["api"].url
+        if app.settings.simulator_enabled:
+            st["api_tokens_file"] = str(app.settings.data_dir / "api-tokens.yaml")
     if "hj212" in parts:
         srv = parts["hj212"]
         st["hj212"] = {"port": srv.port, "connections": srv.connections}
