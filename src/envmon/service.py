@@ -146,7 +146,11 @@ class SimulatorFeed:
             years.append(now().year)
         for year in years:
             start = datetime(year, 1, 1, tzinfo=BEIJING)
-            end = min(datetime(year + 1, 1, 1, tzinfo=BEIJING), now() - timedelta(days=7))
+            # Up to where the recent days loaded at start-up begin.
+            recent = now().replace(minute=0, second=0, microsecond=0) - timedelta(
+                days=self.cfg.recent_days
+            )
+            end = min(datetime(year + 1, 1, 1, tzinfo=BEIJING), recent)
             if end <= start:
                 continue
             async with self.app.pool.connection() as conn:
