@@ -8,7 +8,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-BENCHMARKS = ["bench.ingest", "bench.derive", "bench.poll", "bench.alerts", "bench.dashboards"]
+BENCHMARKS = [
+    "bench.ingest",
+    "bench.derive",
+    "bench.hj212",
+    "bench.poll",
+    "bench.alerts",
+    "bench.api",
+    "bench.dashboards",
+]
 
 if __name__ == "__main__":
     only = sys.argv[1:]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
@@ -14,6 +15,7 @@ from envmon.ingest.hj212 import (
     Hj212Error,
     Message,
     answer,
+    answer_frame,
     crc16,
     data_answer,
     decode,
@@ -22,6 +24,13 @@ from envmon.ingest.hj212 import (
     new_qn,
     notify_answer,
     set_time_request,
+)
+from envmon.ingest.hj212.codec import (
+    _CP_STRICT_RE,
+    _parse_cp_general,
+    _parse_cp_strict,
+    _parse_header,
+    _parse_header_strict,
 )
 from envmon.timeutil import BEIJING
 
@@ -343,6 +352,89 @@ def test_round_trip(message: Message) -> None:
     raw = encode(message)
     assert decode(raw) == message
     assert encode(decode(raw)) == raw
+
+
+# ------------------------------------------------------------------ fast paths
+
+_KEY = st.from_regex(r"[0-9A-Za-z_]{1,6}", fullmatch=True)
+_CP_VALUE = st.text(
+    st.characters(codec="utf-8", exclude_categories=("Cs", "Cc", "Z"), exclude_characters=";,=&"),
+    max_size=6,
+).filter(lambda v: not any(c.isspace() for c in v))
+_CP_ITEMS = st.lists(
+    st.tuples(_KEY, st.one_of(st.none(), _KEY), _CP_VALUE, st.sampled_from(";,")),
+    min_size=1,
+    max_size=12,
+)
+
+
+@settings(max_examples=500)
+@given(_CP_ITEMS)
+def test_strict_cp_path_equals_the_general_one(
+    items: list[tuple[str, str | None, str, str]],
+) -> None:
+    # Repeated keys included: both keep the first value and say so the same way.
+    content = "".join(
+        f"{sep if i else ''}{key}{'-' + suffix if suffix else ''}={value}"
+        for i, (key, suffix, value, sep) in enumerate(items)
+    )
+    assert _CP_STRICT_RE.fullmatch(content)
+    fast: list[str] = []
+    general: list[str] = []
+    assert _parse_cp_strict(content, fast) == _parse_cp_general(content, general)
+    assert fast == general
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(messages())
+def test_strict_header_path_equals_the_general_one(message: Message) -> None:
+    try:
+        text = encode(message)[6:-6].decode("utf-8")
+    except Hj212Error:
+        return  # e.g. a drawn field named DataTime that is no time
+    strict = _parse_header_strict(text)
+    if strict is None:
+        return  # not in the standard's exact form: only the general path reads it
+    header, cp_start = strict
+    warnings: list[str] = []
+    assert header == _parse_header(text[: cp_start - 3], warnings)
+    assert warnings == [] and text[cp_start - 3 : cp_start + 2] == "CP=&&"
+
+
+def test_standard_frames_take_the_fast_paths() -> None:
+    text = STANDARD_FRAME[6:-6].decode("ascii")
+    strict = _parse_header_strict(text)
+    assert strict is not None and strict[0]["MN"] == MN
+    segment = upload("a34004-Avg=35,a34004-Flag=N;a34004-Avg=36")[6:-6].decode("ascii")
+    header, cp_start = _parse_header_strict(segment) or ({}, 0)
+    content = segment[cp_start + 2 : -2]
+    assert header["Flag"] == "5" and _CP_STRICT_RE.fullmatch(content)
+    warnings: list[str] = []
+    cp = _parse_cp_strict(content, warnings)
+    assert cp.pollutants == {"a34004": {"Avg": "35", "Flag": "N"}}
+    assert warnings == ["CP key 'a34004-Avg' repeated; first value kept"]
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(messages(), st.sampled_from(["2061", "2011", "2051", "1013", "9015", "1062", "9014"]))
+def test_answer_frame_is_the_encoded_answer(message: Message, cn: str) -> None:
+    m = replace(message, cn=cn)
+    reply = answer(m)
+    try:
+        expected = None if reply is None else encode(reply)
+    except Hj212Error:
+        with pytest.raises(Hj212Error):
+            answer_frame(m)
+        return
+    assert answer_frame(m) == expected
+    if expected is not None:
+        assert decode(expected) == reply
+
+
+def test_answer_frame_of_odd_headers_takes_the_encoder() -> None:
+    upload_ = Message(qn=None, st="32", cn="2061", pw=None, mn="LD130133000015", flag=1)
+    assert answer_frame(upload_) == encode(data_answer(upload_))
+    assert decode(answer_frame(upload_) or b"").qn is None
 
 
 # ------------------------------------------------------------------ fuzz

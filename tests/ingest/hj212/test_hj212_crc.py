@@ -6,6 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from envmon.ingest.hj212 import crc16, crc16_hex
+from envmon.ingest.hj212.crc import crc16_bytewise
 
 STANDARD_SEGMENT = (
     b"QN=20160801085857223;ST=32;CN=1062;PW=100000;MN=010000A8900016F000169DC0;"
@@ -66,3 +67,21 @@ def test_empty_and_hex_format() -> None:
 def test_table_matches_annex_a_routine(data: bytes) -> None:
     assert crc16(data) == annex_a(data)
     assert crc16(bytearray(data)) == crc16(memoryview(data)) == crc16(data)
+
+
+@given(st.binary(min_size=250, max_size=12_000))
+def test_folded_crc_matches_the_bytewise_loop_on_long_frames(data: bytes) -> None:
+    # The fold works on 8-byte lanes aligned on the end: every length and
+    # alignment must agree with the one-byte-at-a-time table loop.
+    assert crc16(data) == crc16_bytewise(data)
+    for cut in (1, 7, 8, 9, 63, 64, 65):
+        assert crc16(data[cut:]) == crc16_bytewise(data[cut:])
+
+
+def test_every_length_and_byte_value() -> None:
+    for n in range(1, 140):
+        for fill in (0x00, 0x01, 0x80, 0xFF):
+            data = bytes([fill]) * n
+            assert crc16(data) == annex_a(data), (n, fill)
+        ramp = bytes(range(n))
+        assert crc16(ramp) == annex_a(ramp), n

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from envmon.ingest.hj212 import (
     LEGACY_CODES,
@@ -17,7 +20,8 @@ from envmon.ingest.hj212 import (
     readings,
     to_2017,
 )
-from envmon.ingest.hj212.codes import DEFAULT_UNITS
+from envmon.ingest.hj212.codes import DEFAULT_UNITS, scale_exponent, scale_text
+from envmon.ingest.hj212.mapping import upload_rows
 from envmon.parameters import BY_HJ212
 from envmon.timeutil import BEIJING
 
@@ -179,3 +183,87 @@ def test_2005_codes_map_to_parameters() -> None:
     # Overrides may name the 2005 code too.
     (cod, _) = readings(m, unit_overrides={"011": "µg/L"})
     assert cod.value == 0.231
+
+
+# ------------------------------------------------------------------ fast conversion
+
+UNITS = ["ng/m³", "µg/m³", "mg/m³", "ng/L", "µg/L", "mg/L", "Pa", "hPa", "kPa", "µS/cm", "mS/cm"]
+# Table 4 numbers as loggers print them: sign, integer part, decimals, an exponent now and then.
+NUMBERS = st.builds(
+    lambda sign, whole, decimals, exponent: f"{sign}{whole}{decimals}{exponent}",
+    st.sampled_from(["", "-", "+"]),
+    st.from_regex(r"[0-9]{1,9}", fullmatch=True),
+    st.one_of(st.just(""), st.from_regex(r"\.[0-9]{0,9}", fullmatch=True)),
+    st.one_of(st.just(""), st.from_regex(r"[eE][+-]?[0-9]{1,2}", fullmatch=True)),
+)
+
+
+@given(NUMBERS, st.sampled_from(UNITS), st.sampled_from(UNITS))
+def test_scaled_text_equals_the_decimal_conversion(text: str, source: str, target: str) -> None:
+    try:
+        exponent = scale_exponent(source, target)
+    except Hj212Error:
+        return  # incompatible units: convert() refuses them the same way
+    assert exponent is not None
+    assert scale_text(text, exponent) == convert(Decimal(text), source, target)
+
+
+@pytest.mark.parametrize(
+    ("text", "source", "target", "expected"),
+    [
+        ("0.035", "mg/m³", "µg/m³", 35.0),  # not 35.00000000000001
+        ("0.007", "mg/m³", "µg/m³", 7.0),
+        ("3.5E-2", "mg/m³", "µg/m³", 35.0),
+        ("35200", "ng/m³", "µg/m³", 35.2),
+        ("0.1", "kPa", "hPa", 1.0),
+        ("1013.25", "hPa", "hPa", 1013.25),
+        ("-0.5", "µg/L", "mg/L", -0.0005),
+        ("1.", "mg/m³", "µg/m³", 1000.0),
+        (".5", "mg/m³", "µg/m³", 500.0),
+    ],
+)
+def test_scaled_text_is_exact(text: str, source: str, target: str, expected: float) -> None:
+    exponent = scale_exponent(source, target)
+    assert exponent is not None
+    assert scale_text(text, exponent) == expected
+
+
+def test_scale_exponent_refuses_like_convert() -> None:
+    with pytest.raises(Hj212Error, match="unknown unit 'ppb'"):
+        scale_exponent("ppb", "µg/m³")
+    with pytest.raises(Hj212Error, match="cannot convert mg/m³ to mg/L"):
+        scale_exponent("mg/m3", "mg/L")
+    assert scale_exponent("ug/m3", "µg/m³") == 0
+
+
+def test_cached_code_resolution_keeps_each_stations_unit() -> None:
+    # The same code with and without a station's override, in alternation: the
+    # cache is keyed by (code, unit), so neither answer leaks into the other.
+    m = upload("2061", {"a34004": {"Avg": "0.035", "Flag": "N"}, "02": {"Avg": "0.012"}})
+    for _ in range(3):
+        default = {r.hj212_code: r.value for r in readings(m)}
+        assert default == {"a34004": 0.000035, "a21026": 12.0}  # Annex B: ng/m³, mg/m³
+        vendor = readings(m, unit_overrides={"a34004": "mg/m3", "02": "µg/m³"})
+        assert {r.hj212_code: r.value for r in vendor} == {"a34004": 35.0, "a21026": 0.012}
+        assert [r.unit_in for r in vendor] == ["mg/m³", "µg/m³"]
+
+
+def test_upload_rows_match_the_candidates() -> None:
+    m = upload(
+        "2061",
+        {
+            "a34004": {"Avg": "35200", "Flag": "N"},
+            "a21005": {"Avg": "x"},
+            "a34002": {"Flag": "F"},
+            "SB1": {"RS": "1"},
+        },
+    )
+    upload_ = upload_rows(m)
+    assert upload_ is not None
+    ts, period, rows = upload_
+    assert (ts, period) == (datetime(2024, 1, 15, 8, tzinfo=BEIJING), "1h")
+    assert rows == [
+        (c.parameter, c.hj212_code, c.value, c.flag, c.raw_value, c.unit_in, c.unit, c.problem)
+        for c in readings(m)
+    ]
+    assert upload_rows(upload("1062", {})) is None

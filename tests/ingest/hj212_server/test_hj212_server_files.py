@@ -8,10 +8,19 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from pydantic import SecretStr
 
 from envmon.errors import ConfigError
-from envmon.ingest.hj212.archive import FrameArchive, escape, parse_line, unescape
+from envmon.ingest.hj212.archive import (
+    _ESCAPE_RE,
+    FrameArchive,
+    _escape_char,
+    escape,
+    parse_line,
+    unescape,
+)
 from envmon.ingest.hj212.auth import check_password, generate_secrets, load_secrets
 from envmon.ingest.hj212.session import load_config, parse_config
 
@@ -106,6 +115,13 @@ def test_escape_is_one_line_and_reversible(raw: bytes) -> None:
     line = escape(raw)
     assert "\n" not in line and "\r" not in line and "\t" not in line
     assert unescape(line) == raw
+
+
+@given(st.binary(max_size=200), st.sampled_from([b"", b"\r\n", b"\n", b"\r\n\r\n"]))
+def test_escape_of_a_frame_with_its_crlf_is_the_general_escape(body: bytes, tail: bytes) -> None:
+    raw = b"##" + body + tail
+    assert escape(raw) == _ESCAPE_RE.sub(_escape_char, raw.decode("utf-8", "surrogateescape"))
+    assert unescape(escape(raw)) == raw
 
 
 def test_archive_lines_daily_files_and_prune(tmp_path: Path) -> None:

@@ -4,7 +4,7 @@ and cannot stall the others."""
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import psycopg
 import pytest
@@ -205,3 +205,46 @@ async def test_back_pressure_while_the_database_is_slow(hj: Harness) -> None:
                 await hj.wait_until(stored)
                 # The fifth upload was read, answered (late) and stored after all.
                 assert [m.cn for m in dev.received] == ["9014"] * 5
+
+
+async def test_a_client_over_its_frame_rate_is_slowed_down(hj: Harness) -> None:
+    # The bucket: 100 frames at once, then 100 a second.
+    async with hj.server(server_args={"max_frames_per_s": 100.0}) as srv:
+        async with hj.device(srv) as dev:
+            burst = b"".join(
+                encode(dev.upload_message("2061", T0 + timedelta(hours=h), VALUES))
+                for h in range(150)
+            )
+            await dev.send_raw(burst)
+
+            async def answered() -> bool:
+                return len(dev.received) == 150
+
+            await hj.wait_until(answered)
+            # 50 frames over the bucket: the next read waits about half a second.
+            loop = asyncio.get_running_loop()
+            sent = loop.time()
+            await dev.send_hourly(T0 + timedelta(hours=200), VALUES)
+            assert loop.time() - sent >= 0.3
+            # Refilled meanwhile: the next one is answered at once.
+            sent = loop.time()
+            await dev.send_hourly(T0 + timedelta(hours=201), VALUES)
+            assert loop.time() - sent < 0.3
+        await hj.settled(srv)
+    assert len(await hj.readings()) == 152
+
+
+async def test_what_a_device_sent_before_leaving_is_stored(hj: Harness) -> None:
+    # Frames and the close arrive together: the frames are processed (in
+    # turns of the event loop) before the connection's end.
+    async with hj.server() as srv:
+        async with hj.device(srv) as dev:
+            frames = [
+                encode(dev.upload_message("2061", T0 + timedelta(hours=h), VALUES))
+                for h in range(40)
+            ]
+            for frame in frames:
+                await dev.send_raw(frame)
+        await hj.settled(srv)
+    assert len(await hj.readings()) == 40
+    assert await hj.rejected() == []

@@ -15,7 +15,7 @@ from envmon.ingest.hj212.device import Upload
 from envmon.ingest.hj212.session import hour_floor
 from envmon.timeutil import BEIJING
 
-from .conftest import AIR, AIR2, WATER, Harness
+from .conftest import AIR, AIR2, CATALOG, WATER, Harness
 
 T0 = datetime(2025, 6, 1, 8, tzinfo=BEIJING)
 HOUR = timedelta(hours=1)
@@ -79,6 +79,53 @@ async def test_gap_recovery_fills_the_missing_hours(hj: Harness) -> None:
         (AIR.id,),
     )
     assert last_ts == end and success is not None and error is None
+
+
+async def test_gap_recovery_of_many_stations_connecting_at_once(hj: Harness) -> None:
+    # One look-up answers every station that connected meanwhile: each still
+    # gets its own gap.
+    now_hour = hour_floor(datetime.now(BEIJING))
+    stations = [s for s in CATALOG.stations if s.kind == "air" and s.mn][:6]
+    for i, station in enumerate(stations):
+        await store_hours(hj, station.id, now_hour - 20 * HOUR, now_hour - (5 + i) * HOUR)
+    served: dict[str, list[tuple[str, datetime, datetime]]] = {s.id: [] for s in stations}
+    async with hj.server() as srv:
+        devices = [
+            hj.device(srv, s, history_provider=hourly_history(served[s.id])) for s in stations
+        ]
+        for dev in devices:
+            await dev.connect()
+        try:
+            await asyncio.gather(*(dev.heartbeat() for dev in devices))
+
+            async def all_asked() -> bool:
+                return all(len(dev.history_requests) == 1 for dev in devices)
+
+            await hj.wait_until(all_asked)
+            for i, dev in enumerate(devices):
+                [request] = dev.history_requests
+                assert request.cp.fields["BeginTime"] == format_time(now_hour - (4 + i) * HOUR)
+            assert srv.stats.history_requests == len(stations)
+        finally:
+            for dev in devices:
+                await dev.close()
+
+
+async def test_ingest_cursor_follows_without_a_flush(hj: Harness) -> None:
+    async with hj.server() as srv:
+        async with hj.device(srv) as dev:
+            await dev.send_hourly(T0, {"a34004": (35.0, "N")})
+            await dev.send_hourly(T0 + HOUR, {"a34004": (36.0, "N")})
+
+            async def recorded() -> bool:
+                rows = await hj.query(
+                    "SELECT last_ts, last_success_at FROM ingest_cursor WHERE station_id = %s",
+                    (AIR.id,),
+                )
+                return bool(rows) and rows[0][0] == T0 + HOUR and rows[0][1] is not None
+
+            # Held back at most CURSOR_INTERVAL after the batch, then written by itself.
+            await hj.wait_until(recorded, within=3.0)
 
 
 @pytest.mark.parametrize(

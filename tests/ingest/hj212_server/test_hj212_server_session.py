@@ -7,16 +7,20 @@ from datetime import datetime, timedelta
 import pytest
 
 from envmon.ingest.hj212 import CpData, Message, decode, encode, format_time
+from envmon.ingest.hj212.server import validation_frame
 from envmon.ingest.hj212.session import (
+    SOURCE,
     AuthFailed,
     Device,
     Directory,
     Output,
+    Readings,
     RequestFinished,
     Session,
     StationSeen,
     missing_hours,
 )
+from envmon.schemas.readings import RawReading, Validator
 from envmon.timeutil import BEIJING
 
 MN = "010000A8900016F000169DC0"
@@ -102,12 +106,12 @@ def test_split_packets_answered_one_by_one_then_merged() -> None:
     cp2 = CpData({"DataTime": "20250601080000"}, {"a21005": {"Avg": "0.8", "Flag": "N"}})
     first = feed(s, msg("2061", cp1, qn="20250601100000001", flag=7, pnum=2, pno=1))
     assert [r.qn for r in replies(first)] == ["20250601100000001"]
-    assert first.readings == []
+    assert first.readings.rows() == []
     second = feed(s, msg("2061", cp2, qn="20250601100000002", flag=7, pnum=2, pno=2))
     assert [r.qn for r in replies(second)] == ["20250601100000002"]
     assert sorted(r.parameter for r in second.readings) == ["co", "pm25"]
     # The readings carry both packets' frames.
-    assert second.readings[0].raw.count("##") == 2
+    assert second.readings.rows()[0].raw.count("##") == 2
 
 
 def test_split_group_that_never_completes_is_quarantined() -> None:
@@ -155,7 +159,7 @@ def test_unknown_mn_wrong_and_missing_password() -> None:
     wrong = feed(s, hourly(pw="000000"))
     missing = feed(s, hourly(mn="010000A8900016F000169DC1"))
     for out in (unknown, wrong, missing):
-        assert out.replies == [] and out.readings == []
+        assert out.replies == [] and out.readings.rows() == []
         assert [a.status for a in out.archive] == ["rejected"]
     assert [r.reason for r in unknown.rejects + wrong.rejects + missing.rejects] == [
         "unknown MN 0100A0A0A0A0A0A0A0A0A0A0",
@@ -201,7 +205,7 @@ def test_candidate_problems_become_rejects_with_the_frame() -> None:
         ),
     )
     out = feed(Session(DIRECTORY), m)
-    assert out.readings == []
+    assert out.readings.rows() == []
     assert [(r.parameter, r.reason) for r in out.rejects] == [
         ("pm25", "Avg='n/a' is not a number"),
         ("a99999", "unknown pollutant code 'a99999'"),
@@ -325,3 +329,43 @@ H = timedelta(hours=1)
 )
 def test_missing_hours(last: datetime | None, expected: tuple[datetime, datetime] | None) -> None:
     assert missing_hours(last, NOW, min_age=2 * H, max_age=72 * H) == expected
+
+
+def test_validation_frame_validates_like_the_readings_one_by_one() -> None:
+    # The receiver validates the columns the sessions filled, without a
+    # RawReading per value: the outcome must be the Validator's own.
+    readings = Readings()
+    readings.add("air-a", T0, "1h", "frame 1", ["pm25", "co"], [35.2, 0.8], ["N", "N"])
+    readings.add("water-x", T0, "1h", "frame 2", ["ph"], [7.1], ["N"])  # unknown station
+    readings.add("air-a", T0 + timedelta(hours=1), "1h", "frame 3", ["pm25"], [-3.0], ["D"])
+    readings.add("air-a", NOW + timedelta(days=1), "1h", "frame 4", ["pm25"], [1.0], ["N"])
+    readings.add("air-a", T0, "1h", "frame 5", [], [], [])  # nothing left of an upload
+    readings.add("air-a", T0, "5min", "frame 6", ["so2", "no2"], [float("inf"), 12.0], ["N", "M"])
+    validator = Validator({"air-a": "air"}, clock=lambda: NOW)
+    frame, raw = validation_frame(readings)
+    assert list(frame.columns) == ["station", "parameter", "time", "value", "flag", "period"]
+    got = validator.validate_frame(frame, SOURCE, raw)
+    want = validator.validate(readings.rows(), SOURCE)
+    assert list(got.batch.rows()) == list(want.batch.rows())
+    assert len(got.batch) == 3
+    assert got.rejected == want.rejected
+    assert [(r.raw, r.reason) for r in got.rejected] == [
+        ("frame 2", "unknown station 'water-x'"),
+        ("frame 3", "negative concentration -3"),
+        ("frame 4", "time in the future (beyond 0:10:00)"),
+        ("frame 6", "value is not finite"),
+    ]
+
+
+def test_readings_columns_iterate_as_raw_readings() -> None:
+    readings = Readings()
+    readings.add("air-a", T0, "1h", "f1", ["pm25", "co"], [1.0, 2.0], ["N", "D"])
+    other = Readings()
+    other.add("air-b", T0, "rt", "f2", ["o3"], [3.0], ["N"])
+    readings.extend(other)
+    assert len(readings) == 3
+    assert readings.rows() == [
+        RawReading("air-a", "pm25", T0, 1.0, "N", "1h", "f1"),
+        RawReading("air-a", "co", T0, 2.0, "D", "1h", "f1"),
+        RawReading("air-b", "o3", T0, 3.0, "N", "rt", "f2"),
+    ]

@@ -48,7 +48,11 @@ def _escape_char(match: re.Match[str]) -> str:
 
 def escape(raw: bytes) -> str:
     """``raw`` as one line of text, reversibly (see the module doc)."""
-    return _ESCAPE_RE.sub(_escape_char, raw.decode("utf-8", "surrogateescape"))
+    text = raw.decode("utf-8", "surrogateescape")
+    # The usual frame: printable text and its CRLF tail.
+    if text.endswith("\r\n") and _ESCAPE_RE.search(text, 0, len(text) - 2) is None:
+        return text[:-2] + "\\r\\n"
+    return _ESCAPE_RE.sub(_escape_char, text)
 
 
 def unescape(text: str) -> bytes:
@@ -105,6 +109,7 @@ class FrameArchive:
         self._day: date | None = None
         self._file: IO[str] | None = None
         self._failing = False
+        self._stamp: tuple[datetime, str, date] | None = None  # the last receive time, formatted
         self.lost = 0  # frames that could not be written (disk full, …)
 
     def path_for(self, day: date) -> Path:
@@ -116,9 +121,14 @@ class FrameArchive:
         """Queue one frame; written at the next :meth:`flush`."""
         if status not in STATUSES:
             raise ValueError(f"status must be one of {sorted(STATUSES)}, not {status!r}")
-        at = received_at.astimezone(UTC)
-        line = f"{at.isoformat()}\t{peer or '-'}\t{_field(mn)}\t{status}\t{escape(raw)}\n"
-        self._pending.setdefault(at.date(), []).append(line)
+        stamp = self._stamp
+        if stamp is None or stamp[0] is not received_at:
+            # The receiver stamps every frame of one read with the same time.
+            at = received_at.astimezone(UTC)
+            stamp = self._stamp = (received_at, at.isoformat(), at.date())
+        _, iso, day = stamp
+        line = f"{iso}\t{peer or '-'}\t{_field(mn)}\t{status}\t{escape(raw)}\n"
+        self._pending.setdefault(day, []).append(line)
         self._size += len(line)
         if self._size >= _MAX_BUFFERED:
             self.flush()

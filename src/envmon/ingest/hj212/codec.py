@@ -24,6 +24,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
 from typing import Final
 
 from envmon.timeutil import BEIJING, to_beijing
@@ -74,6 +75,21 @@ _HEADER_FORBIDDEN: Final = re.compile(r"[;,=&\x00-\x08\x0a-\x1f\x7f]")
 _CP_KEY_FORBIDDEN: Final = re.compile(r"[;,=&\x00-\x08\x0a-\x1f\x7f]")
 _CP_VALUE_FORBIDDEN: Final = re.compile(r"[;,&\x00-\x08\x0a-\x1f\x7f]")
 
+# The fast paths of the decoder: a header and a CP area exactly as the standard
+# writes them (what nearly every frame looks like) are read with one regex
+# each.  Whatever does not match goes through the general parser, which
+# tolerates and names every deviation: both give the same Message.
+_HEADER_STRICT_RE: Final = re.compile(
+    r"QN=([0-9]{17});ST=([0-9A-Z]{2});CN=([0-9]{4});PW=([0-9A-Za-z]+);"
+    r"MN=([0-9A-Fa-f]{24});Flag=([0-9]{1,3});(?:PNUM=([0-9]{1,4});PNO=([0-9]{1,4});)?CP=&&"
+)
+_CP_STRICT_ITEM: Final = r"[0-9A-Za-z_]+(?:-[0-9A-Za-z_]+)?=[^;,=\s]*"
+_CP_STRICT_RE: Final = re.compile(rf"{_CP_STRICT_ITEM}(?:[;,]{_CP_STRICT_ITEM})*")
+_CP_ITEM_RE: Final = re.compile(r"([0-9A-Za-z_]+)(?:-([0-9A-Za-z_]+))?=([^;,=\s]*)")
+# Header values an answer can echo without the general encoder's checks.
+_ANSWER_QN_RE: Final = re.compile(r"[0-9]{1,20}")
+_ANSWER_VALUE_RE: Final = re.compile(r"[0-9A-Za-z]{1,64}")
+
 
 def _is_ascii_digits(text: str) -> bool:
     # str.isdigit() alone accepts "²" and Arabic-Indic digits, which int() then
@@ -90,18 +106,25 @@ def parse_time(value: str, *, name: str = "DataTime") -> datetime:
     if not _is_ascii_digits(value) or len(value) not in (14, 17):
         raise Hj212Error(e.BAD_DATATIME, f"{name}={value!r} is not YYYYMMDDhhmmss")
     try:
-        return datetime(
-            int(value[0:4]),
-            int(value[4:6]),
-            int(value[6:8]),
-            int(value[8:10]),
-            int(value[10:12]),
-            int(value[12:14]),
-            int(value[14:17] or 0) * 1000,
-            tzinfo=BEIJING,
-        )
+        return _datetime_of(value)
     except ValueError as err:
         raise Hj212Error(e.BAD_DATATIME, f"{name}={value!r}: {err}") from err
+
+
+# Every station sends the same few DataTimes (this hour, the last minutes),
+# each read three times per frame (decode, readings, history bookkeeping).
+@lru_cache(maxsize=4096)
+def _datetime_of(value: str) -> datetime:
+    return datetime(
+        int(value[0:4]),
+        int(value[4:6]),
+        int(value[6:8]),
+        int(value[8:10]),
+        int(value[10:12]),
+        int(value[12:14]),
+        int(value[14:17] or 0) * 1000,
+        tzinfo=BEIJING,
+    )
 
 
 def format_time(ts: datetime) -> str:
@@ -258,19 +281,24 @@ def _decode_text(data: bytes, warnings: list[str]) -> str:
 def parse_segment(text: str, warnings: list[str] | None = None) -> Message:
     """Parse a data segment (the text between the length field and the CRC)."""
     warnings = [] if warnings is None else warnings
-    match = _CP_RE.search(text)
-    if match is None:
-        if _CP_LOOSE_RE.search(text):
-            raise Hj212Error(e.BAD_CP, "CP does not start with '&&'")
-        raise Hj212Error(e.MISSING_CP, "no 'CP=&&' in the data segment")
-    if match.group() != "CP=&&":
-        warnings.append("whitespace inside 'CP=&&'")
-    head = text[: match.start()]
-    if head.strip() and not head.rstrip().endswith((";", ",")):
-        # HJ 212-2017 Annex C typo "Flag=5CP=&&…" (standards.md §7.9).
-        warnings.append("no ';' before CP")
-    header = _parse_header(head, warnings)
-    cp = _parse_cp(text[match.end() - 2 :], warnings)
+    strict = _parse_header_strict(text)
+    if strict is not None:
+        header, cp_start = strict
+    else:
+        match = _CP_RE.search(text)
+        if match is None:
+            if _CP_LOOSE_RE.search(text):
+                raise Hj212Error(e.BAD_CP, "CP does not start with '&&'")
+            raise Hj212Error(e.MISSING_CP, "no 'CP=&&' in the data segment")
+        if match.group() != "CP=&&":
+            warnings.append("whitespace inside 'CP=&&'")
+        head = text[: match.start()]
+        if head.strip() and not head.rstrip().endswith((";", ",")):
+            # HJ 212-2017 Annex C typo "Flag=5CP=&&…" (standards.md §7.9).
+            warnings.append("no ';' before CP")
+        header = _parse_header(head, warnings)
+        cp_start = match.end() - 2
+    cp = _parse_cp(text[cp_start:], warnings)
     qn, st, cn, pw, mn, flag, pnum, pno = _check_header(header, warnings)
     if "DataTime" in cp.fields:
         value = cp.fields["DataTime"]
@@ -289,6 +317,19 @@ def parse_segment(text: str, warnings: list[str] | None = None) -> Message:
         cp=cp,
         warnings=tuple(dict.fromkeys(warnings)),
     )
+
+
+def _parse_header_strict(text: str) -> tuple[dict[str, str], int] | None:
+    """The header of a segment that starts exactly as Table 3 writes it, and
+    where its CP content starts (at the opening ``&&``); None for anything else."""
+    strict = _HEADER_STRICT_RE.match(text)
+    if strict is None:
+        return None
+    qn, st, cn, pw, mn, flag, pnum, pno = strict.groups()
+    header = {"QN": qn, "ST": st, "CN": cn, "PW": pw, "MN": mn, "Flag": flag}
+    if pnum is not None:
+        header["PNUM"], header["PNO"] = pnum, pno
+    return header, strict.end() - 2
 
 
 def _parse_header(head: str, warnings: list[str]) -> dict[str, str]:
@@ -423,6 +464,32 @@ def _parse_cp(cp_text: str, warnings: list[str]) -> CpData:
     content = body[2:-2]
     if "&&" in content:
         raise Hj212Error(e.BAD_CP, "'&&' inside the CP area")
+    if _CP_STRICT_RE.fullmatch(content):
+        return _parse_cp_strict(content, warnings)
+    return _parse_cp_general(content, warnings)
+
+
+def _parse_cp_strict(content: str, warnings: list[str]) -> CpData:
+    """A CP content that matches ``_CP_STRICT_RE``: same result as the general path."""
+    fields: dict[str, str] = {}
+    pollutants: dict[str, dict[str, str]] = {}
+    for code, suffix, value in _CP_ITEM_RE.findall(content):
+        if suffix:
+            items = pollutants.get(code)
+            if items is None:
+                items = pollutants[code] = {}
+            if suffix in items:
+                warnings.append(f"CP key {code + '-' + suffix!r} repeated; first value kept")
+                continue
+            items[suffix] = value
+        elif code in fields:
+            warnings.append(f"CP key {code!r} repeated; first value kept")
+        else:
+            fields[code] = value
+    return CpData(fields, pollutants, content)
+
+
+def _parse_cp_general(content: str, warnings: list[str]) -> CpData:
     fields: dict[str, str] = {}
     pollutants: dict[str, dict[str, str]] = {}
     if not content.strip():
@@ -568,6 +635,37 @@ def notify_answer(message: Message) -> Message:
         mn=message.mn,
         flag=answer_flag(message),
     )
+
+
+def answer_frame(message: Message) -> bytes | None:
+    """``encode(answer(message))``: the frame to send back, if any.
+
+    The receiver answers every upload, so the usual answer — QN, PW and MN of
+    plain letters and digits — is formatted directly rather than checked field
+    by field by :func:`encode`; anything else takes :func:`encode`.
+    """
+    if not message.needs_answer:
+        return None
+    if message.cn in UPLOAD_CNS:
+        cn = CN_DATA_ANSWER
+    elif message.cn in NOTIFY_CNS:
+        cn = CN_NOTIFY_ANSWER
+    else:
+        return None
+    qn, pw, mn = message.qn, message.pw, message.mn
+    if (
+        qn is None
+        or pw is None
+        or not _ANSWER_QN_RE.fullmatch(qn)
+        or not _ANSWER_VALUE_RE.fullmatch(pw)
+        or not _ANSWER_VALUE_RE.fullmatch(mn)
+    ):
+        reply = answer(message)
+        return None if reply is None else encode(reply)
+    data = (
+        f"QN={qn};ST={ST_ANSWER};CN={cn};PW={pw};MN={mn};Flag={answer_flag(message)};CP=&&&&"
+    ).encode("ascii")
+    return b"##%04d%b%b\r\n" % (len(data), data, b"%04X" % crc16(data))
 
 
 def answer(message: Message) -> Message | None:

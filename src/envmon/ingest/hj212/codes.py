@@ -202,6 +202,42 @@ def convert(value: float | Decimal | str, from_unit: str, to_unit: str) -> float
     return float(number * factor_from / factor_to)
 
 
+def scale_exponent(from_unit: str, to_unit: str) -> int | None:
+    """The power of ten that takes a value in ``from_unit`` to ``to_unit``.
+
+    Every conversion of :data:`_UNITS` is one (0.035 mg/m³ = 35 × 10⁰ µg/m³), so
+    the receiver can shift the decimal point of the text it received instead
+    of computing in :class:`Decimal` (see :func:`scale_text`).  None if the
+    factor were not a power of ten; :class:`Hj212Error` like :func:`convert`
+    for unknown or incompatible units.
+    """
+    source, target = normalize_unit(from_unit), normalize_unit(to_unit)
+    if source not in _UNITS or target not in _UNITS:
+        unknown = source if source not in _UNITS else target
+        raise Hj212Error(e.UNIT, f"unknown unit {unknown!r}")
+    (dim_from, factor_from), (dim_to, factor_to) = _UNITS[source], _UNITS[target]
+    if dim_from != dim_to:
+        raise Hj212Error(e.UNIT, f"cannot convert {source} to {target}")
+    ratio = (factor_from / factor_to).normalize()
+    sign, digits, exponent = ratio.as_tuple()
+    if sign or digits != (1,) or not isinstance(exponent, int):
+        return None
+    return exponent
+
+
+def scale_text(text: str, exponent: int) -> float:
+    """``float(Decimal(text) * 10**exponent)`` without Decimal.
+
+    ``text`` is a number as Table 4 writes it (optionally with an exponent).
+    Moving the decimal exponent keeps the value exact, and ``float()`` of a
+    decimal string is correctly rounded: "0.035" mg/m³ → exactly 35.0 µg/m³.
+    """
+    if exponent == 0:
+        return float(text)
+    head, mark, tail = text.lower().partition("e")
+    return float(f"{head}e{int(tail) + exponent}" if mark else f"{text}e{exponent}")
+
+
 def to_2017(code: str) -> str:
     """The HJ 212-2017 code for ``code`` (2005 short codes translated)."""
     return LEGACY_CODES.get(code, code)

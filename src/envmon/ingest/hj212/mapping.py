@@ -22,11 +22,22 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from functools import lru_cache
 from typing import Final
+
+from envmon.parameters import Parameter
 
 from . import errors as e
 from .codec import Message
-from .codes import convert, default_unit, normalize_unit, parameter_for, to_2017
+from .codes import (
+    convert,
+    default_unit,
+    normalize_unit,
+    parameter_for,
+    scale_exponent,
+    scale_text,
+    to_2017,
+)
 from .errors import Hj212Error
 
 
@@ -103,6 +114,117 @@ def minute_period(message: Message, default: int | None = None) -> str:
     return f"{minutes}min"
 
 
+# One value of an upload, before it becomes a ReadingCandidate or a reading:
+# (parameter, hj212_code, value, flag, raw_value, unit_in, unit, problem).
+Row = tuple[str | None, str, float | None, str, str, str, str, str | None]
+
+
+@dataclass(frozen=True, slots=True)
+class _Code:
+    """What one (HJ 212 code, unit override) means, worked out once."""
+
+    code17: str
+    parameter: Parameter | None
+    name: str | None  # the parameter's code
+    unit_in: str
+    unit: str
+    exponent: int | None  # value in unit_in × 10**exponent = value in unit
+    problem: str | None  # the unit cannot be converted
+
+
+# Codes and units come off the wire, so the cache is bounded; a network has a
+# few dozen (code, unit) pairs.
+@lru_cache(maxsize=4096)
+def _code(code: str, override: str | None) -> _Code:
+    code17 = to_2017(code)
+    param = parameter_for(code17)
+    declared = override or default_unit(code17) or (param.unit if param else "")
+    unit_in = normalize_unit(declared) if declared else ""  # "": nobody knows
+    if param is None:
+        return _Code(code17, None, None, unit_in, unit_in, None, None)
+    try:
+        exponent = scale_exponent(unit_in, param.unit)
+    except Hj212Error as err:
+        return _Code(code17, param, param.code, unit_in, param.unit, None, err.detail)
+    return _Code(code17, param, param.code, unit_in, param.unit, exponent, None)
+
+
+@lru_cache(maxsize=4096)
+def _plain_code(code: str) -> _Code:
+    """:func:`_code` without a unit override (one argument: a cheaper cache key)."""
+    return _code(code, None)
+
+
+def upload_rows(
+    message: Message,
+    *,
+    unit_overrides: Mapping[str, str] | None = None,
+    minute_interval: int | None = None,
+) -> tuple[datetime, str, list[Row]] | None:
+    """DataTime, period and one :data:`Row` per value of a data upload; None
+    for other commands.  What :func:`readings` returns, as plain tuples (the
+    receiver's path: no object per value).
+    """
+    kind = _BY_CN.get(message.cn)
+    if kind is None:
+        return None
+    ts = message.data_time
+    if ts is None:
+        raise Hj212Error(e.MISSING_FIELD, f"CN={message.cn} upload without DataTime")
+    period = kind.period or minute_period(message, minute_interval)
+    overrides = {to_2017(k): v for k, v in unit_overrides.items()} if unit_overrides else None
+    item = kind.item
+    rows: list[Row] = []
+    for code, items in message.cp.pollutants.items():
+        raw = items.get(item)
+        flag = items.get("Flag")
+        if raw is None and flag is None:
+            # Equipment status (SBxxx-RS), totals only (-Cou), -Info …: not a reading.
+            continue
+        flag = (flag.strip() or "N") if flag else "N"
+        known = _code(code, overrides.get(to_2017(code))) if overrides else _plain_code(code)
+        param = known.parameter
+        value: float | None = None
+        problem: str | None = None
+        if raw is None:
+            raw = ""
+            problem = f"no {item} value (flag {flag})"
+        else:
+            text = raw.strip()
+            if _NUMBER_RE.fullmatch(text) is None:
+                problem = f"{item}={raw!r} is not a number"
+            else:
+                number = float(text)
+                if not math.isfinite(number):
+                    problem = f"{item}={raw!r} is out of range"
+                elif param is None:
+                    value = number
+                    problem = f"unknown pollutant code {code!r}"
+                elif known.problem is not None:
+                    problem = known.problem
+                elif known.exponent == 0:
+                    value = number
+                elif known.exponent is not None:
+                    value = scale_text(text, known.exponent)
+                else:  # not a power of ten: computed in decimal
+                    value = convert(Decimal(text), known.unit_in, param.unit)
+        if problem is None and flag not in DATA_FLAGS:
+            problem = f"data flag {flag!r} not in HJ 212-2017 Table 8"
+        rows.append(
+            (
+                known.name,
+                known.code17,
+                value,
+                flag,
+                raw,
+                known.unit_in,
+                known.unit,
+                problem,
+            )
+        )
+    return ts, period, rows
+
+
 def readings(
     message: Message,
     *,
@@ -115,58 +237,23 @@ def readings(
     sends (e.g. ``{"a34004": "µg/m³"}``); without one the Annex B default is
     assumed.  Raise :class:`Hj212Error` if the upload has no usable DataTime.
     """
-    kind = _BY_CN.get(message.cn)
-    if kind is None:
+    upload = upload_rows(message, unit_overrides=unit_overrides, minute_interval=minute_interval)
+    if upload is None:
         return []
-    ts = message.data_time
-    if ts is None:
-        raise Hj212Error(e.MISSING_FIELD, f"CN={message.cn} upload without DataTime")
-    period = kind.period or minute_period(message, minute_interval)
-    overrides = {to_2017(k): v for k, v in (unit_overrides or {}).items()}
-    out: list[ReadingCandidate] = []
-    for code, items in message.cp.pollutants.items():
-        if kind.item not in items and "Flag" not in items:
-            # Equipment status (SBxxx-RS), totals only (-Cou), -Info …: not a reading.
-            continue
-        code17 = to_2017(code)
-        param = parameter_for(code17)
-        raw = items.get(kind.item, "")
-        flag = items.get("Flag", "").strip() or "N"
-        declared = overrides.get(code17) or default_unit(code17) or (param.unit if param else "")
-        unit_in = normalize_unit(declared) if declared else ""  # "": nobody knows
-        unit = param.unit if param is not None else unit_in
-        value: float | None = None
-        problem: str | None = None
-        number = parse_number(raw)
-        if kind.item not in items:
-            problem = f"no {kind.item} value (flag {flag})"
-        elif number is None:
-            problem = f"{kind.item}={raw!r} is not a number"
-        elif not math.isfinite(float(number)):
-            problem = f"{kind.item}={raw!r} is out of range"
-        elif param is None:
-            value = float(number)
-            problem = f"unknown pollutant code {code!r}"
-        else:
-            try:
-                value = convert(number, unit_in, param.unit)
-            except Hj212Error as err:
-                problem = err.detail
-        if flag not in DATA_FLAGS and problem is None:
-            problem = f"data flag {flag!r} not in HJ 212-2017 Table 8"
-        out.append(
-            ReadingCandidate(
-                mn=message.mn,
-                parameter=param.code if param is not None else None,
-                hj212_code=code17,
-                period=period,
-                ts=ts,
-                value=value,
-                flag=flag,
-                raw_value=raw,
-                unit_in=unit_in,
-                unit=unit,
-                problem=problem,
-            )
+    ts, period, rows = upload
+    return [
+        ReadingCandidate(
+            mn=message.mn,
+            parameter=parameter,
+            hj212_code=code17,
+            period=period,
+            ts=ts,
+            value=value,
+            flag=flag,
+            raw_value=raw,
+            unit_in=unit_in,
+            unit=unit,
+            problem=problem,
         )
-    return out
+        for parameter, code17, value, flag, raw, unit_in, unit, problem in rows
+    ]

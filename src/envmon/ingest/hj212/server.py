@@ -4,22 +4,32 @@ Everything protocol-shaped lives in :mod:`.session`; this module only moves
 bytes, time and data between sockets, the sessions, the raw-frame archive and
 the writer:
 
-* one task per connection reads chunks, feeds its session, archives the
-  frames, sends the replies and queues readings and rejects;
+* each connection is an asyncio protocol (no task per connection, which with
+  thousands of loggers would cost a task switch per frame); what it reads is
+  processed in turns of at most ``_TURN`` (5 ms) of work per turn of the
+  event loop — fed to its session, the frames archived, the replies written,
+  the readings (in columns) and rejects queued — so that a burst of frames
+  never holds up the writer's round trips to the database;
 * one pipeline task validates and writes what all connections queued —
   ``flush_interval`` (0.2 s) after the oldest value arrived, or as soon as
   ``max_batch`` values wait, whatever arrived during the previous write
-  included — then updates ``ingest_cursor`` and calls ``on_batch``: below
-  saturation an alert waits well under half a second for its data;
+  included (under load the batches grow by themselves) — as one DataFrame
+  per batch, then calls ``on_batch``: below saturation an alert waits well
+  under half a second for its data.  ``ingest_cursor`` is updated with the
+  batch's stations at most every ``CURSOR_INTERVAL`` (1 s): one upsert per
+  station per batch would cost the database as much as the readings;
 * one housekeeping task closes idle connections, times out unanswered
   requests and split groups, flushes and prunes the archive;
-* a gap-recovery task per newly seen station asks it for missing hours (2061).
+* a gap-recovery task per newly seen station asks it for missing hours (2061);
+  the look-ups of the stored hours are batched (all loggers reconnect at once
+  after a restart of the receiver).
 
 Limits: ``max_connections`` (connections beyond are closed at once), the idle
 timeout, the stream decoder's bounded buffer, a per-connection frame rate
 (token bucket), a timeout on sending to a client that does not read, and
-back-pressure — every connection stops reading while the pipeline holds more
-than ``max_pending`` values (the database is slower than the devices).
+back-pressure — a connection stops reading while the pipeline holds more
+than ``max_pending`` values (the database is slower than the devices) and
+reads on when the writer has taken them.
 
 The 9014 is sent when a frame is received and authenticated, not when its
 readings are committed: that is what the standard's answer means (the device
@@ -34,6 +44,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -49,7 +60,7 @@ from envmon import timeutil
 from envmon.catalog import Catalog
 from envmon.db.writer import Pool, Writer, WriteResult
 from envmon.parameters import PARAMETERS
-from envmon.schemas.readings import RawReading, ReadingBatch, Rejection, Validator
+from envmon.schemas.readings import ReadingBatch, Rejection, Validator
 from envmon.settings import Settings
 
 from .archive import FrameArchive
@@ -60,6 +71,7 @@ from .session import (
     Directory,
     Hj212Config,
     Output,
+    Readings,
     RequestFinished,
     Session,
     StationSeen,
@@ -71,24 +83,32 @@ logger = logging.getLogger(__name__)
 
 OnBatch = Callable[[ReadingBatch], Awaitable[None]]
 
-READ_SIZE: Final = 65536
+CURSOR_INTERVAL: Final = 1.0  # s between ingest_cursor updates of successful stations
 GAP_MIN_AGE: Final = timedelta(hours=2)
 _PRUNE_EVERY: Final = 3600.0
 _MAX_FAILING_TRACKED: Final = 10_000
 _REFUSED_LOG_EVERY: Final = 10.0
+_RESUME_PER_TURN: Final = 200
+_TURN: Final = 0.005  # s of frame processing per turn of the event loop
 
-_LAST_HOUR = """
-SELECT GREATEST(
-    (SELECT last_ts FROM ingest_cursor WHERE source = %(source)s AND station_id = %(station)s),
-    (SELECT max(m) FROM unnest(%(params)s::text[]) AS p(code),
-        LATERAL (SELECT max(ts) AS m FROM reading
-                 WHERE station_id = %(station)s AND parameter = p.code AND period = '1h') AS x)
-)
+# The last stored hour of many stations at once: the later of the cursor and
+# the newest hourly reading of any of the station's parameters (one pair per
+# station with a NULL code, so that a station without parameters still gets
+# its cursor).
+_LAST_HOURS = """
+SELECT p.s, GREATEST(max(c.last_ts), max(x.m))
+FROM unnest(%(stations)s::text[], %(params)s::text[]) AS p(s, code)
+LEFT JOIN ingest_cursor AS c ON c.source = %(source)s AND c.station_id = p.s
+LEFT JOIN LATERAL (SELECT max(ts) AS m FROM reading
+                   WHERE station_id = p.s AND parameter = p.code AND period = '1h') AS x ON true
+GROUP BY p.s
 """
+_LAST_HOURS_CHUNK: Final = 500
+# Times as microseconds since the epoch: exact, and no datetime object per station.
 _CURSOR_SUCCESS = """
 INSERT INTO ingest_cursor AS c (source, station_id, last_ts, last_success_at, updated_at)
-SELECT %(source)s, s, t, now(), now()
-FROM unnest(%(stations)s::text[], %(ts)s::timestamptz[]) AS u(s, t)
+SELECT %(source)s, s, timestamptz 'epoch' + us * interval '1 microsecond', now(), now()
+FROM unnest(%(stations)s::text[], %(us)s::int8[]) AS u(s, us)
 ON CONFLICT (source, station_id) DO UPDATE
     SET last_ts = GREATEST(c.last_ts, EXCLUDED.last_ts),
         last_success_at = EXCLUDED.last_success_at, updated_at = now()
@@ -102,6 +122,7 @@ ON CONFLICT (source, station_id) DO UPDATE
         updated_at = now()
 """
 _DB_ERRORS = (psycopg.Error, PoolTimeout)
+_NAT: Final = int(np.datetime64("NaT", "us").view(np.int64))
 
 
 @dataclass
@@ -119,6 +140,34 @@ class ServerStats:
 
 
 # --------------------------------------------------------------------------- pipeline
+
+
+def validation_frame(readings: Readings) -> tuple[pd.DataFrame, pd.Series]:
+    """The Validator's columns for a batch of uploads, and each row's frame text.
+
+    Built from the columns the sessions filled, without an object per value:
+    ``Validator.validate_frame`` checks the whole batch at once.  Text and
+    time columns stay ``object`` (a string or datetime dtype would cost a
+    conversion per value for nothing); ``value`` is already a number in the
+    parameter's unit.
+    """
+    counts = np.asarray(readings.count, dtype=np.int64)
+
+    def per_upload(values: list[Any]) -> pd.Series:
+        return pd.Series(np.repeat(np.asarray(values, dtype=object), counts), dtype=object)
+
+    frame = pd.DataFrame(
+        {
+            "station": per_upload(readings.station),
+            "parameter": pd.Series(readings.parameter, dtype=object),
+            "time": per_upload(readings.time),
+            "value": np.asarray(readings.value, dtype=np.float64),
+            "flag": pd.Series(readings.flag, dtype=object),
+            "period": per_upload(readings.period),
+        },
+        copy=False,
+    )
+    return frame, per_upload(readings.raw)
 
 
 class _Pipeline:
@@ -148,13 +197,18 @@ class _Pipeline:
         self.max_pending = max_pending
         # Write at once, whatever the interval, when a batch is full.
         self._full = min(max_batch, max_pending)
-        self._readings: list[RawReading] = []
+        self._readings = Readings()
         self._rejects: list[Rejection] = []
         self._errors: dict[str, tuple[datetime, str]] = {}
         self._since: float | None = None
         self._wake = asyncio.Event()
-        self._room = asyncio.Event()
-        self._room.set()
+        self._room = True
+        self.on_room: Callable[[], None] | None = None  # called when room comes back
+        # Successful stations' latest hours, written to ingest_cursor at most
+        # every CURSOR_INTERVAL: with thousands of stations, an upsert of every
+        # station per batch would cost the database as much as a small batch.
+        self._cursor: list[tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]] = []
+        self._cursor_due: float | None = None
         self._lock = asyncio.Lock()
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
@@ -174,8 +228,8 @@ class _Pipeline:
             await self._task
         await self.flush()
 
-    def put(self, readings: list[RawReading], rejects: list[Rejection]) -> None:
-        if not readings and not rejects:
+    def put(self, readings: Readings, rejects: list[Rejection]) -> None:
+        if not len(readings) and not rejects:
             return
         before = self.pending
         self._readings.extend(readings)
@@ -187,7 +241,7 @@ class _Pipeline:
         if before == 0 or (before < self._full <= after):
             self._wake.set()
         if after >= self.max_pending:
-            self._room.clear()
+            self._room = False
 
     def error(self, station_id: str, message: str, at: datetime) -> None:
         """Record a failure in ``ingest_cursor`` (with the next batch)."""
@@ -196,42 +250,59 @@ class _Pipeline:
             self._since = asyncio.get_running_loop().time()
         self._wake.set()
 
-    async def wait_room(self) -> None:
-        await self._room.wait()
+    @property
+    def has_room(self) -> bool:
+        return self._room
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
+            now = loop.time()
             if self._since is None:
                 if self._stopping:
                     return
-                self._wake.clear()
-                await self._wake.wait()
+                if self._cursor_due is not None and self._cursor_due <= now:
+                    try:
+                        async with self._lock:
+                            await self._write_cursor()
+                    except Exception:
+                        logger.exception("hj212 ingest_cursor update failed")
+                    continue
+                await self._sleep(None if self._cursor_due is None else self._cursor_due - now)
                 continue
-            delay = self._since + self.interval - loop.time()
+            delay = self._since + self.interval - now
             if not self._stopping and self.pending < self._full and delay > 0:
-                self._wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(delay):
-                        await self._wake.wait()
+                await self._sleep(delay)
                 continue
-            await self.flush()
+            await self.flush(cursor=False)
 
-    async def flush(self) -> None:
-        """Validate and write what is queued now."""
+    async def _sleep(self, delay: float | None) -> None:
+        """Until something is queued (or the threshold is crossed), at most ``delay``."""
+        self._wake.clear()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(delay):
+                await self._wake.wait()
+
+    async def flush(self, *, cursor: bool = True) -> None:
+        """Validate and write what is queued now; with ``cursor``, also the
+        ``ingest_cursor`` updates still held back."""
         async with self._lock:
-            readings, self._readings = self._readings, []
+            readings, self._readings = self._readings, Readings()
             rejects, self._rejects = self._rejects, []
             errors, self._errors = self._errors, {}
             self._since = None
-            self._room.set()
+            if not self._room:
+                self._room = True
+                if self.on_room is not None:
+                    self.on_room()
             batch = ReadingBatch.empty(SOURCE)
             handed_over = False
             clock = asyncio.get_running_loop().time
             started = clock()
             try:
-                if readings:
-                    result = self.validator.validate(readings, SOURCE)
+                if len(readings):
+                    frame, raw = validation_frame(readings)
+                    result = self.validator.validate_frame(frame, SOURCE, raw)
                     batch = result.batch
                     rejects.extend(result.rejected)
                 validated = clock()
@@ -241,7 +312,9 @@ class _Pipeline:
                     self.stats.batches += 1
                     self.stats.written += written
                     if len(batch) and not written.spooled:
-                        await self._cursor_success(batch)
+                        self._hold_cursor(batch)
+                if self._cursor_due is not None and (cursor or self._cursor_due <= clock()):
+                    await self._write_cursor()
                 if errors:
                     await self._cursor_errors(errors)
                 logger.debug(
@@ -265,19 +338,34 @@ class _Pipeline:
             except Exception:
                 logger.exception("hj212 on_batch hook failed readings=%d", len(batch))
 
-    async def _cursor_success(self, batch: ReadingBatch) -> None:
-        df = pd.DataFrame(
-            {
-                "s": batch.station_id,
-                # Only hourly data move last_ts: it is what gap recovery asks for.
-                "t": np.where(batch.period == "1h", batch.ts, np.datetime64("NaT", "us")),
-            }
-        )
-        latest = df.groupby("s", sort=True)["t"].max()
-        stations = [str(s) for s in latest.index]
-        ts = [None if pd.isna(t) else pd.Timestamp(t).tz_localize("UTC") for t in latest]
-        async with self.pool.connection(timeout=self.writer.timeout) as conn:
-            await conn.execute(_CURSOR_SUCCESS, {"source": SOURCE, "stations": stations, "ts": ts})
+    def _hold_cursor(self, batch: ReadingBatch) -> None:
+        codes, stations = pd.factorize(batch.station_id)
+        # Only hourly data move last_ts: it is what gap recovery asks for.
+        # NaT is the smallest int64, so a station without hourly data keeps it.
+        ts = np.where(batch.period == "1h", batch.ts, np.datetime64("NaT", "us")).view(np.int64)
+        latest = np.full(len(stations), _NAT, dtype=np.int64)
+        np.maximum.at(latest, codes, ts)
+        self._cursor.append((np.asarray(stations, dtype=object), latest))
+        if self._cursor_due is None:
+            self._cursor_due = asyncio.get_running_loop().time() + CURSOR_INTERVAL
+
+    async def _write_cursor(self) -> None:
+        """Record the held successes in ``ingest_cursor`` (one upsert per station)."""
+        held, self._cursor, self._cursor_due = self._cursor, [], None
+        if not held:
+            return
+        codes, stations = pd.factorize(np.concatenate([s for s, _ in held]))
+        latest = np.full(len(stations), _NAT, dtype=np.int64)
+        np.maximum.at(latest, codes, np.concatenate([t for _, t in held]))
+        micros = [None if t == _NAT else t for t in latest.tolist()]
+        try:
+            async with self.pool.connection(timeout=self.writer.timeout) as conn:
+                await conn.execute(
+                    _CURSOR_SUCCESS,
+                    {"source": SOURCE, "stations": [str(s) for s in stations], "us": micros},
+                )
+        except _DB_ERRORS as err:
+            logger.warning("hj212 ingest_cursor update failed stations=%d: %s", len(stations), err)
 
     async def _cursor_errors(self, errors: dict[str, tuple[datetime, str]]) -> None:
         stations = sorted(errors)
@@ -293,27 +381,160 @@ class _Pipeline:
             )
 
 
+# --------------------------------------------------------------------------- gap look-ups
+
+
+class _LastHours:
+    """Each station's last stored hour, looked up in batches.
+
+    Gap recovery asks once per station when it connects.  After a restart of
+    the receiver every logger reconnects within seconds: one query per
+    station would queue thousands of look-ups for the pool in front of the
+    writer.  Look-ups that arrive while one is running wait for the next,
+    which answers them all (by chunks of ``_LAST_HOURS_CHUNK`` stations).
+    """
+
+    def __init__(self, pool: Pool, catalog: Catalog, timeout: float) -> None:
+        self.pool = pool
+        self.catalog = catalog
+        self.timeout = timeout
+        self._waiting: dict[str, list[asyncio.Future[datetime | None]]] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    async def get(self, station_id: str) -> datetime | None:
+        future: asyncio.Future[datetime | None] = asyncio.get_running_loop().create_future()
+        self._waiting.setdefault(station_id, []).append(future)
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._run(), name="hj212-gap-lookups")
+        return await future
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        for futures in self._waiting.values():
+            for future in futures:
+                future.cancel()
+        self._waiting.clear()
+
+    async def _run(self) -> None:
+        while self._waiting:
+            stations = list(self._waiting)[:_LAST_HOURS_CHUNK]
+            waiting = {s: self._waiting.pop(s) for s in stations}
+            try:
+                found = await self._query(stations)
+            except asyncio.CancelledError:
+                for futures in waiting.values():
+                    for future in futures:
+                        future.cancel()
+                raise
+            except Exception as err:  # each waiting station's recovery reports it
+                for futures in waiting.values():
+                    for future in futures:
+                        if not future.done():
+                            future.set_exception(err)
+                continue
+            for station_id, futures in waiting.items():
+                for future in futures:
+                    if not future.done():
+                        future.set_result(found.get(station_id))
+
+    async def _query(self, station_ids: list[str]) -> dict[str, datetime]:
+        stations: list[str] = []
+        params: list[str | None] = []
+        for station_id in station_ids:
+            station = self.catalog.by_id.get(station_id)
+            codes = [p.code for p in PARAMETERS if station is not None and p.kind == station.kind]
+            for code in [None, *codes]:
+                stations.append(station_id)
+                params.append(code)
+        async with self.pool.connection(timeout=self.timeout) as conn:
+            cur = await conn.execute(
+                _LAST_HOURS, {"source": SOURCE, "stations": stations, "params": params}
+            )
+            rows = await cur.fetchall()
+        return {str(s): ts for s, ts in rows if isinstance(ts, datetime)}
+
+
 # --------------------------------------------------------------------------- connections
 
 
 @dataclass(eq=False)
 class _Connection:
+    """One device connection: its transport, its session and why it is not
+    being read (``paused``: "room", "throttle", "writing")."""
+
     peer: str
-    writer: asyncio.StreamWriter
+    transport: asyncio.Transport
     session: Session
     last_rx: float
     tokens: float
     last_refill: float
     closing: bool = False
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    paused: set[str] = field(default_factory=set)
+    timer: asyncio.TimerHandle | None = None  # the throttle's end
+    send_deadline: asyncio.TimerHandle | None = None  # a client that does not read
+    queued: int = 0  # chunks read and waiting in the server's inbox
+    lost: bool = False  # the peer is gone: what is queued is processed, then the end
 
     def close(self) -> None:
         self.closing = True
-        self.writer.close()
+        self.transport.close()
+
+    def pause(self, reason: str) -> None:
+        if not self.paused and not self.closing:
+            self.transport.pause_reading()
+        self.paused.add(reason)
+
+    def resume(self, reason: str) -> None:
+        if reason not in self.paused:
+            return
+        self.paused.discard(reason)
+        if not self.paused and not self.closing:
+            self.transport.resume_reading()
 
 
-def _peer(writer: asyncio.StreamWriter) -> str:
-    info: Any = writer.get_extra_info("peername")
+class _DeviceProtocol(asyncio.Protocol):
+    """asyncio's callbacks for one device connection, handed to the server.
+
+    A protocol rather than a stream reader and a task per connection: with
+    thousands of loggers every frame is one read, one session feed and one
+    9014, and callbacks spare each of them a task switch.
+    """
+
+    def __init__(self, server: Hj212Server) -> None:
+        self.server = server
+        self.conn: _Connection | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.conn = self.server._accept(transport)
+
+    def data_received(self, data: bytes) -> None:
+        if self.conn is not None:
+            self.server._received(self.conn, data)
+
+    def eof_received(self) -> bool:
+        return False  # the device is done sending: close
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.conn is not None:
+            conn, self.conn = self.conn, None
+            self.server._lost(conn, exc)
+
+    def pause_writing(self) -> None:
+        if self.conn is not None:
+            self.server._writing_paused(self.conn)
+
+    def resume_writing(self) -> None:
+        if self.conn is not None:
+            self.server._writing_resumed(self.conn)
+
+
+def _peer(transport: asyncio.BaseTransport) -> str:
+    info: Any = transport.get_extra_info("peername")
     if isinstance(info, tuple) and len(info) >= 2:
         host, port = info[0], info[1]
         return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
@@ -382,9 +603,16 @@ class Hj212Server:
             max_batch=max_batch,
             max_pending=max_pending,
         )
+        self._pipeline.on_room = self._room_again
+        self._last_hours = _LastHours(pool, catalog, writer.timeout)
         self._server: asyncio.Server | None = None
         self._connections: set[_Connection] = set()
-        self._handlers: set[asyncio.Task[Any]] = set()
+        self._no_connections = asyncio.Event()
+        self._no_connections.set()
+        self._waiting_room: set[_Connection] = set()  # paused until the pipeline has room
+        self._resuming: asyncio.Handle | None = None
+        self._inbox: deque[tuple[_Connection, bytes | None]] = deque()
+        self._draining: asyncio.Handle | None = None
         self._housekeeping: asyncio.Task[None] | None = None
         self._recovering: dict[str, str] = {}  # station id → MN being asked for history
         self._failing: set[str] = set()  # MNs whose last frame failed authentication
@@ -415,13 +643,13 @@ class Hj212Server:
         self.archive.prune()
         self._last_prune = asyncio.get_running_loop().time()
         self._pipeline.start()
+        loop = asyncio.get_running_loop()
         try:
-            self._server = await asyncio.start_server(
-                self._handle,
+            self._server = await loop.create_server(
+                lambda: _DeviceProtocol(self),
                 self.hj.host,
                 self.hj.port,
                 backlog=min(self.hj.max_connections, 4096),
-                limit=self.hj.max_buffer_bytes,
             )
         except OSError:
             self._closing = True
@@ -453,19 +681,29 @@ class Hj212Server:
         self._closing = True
         if self._server is not None:
             self._server.close()
+        if self._resuming is not None:
+            self._resuming.cancel()
+            self._resuming = None
+        # What was read is processed (and answered) before the connections close.
+        if self._draining is not None:
+            self._draining.cancel()
+        self._drain(turn=float("inf"))
         for conn in list(self._connections):
             conn.close()
-        # Handlers read what the peers had already sent, then end.
-        if self._handlers:
-            _, late = await asyncio.wait(set(self._handlers), timeout=5.0)
-            for task in late:
-                task.cancel()
-            if late:
-                await asyncio.wait(late)
+        # Closing sends what is still buffered for a client; a client that
+        # does not read is cut off.
+        try:
+            async with asyncio.timeout(5.0):
+                await self._no_connections.wait()
+        except TimeoutError:
+            for conn in list(self._connections):
+                conn.transport.abort()
+            await self._no_connections.wait()
         if self._housekeeping is not None:
             self._housekeeping.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._housekeeping
+        await self._last_hours.close()
         await self._pipeline.stop()
         if self._server is not None:
             await self._server.wait_closed()
@@ -486,8 +724,8 @@ class Hj212Server:
 
     # ------------------------------------------------------------------ connections
 
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        peer = _peer(writer)
+    def _accept(self, transport: asyncio.Transport) -> _Connection | None:
+        peer = _peer(transport)
         if self._closing or len(self._connections) >= self.hj.max_connections:
             self.stats.refused += 1
             now = asyncio.get_running_loop().time()
@@ -500,16 +738,12 @@ class Hj212Server:
                     self.hj.max_connections,
                     self.stats.refused,
                 )
-            writer.close()
-            return
-        task = asyncio.current_task()
-        if task is not None:
-            self._handlers.add(task)
-        loop = asyncio.get_running_loop()
-        mono = loop.time()
+            transport.close()
+            return None
+        mono = asyncio.get_running_loop().time()
         conn = _Connection(
             peer,
-            writer,
+            transport,
             Session(
                 self.directory,
                 max_buffer=self.hj.max_buffer_bytes,
@@ -521,76 +755,188 @@ class Hj212Server:
             last_refill=mono,
         )
         self._connections.add(conn)
+        self._no_connections.clear()
         self.stats.connections += 1
         logger.debug("hj212 connection opened peer=%s", peer)
+        return conn
+
+    def _received(self, conn: _Connection, data: bytes) -> None:
+        """Bytes from a device: queued for :meth:`_drain`.
+
+        The chunks of all connections are processed in turns of at most
+        ``_TURN`` seconds of work: a burst of thousands of frames would
+        otherwise hold the event loop, and the writer's round trips to the
+        database (each waiting for its turn of the loop) with it — the write
+        gets slower, the next batch bigger, the burst longer.
+        """
+        if conn.closing:
+            return
+        conn.last_rx = asyncio.get_running_loop().time()
+        self.stats.bytes_in += len(data)
+        self._inbox.append((conn, data))
+        conn.queued += 1
+        if conn.queued > 1:
+            # A device waits for its answer before it sends on; one that does
+            # not is read no faster than it is processed.
+            conn.pause("inbox")
+        if self._draining is None:
+            self._draining = asyncio.get_running_loop().call_soon(self._drain)
+
+    def _drain(self, turn: float = _TURN) -> None:
+        self._draining = None
+        loop = asyncio.get_running_loop()
+        inbox = self._inbox
+        deadline = loop.time() + turn
+        while inbox:
+            conn, data = inbox.popleft()
+            if data is None:
+                self._end(conn)
+            else:
+                conn.queued -= 1
+                if not conn.closing:
+                    self._process(conn, data)
+                    if not conn.queued:
+                        conn.resume("inbox")
+            if loop.time() >= deadline:
+                break
+        if inbox:
+            self._draining = loop.call_soon(self._drain)
+
+    def _process(self, conn: _Connection, data: bytes) -> None:
+        """Feed a chunk to the connection's session, archive and queue what
+        comes out, answer, and decide whether to read on."""
         try:
-            while not conn.closing:
-                await self._pipeline.wait_room()
-                data = await reader.read(READ_SIZE)
-                if not data:
-                    break
-                conn.last_rx = loop.time()
-                self.stats.bytes_in += len(data)
-                out = conn.session.feed(data, now=self.clock(), mono=conn.last_rx)
-                self._absorb(conn, out)
-                if out.replies:
-                    await self._send(conn, out.replies)
-                if out.close:
-                    logger.warning(
-                        "hj212 connection closed peer=%s reason=%s", peer, out.close_reason
-                    )
-                    break
-                await self._throttle(conn, len(out.archive))
-        except (ConnectionError, OSError) as err:
-            logger.debug("hj212 connection lost peer=%s: %s", peer, err)
+            now = self.clock()
+            out = conn.session.feed(data, now=now, mono=conn.last_rx)
+            self._absorb(conn, out, now)
+            if out.replies:
+                self._write(conn, b"".join(out.replies))
+            if out.close:
+                logger.warning(
+                    "hj212 connection closed peer=%s reason=%s", conn.peer, out.close_reason
+                )
+                conn.close()
+                return
+            if self._spend(conn, len(out.archive)):
+                self._throttle(conn)
+            if not self._pipeline.has_room:
+                # Back-pressure: the next chunk waits in the socket until the
+                # writer has caught up (see _room_again).
+                conn.pause("room")
+                self._waiting_room.add(conn)
         except Exception:
-            logger.exception("hj212 connection failed peer=%s", peer)
-        finally:
+            logger.exception("hj212 connection failed peer=%s", conn.peer)
             conn.close()
-            for child in conn.tasks:
-                child.cancel()
-            self._absorb(conn, conn.session.end(now=self.clock(), mono=loop.time()))
-            self._connections.discard(conn)
-            if task is not None:
-                self._handlers.discard(task)
-            logger.debug("hj212 connection closed peer=%s frames=%d", peer, conn.session.frames)
+
+    def _lost(self, conn: _Connection, exc: Exception | None) -> None:
+        if exc is not None:
+            logger.debug("hj212 connection lost peer=%s: %s", conn.peer, exc)
+        conn.lost = True
+        for handle in (conn.timer, conn.send_deadline):
+            if handle is not None:
+                handle.cancel()
+        self._waiting_room.discard(conn)
+        if conn.queued:
+            # What the device sent before it left comes first.
+            self._inbox.append((conn, None))
+        else:
+            self._end(conn)
+
+    def _end(self, conn: _Connection) -> None:
+        conn.closing = True
+        if conn.timer is not None:
+            conn.timer.cancel()
+        for child in conn.tasks:
+            child.cancel()
+        try:
+            self._absorb(
+                conn, conn.session.end(now=self.clock(), mono=asyncio.get_running_loop().time())
+            )
+        except Exception:
+            logger.exception("hj212 connection end failed peer=%s", conn.peer)
+        self._connections.discard(conn)
+        if not self._connections:
+            self._no_connections.set()
+        logger.debug("hj212 connection closed peer=%s frames=%d", conn.peer, conn.session.frames)
+
+    def _room_again(self) -> None:
+        """The pipeline has room: read the connections that waited for it.
+
+        A few hundred per turn of the event loop: thousands of connections
+        resumed at once would each deliver a frame in the same turn, and the
+        writer's own round trips to the database would wait behind them all.
+        """
+        if self._resuming is None:
+            self._resuming = asyncio.get_running_loop().call_soon(self._resume_some)
+
+    def _resume_some(self) -> None:
+        self._resuming = None
+        if not self._pipeline.has_room:
+            return  # full again: _room_again will be called when it is not
+        for _ in range(min(_RESUME_PER_TURN, len(self._waiting_room))):
+            self._waiting_room.pop().resume("room")
+        if self._waiting_room:
+            self._resuming = asyncio.get_running_loop().call_soon(self._resume_some)
 
     @property
     def _burst(self) -> float:
         return max(self.max_frames_per_s, 100.0)
 
-    async def _throttle(self, conn: _Connection, frames: int) -> None:
-        """Per-connection token bucket: a flood from one client only slows that client."""
-        now = asyncio.get_running_loop().time()
+    def _spend(self, conn: _Connection, frames: int) -> bool:
+        """Per-connection token bucket: a flood from one client only slows that
+        client.  Whether the connection must wait (:meth:`_throttle`)."""
+        now = conn.last_rx
         conn.tokens = min(
             self._burst, conn.tokens + (now - conn.last_refill) * self.max_frames_per_s
         )
         conn.last_refill = now
         conn.tokens -= frames
-        if conn.tokens < 0:
-            await asyncio.sleep(-conn.tokens / self.max_frames_per_s)
+        return conn.tokens < 0
 
-    async def _send(self, conn: _Connection, replies: list[bytes]) -> None:
-        if conn.writer.is_closing():
-            return
-        conn.writer.write(b"".join(replies))
-        if not conn.writer.transport.get_write_buffer_size():
-            return  # all sent at once (the usual case): nothing to wait for
-        try:
-            async with asyncio.timeout(self.send_timeout):
-                await conn.writer.drain()
-        except TimeoutError:
-            logger.warning(
-                "hj212 connection closed peer=%s reason=client does not read for %g s",
-                conn.peer,
-                self.send_timeout,
+    def _throttle(self, conn: _Connection) -> None:
+        conn.pause("throttle")
+        if conn.timer is not None:
+            conn.timer.cancel()
+        conn.timer = asyncio.get_running_loop().call_later(
+            -conn.tokens / self.max_frames_per_s, conn.resume, "throttle"
+        )
+
+    def _write(self, conn: _Connection, data: bytes) -> None:
+        if not conn.transport.is_closing():
+            conn.transport.write(data)
+
+    def _writing_paused(self, conn: _Connection) -> None:
+        """The client does not read what it is sent: stop reading it, and close
+        it if it still has not read after ``send_timeout``."""
+        conn.pause("writing")
+        if conn.send_deadline is None:
+            conn.send_deadline = asyncio.get_running_loop().call_later(
+                self.send_timeout, self._send_timed_out, conn
             )
-            conn.close()
 
-    def _absorb(self, conn: _Connection, out: Output) -> None:
+    def _writing_resumed(self, conn: _Connection) -> None:
+        if conn.send_deadline is not None:
+            conn.send_deadline.cancel()
+            conn.send_deadline = None
+        conn.resume("writing")
+
+    def _send_timed_out(self, conn: _Connection) -> None:
+        conn.send_deadline = None
+        if conn.closing:
+            return
+        logger.warning(
+            "hj212 connection closed peer=%s reason=client does not read for %g s",
+            conn.peer,
+            self.send_timeout,
+        )
+        # close() would wait for the buffer to drain, which is the problem.
+        conn.closing = True
+        conn.transport.abort()
+
+    def _absorb(self, conn: _Connection, out: Output, received: datetime | None = None) -> None:
         """Archive, queue and react to a session's output (everything but sending)."""
         if out.archive:
-            received = self.clock()
+            received = received or self.clock()
             for entry in out.archive:
                 self.archive.append(received, conn.peer, entry.mn, entry.status, entry.raw)
                 if entry.status != "ok":
@@ -704,7 +1050,7 @@ class Hj212Server:
                 f"{begin:%Y-%m-%d %H:%M}",
                 f"{end:%Y-%m-%d %H:%M}",
             )
-            await self._send(conn, [request])
+            self._write(conn, request)
         except _DB_ERRORS as err:
             logger.warning("hj212 gap check failed station=%s: %s", event.station_id, err)
         except Exception:
@@ -714,15 +1060,7 @@ class Hj212Server:
                 del self._recovering[event.station_id]
 
     async def _last_hour(self, station_id: str) -> datetime | None:
-        station = self.catalog.by_id.get(station_id)
-        params = [p.code for p in PARAMETERS if station is not None and p.kind == station.kind]
-        async with self.pool.connection(timeout=self._pipeline.writer.timeout) as conn:
-            cur = await conn.execute(
-                _LAST_HOUR, {"source": SOURCE, "station": station_id, "params": params}
-            )
-            row = await cur.fetchone()
-        value = row[0] if row else None
-        return value if isinstance(value, datetime) else None
+        return await self._last_hours.get(station_id)
 
     # ------------------------------------------------------------------ housekeeping
 
@@ -744,7 +1082,8 @@ class Hj212Server:
                         )
                         conn.close()
                         continue
-                    self._absorb(conn, conn.session.tick(mono))
+                    if conn.session.waiting:
+                        self._absorb(conn, conn.session.tick(mono))
                 if mono - self._last_prune >= _PRUNE_EVERY:
                     self._last_prune = mono
                     # A listing of ~100 names: cheap enough for the loop, and

@@ -16,7 +16,7 @@ What it implements (HJ 212-2017; standards.md §7):
 * the answers of §7.7: 9014 to uploads with A = 1 (one per split packet, on
   arrival), 9013 to notifications with A = 1 (1013, the 2025 heartbeat 9015),
   and a 1012 "set time" after a 1013 time-calibration request;
-* split-packet reassembly, and uploads → :class:`RawReading` / :class:`Rejection`;
+* split-packet reassembly, and uploads → :class:`Readings` (columns) / :class:`Rejection`;
 * bookkeeping of the requests the host sends (1012, 2061 history): the 9011
   QnRtn, the uploads, the 9012 ExeRtn, and a timeout.
 
@@ -27,7 +27,7 @@ catalog, the passwords and that config into one lookup by MN.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -44,7 +44,7 @@ from .codec import (
     PROTOCOLS,
     VERSION_2017,
     Message,
-    answer,
+    answer_frame,
     encode,
     history_request,
     new_qn,
@@ -52,7 +52,7 @@ from .codec import (
 )
 from .codes import convert, parameter_for, to_2017
 from .errors import Hj212Error
-from .mapping import DATA_CNS, MIN_INTERVALS, readings
+from .mapping import DATA_CNS, MIN_INTERVALS, upload_rows
 from .stream import Frame, SplitAssembler, StreamDecoder
 
 SOURCE: Final = "hj212"
@@ -301,11 +301,81 @@ class ArchiveEntry:
 
 
 @dataclass(slots=True)
+class Readings:
+    """Readings of uploads, in columns: no object per value.
+
+    Per upload: the station, DataTime, period and frame text (the ``raw`` a
+    rejected reading is stored with) and how many values it gave; per value:
+    the parameter, the value in the parameter's unit and the flag.  The
+    receiver gathers these from every connection and validates one DataFrame
+    per batch; iterating gives :class:`RawReading` objects.
+    """
+
+    station: list[str] = field(default_factory=list)
+    time: list[datetime] = field(default_factory=list)
+    period: list[str] = field(default_factory=list)
+    raw: list[str] = field(default_factory=list)
+    count: list[int] = field(default_factory=list)
+    parameter: list[str] = field(default_factory=list)
+    value: list[float] = field(default_factory=list)
+    flag: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.value)
+
+    def __iter__(self) -> Iterator[RawReading]:
+        i = 0
+        for station, ts, period, raw, n in zip(
+            self.station, self.time, self.period, self.raw, self.count, strict=True
+        ):
+            for j in range(i, i + n):
+                yield RawReading(
+                    station, self.parameter[j], ts, self.value[j], self.flag[j], period, raw
+                )
+            i += n
+
+    def rows(self) -> list[RawReading]:
+        return list(self)
+
+    def add(
+        self,
+        station: str,
+        ts: datetime,
+        period: str,
+        raw: str,
+        parameters: list[str],
+        values: list[float],
+        flags: list[str],
+    ) -> None:
+        """One upload's values (parallel lists)."""
+        if not values:
+            return
+        self.station.append(station)
+        self.time.append(ts)
+        self.period.append(period)
+        self.raw.append(raw)
+        self.count.append(len(values))
+        self.parameter += parameters
+        self.value += values
+        self.flag += flags
+
+    def extend(self, other: Readings) -> None:
+        self.station += other.station
+        self.time += other.time
+        self.period += other.period
+        self.raw += other.raw
+        self.count += other.count
+        self.parameter += other.parameter
+        self.value += other.value
+        self.flag += other.flag
+
+
+@dataclass(slots=True)
 class Output:
     """What the caller must do after feeding a session."""
 
     replies: list[bytes] = field(default_factory=list)
-    readings: list[RawReading] = field(default_factory=list)
+    readings: Readings = field(default_factory=Readings)
     rejects: list[Rejection] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
     archive: list[ArchiveEntry] = field(default_factory=list)
@@ -401,6 +471,12 @@ class Session:
         """MNs (upper case) authenticated on this connection."""
         return list(self._peers)
 
+    @property
+    def waiting(self) -> bool:
+        """Whether time alone can change something: open split groups or
+        requests (:meth:`tick` has nothing to do otherwise)."""
+        return bool(self._pending or self._split_raw or len(self._splits))
+
     def pending_requests(self, kind: str | None = None) -> list[str]:
         """QNs of requests sent and not finished."""
         return [qn for qn, r in self._pending.items() if kind is None or r.kind == kind]
@@ -431,13 +507,15 @@ class Session:
         out.archive.append(ArchiveEntry(message.mn, "ok", frame.raw))
         key = normalize_mn(message.mn)
         version = message.version if message.version in PROTOCOLS else VERSION_2017
-        if key not in self._peers:
+        peer = self._peers.get(key)
+        if peer is None:
             out.events.append(StationSeen(message.mn, device.station_id))
-        self._peers[key] = _Peer(message.mn, message.st, version)
+        if peer is None or (peer.mn, peer.st, peer.version) != (message.mn, message.st, version):
+            self._peers[key] = _Peer(message.mn, message.st, version)
 
-        reply = answer(message)
+        reply = answer_frame(message)
         if reply is not None:
-            out.replies.append(encode(reply))
+            out.replies.append(reply)
         if message.cn == CN_TIME_CALIBRATION:
             out.replies.append(self._set_time(device, now=now, mono=mono))
         elif message.cn in (CN_REQUEST_ANSWER, CN_EXECUTION_RESULT):
@@ -594,6 +672,8 @@ class Session:
         )
 
     def _history_for(self, message: Message) -> list[_Request]:
+        if not self._pending:
+            return []
         mn = normalize_mn(message.mn)
         return [
             r
@@ -631,7 +711,7 @@ class Session:
 
     def _ingest(self, message: Message, device: Device, raw: str, out: Output) -> None:
         try:
-            candidates = readings(
+            upload = upload_rows(
                 message,
                 unit_overrides=device.unit_overrides,
                 minute_interval=device.minute_interval,
@@ -639,27 +719,34 @@ class Session:
         except Hj212Error as err:
             out.rejects.append(Rejection(SOURCE, raw, str(err), station_id=device.station_id))
             return
-        for c in candidates:
-            if c.problem is not None or c.value is None or c.parameter is None:
-                out.rejects.append(
-                    Rejection(
-                        SOURCE,
-                        raw,
-                        c.problem or "no value",
-                        station_id=device.station_id,
-                        parameter=c.parameter or c.hj212_code,
-                        ts=c.ts,
+        if upload is not None:
+            ts, period, rows = upload
+            parameters: list[str] = []
+            values: list[float] = []
+            flags: list[str] = []
+            for parameter, code, value, flag, _, _, _, problem in rows:
+                if problem is not None or value is None or parameter is None:
+                    out.rejects.append(
+                        Rejection(
+                            SOURCE,
+                            raw,
+                            problem or "no value",
+                            station_id=device.station_id,
+                            parameter=parameter or code,
+                            ts=ts,
+                        )
                     )
-                )
-                continue
-            out.readings.append(
-                RawReading(device.station_id, c.parameter, c.ts, c.value, c.flag, c.period, raw)
-            )
-        data_time = message.data_time
-        for request in self._history_for(message):
-            assert request.begin is not None and request.end is not None
-            if data_time is not None and request.begin <= data_time <= request.end:
-                request.uploads += 1
+                    continue
+                parameters.append(parameter)
+                values.append(value)
+                flags.append(flag)
+            out.readings.add(device.station_id, ts, period, raw, parameters, values, flags)
+        if self._pending:
+            data_time = message.data_time
+            for request in self._history_for(message):
+                assert request.begin is not None and request.end is not None
+                if data_time is not None and request.begin <= data_time <= request.end:
+                    request.uploads += 1
 
 
 def hour_floor(ts: datetime) -> datetime:
