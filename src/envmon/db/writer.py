@@ -100,11 +100,13 @@ def dedupe(batch: ReadingBatch) -> tuple[ReadingBatch, int]:
     """Keep the last reading of each key within one batch."""
     if len(batch) < 2:
         return batch, 0
+    # Integer codes, not the strings: hashing ints is cheaper, and pandas would
+    # otherwise convert the object arrays to its string dtype first.
     keys = pd.DataFrame(
         {
-            "s": batch.station_id,
-            "p": batch.parameter,
-            "r": batch.period,
+            "s": pd.factorize(batch.station_id)[0],
+            "p": pd.factorize(batch.parameter)[0],
+            "r": pd.factorize(batch.period)[0],
             "t": batch.ts.astype(np.int64),
         }
     )
