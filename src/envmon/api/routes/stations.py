@@ -8,27 +8,10 @@ from envmon.api.auth import requires
 from envmon.api.params import Query
 from envmon.api.routes.common import connection, json_response
 from envmon.catalog import CITIES, COUNTIES
+from envmon.db.catalog_sync import STATION_COLUMNS
 
-FIELDS = [
-    "id",
-    "kind",
-    "name",
-    "city",
-    "county",
-    "lon",
-    "lat",
-    "elevation_m",
-    "control_level",
-    "assessed",
-    "verified",
-    "river",
-    "basin",
-    "waterbody",
-    "target_class",
-    "mn",
-    "station_no",
-    "active",
-]
+# The station table's columns as the catalog sync writes them, less the notes.
+FIELDS = [c for c in STATION_COLUMNS if c != "notes"]
 
 
 @requires("read")
