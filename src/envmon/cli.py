@@ -505,6 +505,42 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+async def _simulate_over_hj212(
+    args: argparse.Namespace, settings: Settings, start: Any, end: Any
+) -> int:
+    """The catalog's air and water stations as HJ 212 loggers uploading [start, end)."""
+    from datetime import timedelta
+
+    from envmon.catalog import load_catalog
+    from envmon.ingest.hj212.auth import load_secrets
+    from envmon.simulate.loggers import SimulatedLoggers
+
+    host, _, port = args.hj212.rpartition(":")
+    catalog = load_catalog(settings.stations_path)
+    secrets = load_secrets(settings.hj212_secrets_path, settings.hj212.passwords)
+    loggers = SimulatedLoggers(
+        catalog.stations,
+        host or "127.0.0.1",
+        int(port),
+        secrets,
+        seed=args.seed,
+        interval_s=3600.0,
+        run_loop=False,
+    )
+    t0 = time.monotonic()
+    async with loggers:
+        print(f"{len(loggers.devices)} loggers connected to {args.hj212}")
+        hour = start.replace(minute=0, second=0, microsecond=0)
+        while hour < end:
+            await loggers.send_hour(hour)
+            hour += timedelta(hours=1)
+    print(
+        f"{loggers.sent:,} uploads answered (9014), {loggers.failures} failures, "
+        f"in {time.monotonic() - t0:.1f} s"
+    )
+    return 0 if loggers.failures == 0 else 1
+
+
 def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
     from datetime import datetime
 
@@ -516,6 +552,9 @@ def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
     start = to_beijing(datetime.fromisoformat(args.start))
     end = to_beijing(datetime.fromisoformat(args.end))
     kinds = tuple(k.strip() for k in args.kinds.split(","))
+
+    if args.hj212:
+        return asyncio.run(_simulate_over_hj212(args, settings, start, end))
 
     async def run() -> int:
         url = ensure_database(settings)
@@ -644,6 +683,13 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--kinds", default="air,water,weather")
     sim.add_argument("--seed", type=int, default=2025)
     sim.add_argument("--no-derive", action="store_true")
+    sim.add_argument(
+        "--hj212",
+        metavar="HOST:PORT",
+        help="push the air and water stations' hours as HJ 212 data loggers "
+        "to this receiver instead of writing to the database (passwords from "
+        "the HJ 212 secrets file)",
+    )
     sim.set_defaults(func=cmd_simulate)
     return p
 

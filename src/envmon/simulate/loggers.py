@@ -53,6 +53,7 @@ class SimulatedLoggers:
         *,
         seed: int,
         interval_s: float,
+        run_loop: bool = True,
     ) -> None:
         self.stations = [s for s in stations if s.mn and s.kind in ("air", "water")]
         self.host, self.port = host, port
@@ -62,6 +63,7 @@ class SimulatedLoggers:
         self.devices: dict[str, Hj212Device] = {}
         self.sent = 0
         self.failures = 0
+        self.run_loop = run_loop
         self._task: asyncio.Task[None] | None = None
 
     def _history(self, station: Station) -> HistoryProvider:
@@ -90,7 +92,8 @@ class SimulatedLoggers:
                 logger.warning("simulated logger %s cannot connect: %s", s.id, err)
                 continue
             self.devices[s.id] = dev
-        self._task = asyncio.create_task(self._loop(), name="simulated-loggers")
+        if self.run_loop:
+            self._task = asyncio.create_task(self._loop(), name="simulated-loggers")
         return self
 
     async def __aexit__(self, *exc: object) -> None:
