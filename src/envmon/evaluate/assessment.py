@@ -28,7 +28,7 @@ from psycopg import AsyncConnection
 from psycopg.rows import TupleRow
 
 from envmon.errors import ConfigError, EnvmonError
-from envmon.evaluate.derive import WATER_SECTION, daily_result
+from envmon.evaluate.derive import DAY_VALUES, WATER_SECTION, daily_result
 from envmon.evaluate.regions import CITY_REGION, REGION_NAMES
 from envmon.evaluate.targets import Target, find
 from envmon.standards import aqi as aqi_std
@@ -68,13 +68,7 @@ async def region_days(
         day, pm25, dust = r[0], r[5], r[10]
         aqi, cat = r[8], r[9]
         if edition is not None and edition != aqi_std.edition_for(day):
-            values = dict(
-                zip(
-                    ("so2", "no2", "co", "pm10", "pm25", "o3_1h_max", "o3_8h_max"),
-                    r[1:8],
-                    strict=True,
-                )
-            )
+            values = dict(zip(DAY_VALUES, r[1:8], strict=True))
             res = daily_result(values, day, edition)
             aqi, cat = res.aqi, res.category
         out.append(DayRow(day, pm25, None if dust else pm25, aqi, cat))

@@ -176,6 +176,17 @@ def daily_mapping(values: dict[str, float | None]) -> dict[str, float | None]:
     }
 
 
+# The daily values of a station or region, in the order the SQL returns them.
+DAY_VALUES = ("so2", "no2", "co", "pm10", "pm25", "o3_1h_max", "o3_8h_max")
+
+
+def aqi_columns(values: dict[str, float | None], day: date) -> tuple[Any, ...]:
+    """The stored AQI columns of a day: aqi, category, primary, iaqi, complete, edition."""
+    ed = aqi_std.edition_for(day)
+    res = daily_result(values, day, ed)
+    return (res.aqi, res.category, res.primary, json.dumps(res.iaqi), res.complete, ed)
+
+
 def daily_result(
     values: dict[str, float | None], day: date, edition: int | None = None
 ) -> aqi_std.AqiResult:
@@ -310,26 +321,13 @@ async def derive_air(conn: Conn, pairs: Sequence[tuple[str, date]]) -> DeriveSta
                     )
                 )
                 values = station_day_values(r[2:9], counts, day)
-                ed = aqi_std.edition_for(day)
-                res = daily_result(values, day, ed)
                 await copy.write_row(
                     (
                         sid,
                         day,
-                        values["so2"],
-                        values["no2"],
-                        values["co"],
-                        values["pm10"],
-                        values["pm25"],
-                        values["o3_1h_max"],
-                        values["o3_8h_max"],
+                        *(values[k] for k in DAY_VALUES),
                         *counts.values(),
-                        res.aqi,
-                        res.category,
-                        res.primary,
-                        json.dumps(res.iaqi),
-                        res.complete,
-                        ed,
+                        *aqi_columns(values, day),
                     )
                 )
                 touched_days.add(day)
@@ -371,28 +369,9 @@ async def derive_regions(conn: Conn, days: Sequence[date]) -> int:
     ) as copy:
         for r in rows:
             region, day = r[0], r[1]
-            values = dict(
-                zip(
-                    ("so2", "no2", "co", "pm10", "pm25", "o3_1h_max", "o3_8h_max"),
-                    (_num(x) for x in r[2:9]),
-                    strict=True,
-                )
-            )
-            ed = aqi_std.edition_for(day)
-            res = daily_result(values, day, ed)
+            values = dict(zip(DAY_VALUES, (_num(x) for x in r[2:9]), strict=True))
             await copy.write_row(
-                (
-                    region,
-                    day,
-                    *values.values(),
-                    int(r[9]),
-                    res.aqi,
-                    res.category,
-                    res.primary,
-                    json.dumps(res.iaqi),
-                    res.complete,
-                    ed,
-                )
+                (region, day, *values.values(), int(r[9]), *aqi_columns(values, day))
             )
     return len(rows)
 
