@@ -62,10 +62,29 @@ def admin_dsn(pg_cluster: EmbeddedCluster | None) -> str:
 @pytest.fixture(scope="session")
 def template_db(admin_dsn: str) -> str:
     with psycopg.connect(admin_dsn, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(TEMPLATE)))
+        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (TEMPLATE,)).fetchone():
+            conn.execute(
+                sql.SQL("ALTER DATABASE {} WITH IS_TEMPLATE false").format(sql.Identifier(TEMPLATE))
+            )
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(TEMPLATE))
+        )
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(TEMPLATE)))
     url = _with_db(admin_dsn, TEMPLATE)
     migrate.migrate(url)
+    # TimescaleDB's launcher starts a scheduler in every database with the
+    # extension, templates included, unless they refuse connections; a
+    # connected template cannot be cloned ("being accessed by other users").
+    with psycopg.connect(admin_dsn, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("ALTER DATABASE {} WITH IS_TEMPLATE true ALLOW_CONNECTIONS false").format(
+                sql.Identifier(TEMPLATE)
+            )
+        )
+        conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
+            (TEMPLATE,),
+        )
     return TEMPLATE
 
 

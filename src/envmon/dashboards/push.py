@@ -25,9 +25,9 @@ from envmon.dashboards.build import (
 )
 from envmon.dashboards.dashboards import all_boards
 from envmon.dashboards.panels import Board
-from envmon.dashboards.settings import GrafanaSettings
 from envmon.dashboards.sql import DATASOURCE_UID
 from envmon.errors import ConfigError, FatalError, RetriableError
+from envmon.settings import GrafanaSettings
 
 logger = logging.getLogger(__name__)
 

@@ -53,13 +53,14 @@ from psycopg_pool import PoolTimeout
 from pydantic import SecretStr
 
 from envmon import timeutil
-from envmon.app import App
 from envmon.catalog import Catalog
 from envmon.errors import ConfigError, EnvmonError, FatalError, RetriableError
+from envmon.ingest.sink import Intake
 from envmon.ingest.sources import REGISTRY, Fetched, Http, PayloadError, Source, StationMap
 from envmon.ingest.sources.base import HOUR, Sleep, TransientSourceError, raw_text
-from envmon.ingest.sources_config import CollectSettings, SourceConfig, SourcesConfig
+from envmon.ingest.sources_config import SourceConfig, SourcesConfig
 from envmon.schemas.readings import ReadingBatch, Rejection, ValidationResult
+from envmon.settings import CollectSettings
 
 __all__ = [
     "Backoff",
@@ -343,7 +344,7 @@ class SourcePoller:
 
     def __init__(
         self,
-        app: App,
+        intake: Intake,
         config: SourceConfig,
         session: aiohttp.ClientSession,
         *,
@@ -352,7 +353,7 @@ class SourcePoller:
         sleep: Sleep = asyncio.sleep,
         rng: random.Random | None = None,
     ) -> None:
-        self.app = app
+        self.intake = intake
         self.config = config
         self.name = config.name
         self.clock = clock
@@ -398,7 +399,7 @@ class SourcePoller:
                 raise ConfigError(f"source '{config.name}': base_url is required")
             self.source = cls(
                 config,
-                app.catalog,
+                intake.catalog,
                 self.http,
                 secret=config.secret(secrets or {}),
                 clock=clock,
@@ -463,7 +464,7 @@ class SourcePoller:
     async def load(self) -> None:
         """Cursors and the last known health from the database (on start; writes nothing)."""
         try:
-            async with self.app.pool.connection() as conn:
+            async with self.intake.pool.connection() as conn:
                 rows = await (await conn.execute(_LOAD_CURSORS, {"source": self.name})).fetchall()
                 hrow = await (await conn.execute(_LOAD_HEALTH, {"source": self.name})).fetchone()
         except _DB_ERRORS as err:
@@ -493,7 +494,7 @@ class SourcePoller:
             "interval_s": self.config.interval.total_seconds(),
         }
         try:
-            async with self.app.pool.connection() as conn:
+            async with self.intake.pool.connection() as conn:
                 await conn.execute(
                     _SAVE_HEALTH,
                     {
@@ -530,7 +531,7 @@ class SourcePoller:
             self.cursor = until
             self.health.fetched_until = until
         try:
-            async with self.app.pool.connection() as conn:
+            async with self.intake.pool.connection() as conn:
                 await conn.execute(
                     _SOURCE_CURSOR, {"source": self.name, "ts": until, "at": self.clock()}
                 )
@@ -557,7 +558,7 @@ class SourcePoller:
         for s, e in errors.items():
             self.health.station_errors[s] = e
         try:
-            async with self.app.pool.connection() as conn:
+            async with self.intake.pool.connection() as conn:
                 if params is not None:
                     await conn.execute(_STATION_CURSORS, params)
                 if errors:
@@ -789,13 +790,13 @@ class SourcePoller:
         report.ignored += fetched.ignored
         report.missing += fetched.missing
         if len(fetched):
-            validated = self.app.validator.validate_frame(fetched.frame(), self.name)
+            validated = self.intake.validator.validate_frame(fetched.frame(), self.name)
         else:
             validated = ValidationResult(ReadingBatch.empty(self.name))
         rejects = self._fresh(
             [_with_record(r, fetched) for r in validated.rejected] + fetched.rejects
         )
-        result = await self.app.store(ValidationResult(validated.batch, rejects))
+        result = await self.intake.sink.store(ValidationResult(validated.batch, rejects))
         report.inserted += result.inserted
         report.updated += result.updated
         report.unchanged += result.unchanged + result.duplicates
@@ -831,7 +832,7 @@ class Collectors:
 
     ::
 
-        async with Collectors(app, sources_config, session) as c:
+        async with Collectors(intake, sources_config, session) as c:
             ...            # polling runs on the loop
             c.health()     # for status
             await c.backfill("cnemc-air", t1, t2)
@@ -843,7 +844,7 @@ class Collectors:
 
     def __init__(
         self,
-        app: App,
+        intake: Intake,
         config: SourcesConfig,
         session: aiohttp.ClientSession,
         *,
@@ -854,7 +855,7 @@ class Collectors:
         schedule: bool = True,
         only: Sequence[str] | None = None,
     ) -> None:
-        self.app = app
+        self.intake = intake
         self.config = config
         self.session = session
         self.secrets = dict(secrets or {})
@@ -872,7 +873,7 @@ class Collectors:
             if self.only is not None and cfg.name not in self.only:
                 continue
             self.pollers[cfg.name] = SourcePoller(
-                self.app,
+                self.intake,
                 cfg,
                 self.session,
                 secrets=self.secrets,
@@ -965,7 +966,7 @@ class Collectors:
 
 
 async def backfill(
-    app: App,
+    intake: Intake,
     config: SourcesConfig,
     session: aiohttp.ClientSession,
     source: str,
@@ -992,15 +993,15 @@ async def backfill(
         from envmon.simulate.platforms import serve_platforms
 
         async with serve_platforms(
-            app.catalog, sim.host, 0, seed=sim.seed, fault_rate=sim.fault_rate
+            intake.catalog, sim.host, 0, seed=sim.seed, fault_rate=sim.fault_rate
         ) as url:
             cfg = cfg.model_copy(update={"base_url": url})
-            return await _backfill(app, cfg, session, start, end, secrets, sleep)
-    return await _backfill(app, cfg, session, start, end, secrets, sleep)
+            return await _backfill(intake, cfg, session, start, end, secrets, sleep)
+    return await _backfill(intake, cfg, session, start, end, secrets, sleep)
 
 
 async def _backfill(
-    app: App,
+    intake: Intake,
     cfg: SourceConfig,
     session: aiohttp.ClientSession,
     start: datetime,
@@ -1008,7 +1009,7 @@ async def _backfill(
     secrets: Mapping[str, SecretStr] | None,
     sleep: Sleep,
 ) -> PollReport:
-    poller = SourcePoller(app, cfg, session, secrets=secrets, sleep=sleep)
+    poller = SourcePoller(intake, cfg, session, secrets=secrets, sleep=sleep)
     if poller.source is None:
         raise ConfigError(poller.health.last_error or f"source '{cfg.name}' is not usable")
     # The live health (source_health) belongs to `envmon run`: a backfill leaves it alone;
@@ -1138,7 +1139,7 @@ def client_session(collect: CollectSettings | None = None) -> aiohttp.ClientSess
 
 @asynccontextmanager
 async def start_collection(
-    app: App,
+    intake: Intake,
     config: SourcesConfig,
     session: aiohttp.ClientSession,
     *,
@@ -1153,10 +1154,10 @@ async def start_collection(
             sim = config.simulator
             base_url = await stack.enter_async_context(
                 serve_platforms(
-                    app.catalog, sim.host, sim.port, seed=sim.seed, fault_rate=sim.fault_rate
+                    intake.catalog, sim.host, sim.port, seed=sim.seed, fault_rate=sim.fault_rate
                 )
             )
             config = config.bind_simulator(base_url)
         yield await stack.enter_async_context(
-            Collectors(app, config, session, secrets=secrets, schedule=schedule)
+            Collectors(intake, config, session, secrets=secrets, schedule=schedule)
         )

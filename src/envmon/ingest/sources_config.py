@@ -174,23 +174,6 @@ class SourceConfig(BaseModel):
         return found.get_secret_value() if found is not None else None
 
 
-class CollectSettings(BaseModel):
-    """The collectors' settings (``Settings.collect``, ``ENVMON_COLLECT__*``)."""
-
-    enabled: bool = True
-    sources_file: Path | None = Field(
-        default=None, description="Default: <config_dir>/sources.yaml."
-    )
-    # API keys / passwords by source name, never in sources.yaml:
-    # ENVMON_COLLECT__SECRETS='{"openaq": "…", "cma-surface": "…"}'
-    secrets: dict[str, SecretStr] = Field(default_factory=dict)
-    user_agent: str = "envmon/0.1 (Taiyuan-Xinzhou environmental monitoring)"
-    max_connections: int = Field(default=32, ge=1, description="HTTP connections in all.")
-
-    def path(self, config_dir: Path) -> Path:
-        return self.sources_file or config_dir / "sources.yaml"
-
-
 class SimulatorConfig(BaseModel):
     """envmon's fake platforms (``envmon.simulate.platforms``) and the sources that use them."""
 

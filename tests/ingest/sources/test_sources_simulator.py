@@ -49,7 +49,9 @@ async def test_all_207_stations_flow_despite_faults(
         ]
         config = SourcesConfig(simulator=sim.model_copy(update={"sources": sources}))
         config = config.bind_simulator(url)
-        async with Collectors(app, config, session, clock=clock, sleep=sleep, schedule=False) as c:
+        async with Collectors(
+            app.intake, config, session, clock=clock, sleep=sleep, schedule=False
+        ) as c:
             for _ in range(6):
                 reports = await c.poll_now()
                 if all(p.health.state == "ok" for p in c.pollers.values()):
@@ -121,7 +123,7 @@ async def test_start_collection_is_what_envmon_run_starts(
     assert sim is not None and sim.enabled and sim.port == 0
     sources = [s.model_copy(update={"initial_lookback": s.overlap}) for s in sim.sources]
     config = SourcesConfig(simulator=sim.model_copy(update={"fault_rate": 0.0, "sources": sources}))
-    async with start_collection(app, config, session) as c:
+    async with start_collection(app.intake, config, session) as c:
         assert c.scheduler is not None and len(c.scheduler.get_jobs()) == 4
         await eventually(lambda: all(p.health.last_success_at for p in c.pollers.values()))
     # Every station reports, but for those the simulator has in a multi-day outage now.
