@@ -28,7 +28,9 @@ from pathlib import Path
 from bench.common import REPO, bench_cluster, figure
 from envmon.app import open_app
 from envmon.db.embedded import free_port
-from envmon.ingest.poller import Collectors, PollReport, backfill, client_session
+from envmon.ingest.backfill import backfill
+from envmon.ingest.collectors import Collectors, client_session
+from envmon.ingest.poller import PollReport
 from envmon.ingest.sources_config import SourcesConfig, load_sources
 from envmon.settings import Settings
 from envmon.timeutil import now

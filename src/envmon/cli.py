@@ -376,8 +376,10 @@ def cmd_backfill(args: argparse.Namespace, settings: Settings) -> int:
 
     from envmon.app import ensure_database, open_app
     from envmon.evaluate.derive import process_dirty
-    from envmon.ingest.poller import backfill, client_session
+    from envmon.ingest.backfill import backfill
+    from envmon.ingest.collectors import client_session
     from envmon.ingest.sources_config import load_sources
+    from envmon.simulate.serve import simulated_platforms
     from envmon.timeutil import to_beijing
 
     start = to_beijing(datetime.fromisoformat(args.start))
@@ -388,9 +390,11 @@ def cmd_backfill(args: argparse.Namespace, settings: Settings) -> int:
         url = ensure_database(settings)
         async with open_app(settings, url=url) as app, client_session(settings.collect) as s:
             await app.load_stations()
-            report = await backfill(
-                app.intake, config, s, args.source, start, end, secrets=settings.collect.secrets
-            )
+            # A simulator source (the demo's platforms) is served for the duration.
+            async with simulated_platforms(config, app.catalog, port=0, force=True) as bound:
+                report = await backfill(
+                    app.intake, bound, s, args.source, start, end, secrets=settings.collect.secrets
+                )
             _print_json(report.as_dict())
             async with app.pool.connection() as conn:
                 st = await process_dirty(conn)
@@ -402,7 +406,7 @@ def cmd_backfill(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_sources(args: argparse.Namespace, settings: Settings) -> int:
     from envmon.catalog import load_catalog
-    from envmon.ingest.poller import check_sources
+    from envmon.ingest.backfill import check_sources
     from envmon.ingest.sources_config import load_sources
 
     config = load_sources(settings.sources_path)

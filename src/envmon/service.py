@@ -31,7 +31,7 @@ from pydantic import SecretStr
 from envmon.alerts.service import alert_status
 from envmon.app import App, ensure_database, open_app
 from envmon.evaluate.derive import process_dirty
-from envmon.ingest.poller import read_health
+from envmon.ingest.state import read_health
 from envmon.schemas.readings import ReadingBatch
 from envmon.settings import Settings
 from envmon.timeutil import BEIJING, now
@@ -324,8 +324,9 @@ async def service(settings: Settings) -> AsyncIterator[dict[str, Any]]:
             parts["hj212"] = srv
             logger.info("HJ 212 receiver listening on %s:%d", settings.hj212.host, srv.port)
         if settings.collect.enabled:
-            from envmon.ingest.poller import client_session, start_collection
+            from envmon.ingest.collectors import Collectors, client_session
             from envmon.ingest.sources_config import load_sources
+            from envmon.simulate.serve import simulated_platforms
 
             sources = load_sources(settings.sources_path)
             if sources.simulator is not None and not settings.simulator_enabled:
@@ -334,8 +335,10 @@ async def service(settings: Settings) -> AsyncIterator[dict[str, Any]]:
                     update={"simulator": sources.simulator.model_copy(update={"enabled": False})}
                 )
             session = await stack.enter_async_context(client_session(settings.collect))
+            # The demo's platforms are served here, not by the collectors.
+            sources = await stack.enter_async_context(simulated_platforms(sources, app.catalog))
             parts["collectors"] = await stack.enter_async_context(
-                start_collection(app.intake, sources, session, secrets=settings.collect.secrets)
+                Collectors(app.intake, sources, session, secrets=settings.collect.secrets)
             )
         if settings.simulator_enabled:
             # Live hours come from the receiver and the collectors when they run;

@@ -141,7 +141,7 @@ def test_secrets_come_from_the_settings_before_the_file() -> None:
 
 
 def test_check_sources_without_network() -> None:
-    from envmon.ingest.poller import check_sources
+    from envmon.ingest.backfill import check_sources
 
     shipped = load_sources(REPO / "config" / "sources.yaml")
     rows = {r["source"]: r for r in check_sources(CATALOG, shipped)}

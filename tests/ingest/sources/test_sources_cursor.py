@@ -19,11 +19,14 @@ import pytest
 from aiohttp import web
 
 from envmon.app import App
-from envmon.ingest.poller import Collectors, PollReport, SourcePoller, backfill
+from envmon.ingest.backfill import backfill
+from envmon.ingest.collectors import Collectors
+from envmon.ingest.poller import PollReport, SourcePoller
 from envmon.ingest.sources import TransientSourceError
 from envmon.ingest.sources_config import SourcesConfig, load_sources
 from envmon.simulate import simulate
 from envmon.simulate.platforms import SimData, serve_platforms
+from envmon.simulate.serve import simulated_platforms
 
 from .conftest import (
     CATALOG,
@@ -184,9 +187,10 @@ async def test_backfill_of_a_simulator_source_starts_the_simulator(
     quiet = SHIPPED.model_copy(
         update={"simulator": SHIPPED.simulator.model_copy(update={"fault_rate": 0.0})}
     )
-    report = await backfill(
-        app.intake, quiet, session, "sim-cnemc-air", bj(2025, 1, 8, 0), bj(2025, 1, 8, 6)
-    )
+    async with simulated_platforms(quiet, app.catalog, port=0, force=True) as bound:
+        report = await backfill(
+            app.intake, bound, session, "sim-cnemc-air", bj(2025, 1, 8, 0), bj(2025, 1, 8, 6)
+        )
     got = await stored(db_url, "sim-cnemc-air")
     assert keys(got) == keys(expected("air", bj(2025, 1, 8, 0), bj(2025, 1, 8, 6)))
     assert report.inserted == len(got) > 0

@@ -17,9 +17,12 @@ import pytest
 from aiohttp import web
 
 from envmon.app import App
-from envmon.ingest.poller import Backoff, Collectors, SourcePoller, read_health
+from envmon.ingest.collectors import Collectors
+from envmon.ingest.poller import SourcePoller
 from envmon.ingest.sources import Http
 from envmon.ingest.sources_config import RateLimit, SourceConfig
+from envmon.ingest.state import read_health
+from envmon.retry import Backoff
 
 from .conftest import (
     FakeClock,
