@@ -31,7 +31,8 @@ from envmon.db.embedded import free_port
 from envmon.ingest.backfill import backfill
 from envmon.ingest.collectors import Collectors, client_session
 from envmon.ingest.poller import PollReport
-from envmon.ingest.sources_config import SourcesConfig, load_sources
+from envmon.ingest.sources import load_sources
+from envmon.ingest.sources_config import SourcesConfig
 from envmon.settings import Settings
 from envmon.timeutil import now
 

@@ -378,7 +378,7 @@ def cmd_backfill(args: argparse.Namespace, settings: Settings) -> int:
     from envmon.evaluate.derive import process_dirty
     from envmon.ingest.backfill import backfill
     from envmon.ingest.collectors import client_session
-    from envmon.ingest.sources_config import load_sources
+    from envmon.ingest.sources import load_sources
     from envmon.simulate.serve import simulated_platforms
     from envmon.timeutil import to_beijing
 
@@ -407,7 +407,7 @@ def cmd_backfill(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_sources(args: argparse.Namespace, settings: Settings) -> int:
     from envmon.catalog import load_catalog
     from envmon.ingest.backfill import check_sources
-    from envmon.ingest.sources_config import load_sources
+    from envmon.ingest.sources import load_sources
 
     config = load_sources(settings.sources_path)
     rows = check_sources(load_catalog(settings.stations_path), config, settings.collect.secrets)

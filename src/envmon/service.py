@@ -325,7 +325,7 @@ async def service(settings: Settings) -> AsyncIterator[dict[str, Any]]:
             logger.info("HJ 212 receiver listening on %s:%d", settings.hj212.host, srv.port)
         if settings.collect.enabled:
             from envmon.ingest.collectors import Collectors, client_session
-            from envmon.ingest.sources_config import load_sources
+            from envmon.ingest.sources import load_sources
             from envmon.simulate.serve import simulated_platforms
 
             sources = load_sources(settings.sources_path)

@@ -266,8 +266,12 @@ def _with_defaults(entries: Any, defaults: Mapping[str, Any]) -> Any:
     return [{**defaults, **e} if isinstance(e, Mapping) else e for e in entries]
 
 
-def parse_sources(raw: Any, *, path: str = "sources.yaml") -> SourcesConfig:
-    """Validate the parsed YAML; every problem is reported, each naming its source."""
+def parse_schema(raw: Any, *, path: str = "sources.yaml") -> SourcesConfig:
+    """Validate the parsed YAML's shape; every problem is reported, each naming its source.
+
+    The kinds and their options are checked by
+    :func:`envmon.ingest.sources.parse_sources`, which knows the registry.
+    """
     if raw is None:
         raw = {}
     if not isinstance(raw, Mapping):
@@ -286,36 +290,11 @@ def parse_sources(raw: Any, *, path: str = "sources.yaml") -> SourcesConfig:
     except ValidationError as err:
         problems = [f"{_where(path, data, tuple(e['loc']))}: {e['msg']}" for e in err.errors()]
         raise ConfigError(f"{path}: " + "; ".join(problems)) from err
-    _check_kinds(config, path)
     return config
 
 
-def _check_kinds(config: SourcesConfig, path: str) -> None:
-    # The registry imports the source modules, which import this one: import late.
-    from envmon.ingest.sources import REGISTRY
-
-    problems: list[str] = []
-    for src in config.all_sources():
-        cls = REGISTRY.get(src.kind)
-        if cls is None:
-            problems.append(
-                f"source '{src.name}': unknown kind '{src.kind}' "
-                f"(one of {', '.join(sorted(REGISTRY))})"
-            )
-            continue
-        try:
-            cls.parse_options(src)
-        except ConfigError as err:
-            problems.append(str(err))
-    for src in config.sources:
-        if src.enabled and not src.base_url:
-            problems.append(f"source '{src.name}': base_url is required")
-    if problems:
-        raise ConfigError(f"{path}: " + "; ".join(problems))
-
-
-def load_sources(path: Path) -> SourcesConfig:
-    """Read and validate ``config/sources.yaml``."""
+def read_yaml(path: Path) -> Any:
+    """The parsed YAML of ``config/sources.yaml`` (validated by ``sources.load_sources``)."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as err:
@@ -324,7 +303,7 @@ def load_sources(path: Path) -> SourcesConfig:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as err:
         raise ConfigError(f"{path}: not valid YAML: {err}") from err
-    return parse_sources(raw, path=str(path))
+    return raw
 
 
 def names(sources: Iterable[SourceConfig]) -> list[str]:

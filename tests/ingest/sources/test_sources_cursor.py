@@ -22,8 +22,8 @@ from envmon.app import App
 from envmon.ingest.backfill import backfill
 from envmon.ingest.collectors import Collectors
 from envmon.ingest.poller import PollReport, SourcePoller
-from envmon.ingest.sources import TransientSourceError
-from envmon.ingest.sources_config import SourcesConfig, load_sources
+from envmon.ingest.sources import TransientSourceError, load_sources
+from envmon.ingest.sources_config import SourcesConfig
 from envmon.simulate import simulate
 from envmon.simulate.platforms import SimData, serve_platforms
 from envmon.simulate.serve import simulated_platforms

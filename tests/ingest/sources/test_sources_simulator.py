@@ -16,7 +16,8 @@ import psycopg
 
 from envmon.app import App
 from envmon.ingest.collectors import Collectors
-from envmon.ingest.sources_config import SourcesConfig, load_sources
+from envmon.ingest.sources import load_sources
+from envmon.ingest.sources_config import SourcesConfig
 from envmon.ingest.state import read_health
 from envmon.simulate.platforms import SimData, serve_platforms
 from envmon.simulate.serve import simulated_platforms
