@@ -23,7 +23,7 @@ from envmon import timeutil
 from envmon.alerts import episodes as store_db
 from envmon.alerts.delivery import requeue_dead
 from envmon.alerts.message import fmt_number, fmt_time
-from envmon.alerts.rules import SEVERITY_ZH, load_config, parse_duration, stations_of
+from envmon.alerts.rules import SEVERITY_ZH, load_config, stations_of
 from envmon.alerts.service import (
     AlertService,
     add_maintenance,
@@ -32,6 +32,7 @@ from envmon.alerts.service import (
     expire_silence,
 )
 from envmon.app import App
+from envmon.durations import parse_duration
 from envmon.errors import ConfigError
 from envmon.settings import AlertSettings, Settings
 

@@ -24,12 +24,11 @@ import re
 from collections.abc import Iterable, Mapping
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import (
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
     SecretStr,
@@ -38,29 +37,12 @@ from pydantic import (
     model_validator,
 )
 
+from envmon.durations import Duration
 from envmon.errors import ConfigError
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|sec|m|min|h|d)?\s*$")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "d": 86400}
 _NAME = re.compile(r"[a-z0-9]+(?:[-_][a-z0-9]+)*")
 
 
-def parse_duration(value: Any) -> timedelta:
-    """``90s``, ``5m``, ``3h``, ``1d``, a number of seconds, or a timedelta."""
-    if isinstance(value, timedelta):
-        return value
-    if isinstance(value, bool):
-        raise ValueError("a duration such as 30s, 5m, 3h or 1d")
-    if isinstance(value, int | float):
-        return timedelta(seconds=float(value))
-    if isinstance(value, str):
-        m = _DURATION.match(value)
-        if m:
-            return timedelta(seconds=float(m.group(1)) * _UNIT_SECONDS[m.group(2) or "s"])
-    raise ValueError(f"'{value}' is not a duration (write e.g. 30s, 5m, 3h or 1d)")
-
-
-Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
 MatchField = Literal["id", "station_no", "mn", "name"]
 
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from envmon.durations import parse_duration
 from envmon.errors import ConfigError
 from envmon.ingest.sources import load_sources, parse_sources
-from envmon.ingest.sources_config import parse_duration
 from envmon.settings import Settings
 
 from .conftest import CATALOG, REPO
