@@ -255,7 +255,7 @@ async def alerts_test(app: App, args: argparse.Namespace, settings: AlertSetting
 
 
 def alerts_grafana(args: argparse.Namespace, settings: Settings) -> int:
-    from envmon.alerts.grafana import DEFAULT_OUT, build
+    from envmon.dashboards.alert_rules import DEFAULT_OUT, build
 
     out = Path(args.out) if args.out else DEFAULT_OUT
     changed = build(

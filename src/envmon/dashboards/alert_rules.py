@@ -42,11 +42,10 @@ from envmon.alerts.rules import (
     load_config,
 )
 from envmon.catalog import Catalog, load_catalog
+from envmon.dashboards.sql import DATASOURCE_TYPE, DATASOURCE_UID
 from envmon.evaluate.regions import CITY_REGION
 from envmon.parameters import BY_CODE, PERIODS
 
-DATASOURCE_UID: Final = "envmon-postgres"
-DATASOURCE_TYPE: Final = "grafana-postgresql-datasource"
 FOLDER: Final = "envmon"
 INTERVAL: Final = "1m"
 DEFAULT_OUT: Final = Path("deploy/grafana/provisioning/alerting/envmon-rules.yaml")
