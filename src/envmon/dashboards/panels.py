@@ -1,4 +1,5 @@
-"""Building blocks of the dashboards: colours, thresholds, SQL fragments, and the panel registry.
+"""Building blocks of the dashboards: colours, thresholds, SQL fragments, panel builders
+and the panel registry.
 
 Every panel query is a :class:`Query` (its SQL as Grafana stores it, with
 macros and variables unexpanded). A :class:`Board` adds panels to an SDK
@@ -23,7 +24,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
-from envmon.dashboards._sdk import cogbuilder, common, common_b, dash, dm
+from envmon.dashboards._sdk import cogbuilder, common, common_b, dash, dm, stat_b, timeseries_b
 from envmon.dashboards.sql import Format, SqlQuery
 from envmon.evaluate.derive import AIR, VALID_FLAGS
 from envmon.parameters import PARAMETERS
@@ -36,6 +37,11 @@ DAY_FROM: Final = f"($__timeFrom()::timestamptz AT TIME ZONE '{TZ}')::date"
 DAY_TO: Final = f"($__timeTo()::timestamptz AT TIME ZONE '{TZ}')::date"
 YEAR_TO: Final = f"extract(year FROM {DAY_TO})::int"
 VALID: Final = "(" + ", ".join(f"'{f}'" for f in VALID_FLAGS) + ")"
+UG: Final = "suffix:µg/m³"
+MG: Final = "suffix:mg/m³"
+MGL: Final = "suffix:mg/L"
+ALERT_TABLE: Final = "alert_event"  # migration 0004 (alert engine)
+SOURCE_HEALTH_TABLE: Final = "source_health"  # migration 0003 (HTTP pull sources)
 
 # What each kind of station is expected to send, for completeness and "last
 # seen": air — the six GB 3095 basic items, hourly; water — the nine basic
@@ -250,6 +256,38 @@ def tooltip_all() -> common_b.VizTooltipOptions:
         .mode(common.TooltipDisplayMode.MULTI)
         .sort(common.SortOrder.DESCENDING)
     )
+
+
+def stat_panel(unit: str | None = None) -> stat_b.Panel:
+    p = (
+        stat_b.Panel()
+        .reduce_options(
+            common_b.ReduceDataOptions().values(False).calcs(["lastNotNull"]).fields("/.*/")
+        )
+        .text_mode(common.BigValueTextMode.VALUE_AND_NAME)
+        .color_mode(common.BigValueColorMode.BACKGROUND)
+        .graph_mode(common.BigValueGraphMode.NONE)
+        .justify_mode(common.BigValueJustifyMode.CENTER)
+        .orientation(common.VizOrientation.HORIZONTAL)
+    )
+    if unit:
+        p = p.unit(unit)
+    return p
+
+
+def timeseries_panel(unit: str | None = None) -> timeseries_b.Panel:
+    p = (
+        timeseries_b.Panel()
+        .legend(legend_bottom())
+        .tooltip(tooltip_all())
+        .line_width(1)
+        .fill_opacity(0)
+        .show_points(common.VisibilityMode.NEVER)
+        .span_nulls(False)
+    )
+    if unit:
+        p = p.unit(unit)
+    return p
 
 
 # -- queries and the registry ----------------------------------------------------------------------
