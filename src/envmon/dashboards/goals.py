@@ -22,6 +22,7 @@ from envmon.dashboards.panels import (
     YEAR_TO,
     Board,
     Query,
+    mappings_prop,
     not_dust,
     prop,
     sql_list,
@@ -197,7 +198,7 @@ def target_stats(
 
     Side by side, or stacked in a column starting at ``column_at`` = (x, y).
     """
-    status = [prop("mappings", [m.to_json() for m in text_mappings(STATUS_COLOURS)])]
+    status = [mappings_prop(text_mappings(STATUS_COLOURS))]
     for title, query, unit, desc in (
         (
             "PM2.5 年均浓度（年初至今）",

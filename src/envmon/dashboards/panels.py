@@ -232,6 +232,25 @@ def fixed_colour(colour: str) -> dm.DynamicConfigValue:
     return prop("color", {"mode": "fixed", "fixedColor": colour})
 
 
+def mappings_prop(mappings: Sequence[dm.ValueMapping]) -> dm.DynamicConfigValue:
+    return prop("mappings", [m.to_json() for m in mappings])
+
+
+def status_cells(colours: dict[str, str] = STATUS_COLOURS) -> list[dm.DynamicConfigValue]:
+    """A table column of status texts, each cell's background in its text's colour."""
+    return [colour_background(), mappings_prop(text_mappings(colours))]
+
+
+def threshold_colours(
+    steps: dash.ThresholdsConfig, mappings: Sequence[dm.ValueMapping] = ()
+) -> list[dm.DynamicConfigValue]:
+    """A field coloured by ``steps`` (and shown through ``mappings``): a column, a map layer."""
+    out = [prop("thresholds", steps.build().to_json())]
+    if mappings:
+        out.append(mappings_prop(mappings))
+    return [*out, prop("color", {"mode": "thresholds"})]
+
+
 def legend_bottom() -> common_b.VizLegendOptions:
     return (
         common_b.VizLegendOptions()

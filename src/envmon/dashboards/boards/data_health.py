@@ -27,11 +27,11 @@ from envmon.dashboards.panels import (
     kind_case,
     legend_hidden,
     period_sql,
-    prop,
     slots_sql,
     sql_list,
+    status_cells,
     table_query,
-    text_mappings,
+    threshold_colours,
     thresholds,
     timeseries_panel,
     ts_query,
@@ -145,11 +145,7 @@ ORDER BY l.last_ts NULLS FIRST, s.id"""
             "滞后（小时）",
             [
                 colour_background(),
-                prop(
-                    "thresholds",
-                    thresholds(OK_COLOUR, [(2, WARN_COLOUR), (6, BAD_COLOUR)]).build().to_json(),
-                ),
-                prop("color", {"mode": "thresholds"}),
+                *threshold_colours(thresholds(OK_COLOUR, [(2, WARN_COLOUR), (6, BAD_COLOUR)])),
             ],
         ),
         [last_seen],
@@ -178,18 +174,7 @@ ORDER BY CASE h.state WHEN 'down' THEN 0 WHEN 'starting' THEN 1 WHEN 'ok' THEN 2
         "table",
         table_b.Panel().override_by_name(
             "状态",
-            [
-                colour_background(),
-                prop(
-                    "mappings",
-                    [
-                        m.to_json()
-                        for m in text_mappings(
-                            {**STATUS_COLOURS, "停用": NO_DATA_COLOUR, "启动中": WARN_COLOUR}
-                        )
-                    ],
-                ),
-            ],
+            status_cells({**STATUS_COLOURS, "停用": NO_DATA_COLOUR, "启动中": WARN_COLOUR}),
         ),
         [health],
         w=12,
@@ -215,10 +200,7 @@ ORDER BY c.source, c.station_id"""
         "table",
         table_b.Panel().override_by_name(
             "状态",
-            [
-                colour_background(),
-                prop("mappings", [m.to_json() for m in text_mappings(STATUS_COLOURS)]),
-            ],
+            status_cells(),
         ),
         [cursors],
         w=12,

@@ -21,12 +21,12 @@ from envmon.dashboards.panels import (
     aqi_category_mappings,
     aqi_category_thresholds,
     aqi_thresholds,
-    colour_background,
     prop,
     sql_list,
     stat_panel,
+    status_cells,
     table_query,
-    text_mappings,
+    threshold_colours,
     thresholds,
     water_class_mappings,
     water_class_thresholds,
@@ -152,28 +152,16 @@ ORDER BY s.id""",
         .tooltip(geomap_b.TooltipOptions().mode(geomap_m.TooltipMode.DETAILS))
         .override_by_name(
             "空气质量类别",
-            [
-                prop("thresholds", aqi_category_thresholds().build().to_json()),
-                prop("mappings", [m.to_json() for m in aqi_category_mappings()]),
-                prop("color", {"mode": "thresholds"}),
-            ],
+            threshold_colours(aqi_category_thresholds(), aqi_category_mappings()),
         )
         .override_by_name(
             "水质类别",
-            [
-                prop("thresholds", water_class_thresholds().build().to_json()),
-                prop("mappings", [m.to_json() for m in water_class_mappings()]),
-                prop("color", {"mode": "thresholds"}),
-            ],
+            threshold_colours(water_class_thresholds(), water_class_mappings()),
         )
         .override_by_name(
             "未报时长",
             [
-                prop(
-                    "thresholds",
-                    thresholds(OK_COLOUR, [(90, WARN_COLOUR), (360, BAD_COLOUR)]).build().to_json(),
-                ),
-                prop("color", {"mode": "thresholds"}),
+                *threshold_colours(thresholds(OK_COLOUR, [(90, WARN_COLOUR), (360, BAD_COLOUR)])),
                 prop("unit", "m"),
             ],
         )
@@ -244,18 +232,7 @@ LIMIT 200""",
         .sort_by([common_b.TableSortByFieldState().display_name("开始时间").desc(True)])
         .override_by_name(
             "级别",
-            [
-                colour_background(),
-                prop(
-                    "mappings",
-                    [
-                        m.to_json()
-                        for m in text_mappings(
-                            {"critical": BAD_COLOUR, "warning": WARN_COLOUR, "info": OK_COLOUR}
-                        )
-                    ],
-                ),
-            ],
+            status_cells({"critical": BAD_COLOUR, "warning": WARN_COLOUR, "info": OK_COLOUR}),
         ),
         [alerts],
         w=24,

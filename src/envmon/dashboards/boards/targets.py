@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from envmon.dashboards._sdk import common
+from envmon.dashboards._sdk import common, timeseries_b
 from envmon.dashboards.goals import baseline_year, goal_ctes, region_cities, target_stats
 from envmon.dashboards.panels import (
     BAD_COLOUR,
@@ -27,6 +27,16 @@ from envmon.dashboards.panels import (
 )
 from envmon.dashboards.variables import region_var
 from envmon.evaluate.targets import Target
+
+
+def _bars_with_baseline(unit: str, baseline_year: int) -> timeseries_b.Panel:
+    """Monthly bars of the current period beside the baseline year's same months (grey)."""
+    return (
+        timeseries_panel(unit)
+        .draw_style(common.GraphDrawStyle.BARS)
+        .fill_opacity(70)
+        .override_by_name(f"{baseline_year}年同月", [fixed_colour(NO_DATA_COLOUR)])
+    )
 
 
 def dashboard(targets: Sequence[Target]) -> Board:
@@ -117,10 +127,7 @@ ORDER BY 1"""
     board.add(
         f"PM2.5 月均浓度与 {by} 年同期",
         "timeseries",
-        timeseries_panel(UG)
-        .draw_style(common.GraphDrawStyle.BARS)
-        .fill_opacity(70)
-        .override_by_name(f"{by}年同月", [fixed_colour(NO_DATA_COLOUR)]),
+        _bars_with_baseline(UG, by),
         [pm_month],
         w=8,
         h=9,
@@ -152,12 +159,7 @@ ORDER BY 1"""
     board.add(
         f"优良天数比例（月度）与 {by} 年同期",
         "timeseries",
-        timeseries_panel("percent")
-        .draw_style(common.GraphDrawStyle.BARS)
-        .fill_opacity(70)
-        .min(0)
-        .max(100)
-        .override_by_name(f"{by}年同月", [fixed_colour(NO_DATA_COLOUR)]),
+        _bars_with_baseline("percent", by).min(0).max(100),
         [good_month],
         w=8,
         h=9,
@@ -199,12 +201,9 @@ ORDER BY 1"""
     board.add(
         f"国考断面Ⅰ–Ⅲ类比例（月度）与 {by} 年同期",
         "timeseries",
-        timeseries_panel("percent")
-        .draw_style(common.GraphDrawStyle.BARS)
-        .fill_opacity(70)
+        _bars_with_baseline("percent", by)
         .min(0)
         .max(100)
-        .override_by_name(f"{by}年同月", [fixed_colour(NO_DATA_COLOUR)])
         .override_by_name(
             "目标",
             [

@@ -13,7 +13,6 @@ from envmon.dashboards.panels import (
     LEVEL_NAMES,
     MGL,
     NO_DATA_COLOUR,
-    STATUS_COLOURS,
     WATER_CLASS_COLOURS,
     Board,
     bj,
@@ -21,10 +20,12 @@ from envmon.dashboards.panels import (
     fixed_colour,
     kind_case,
     legend_hidden,
+    mappings_prop,
     month_start,
     prop,
+    status_cells,
     table_query,
-    text_mappings,
+    threshold_colours,
     timeseries_panel,
     ts_query,
     water_class_mappings,
@@ -109,9 +110,8 @@ ORDER BY s.basin, s.river, s.name"""
     )
     cls_props = [
         colour_background(),
-        prop("mappings", [m.to_json() for m in water_class_mappings()]),
-        prop("thresholds", water_class_thresholds().build().to_json()),
-        prop("color", {"mode": "thresholds"}),
+        mappings_prop(water_class_mappings()),
+        *threshold_colours(water_class_thresholds()),
     ]
     board.add(
         "断面水质类别与目标类别",
@@ -121,10 +121,7 @@ ORDER BY s.basin, s.river, s.name"""
         .override_by_name("目标类别", cls_props)
         .override_by_name(
             "是否达标",
-            [
-                colour_background(),
-                prop("mappings", [m.to_json() for m in text_mappings(STATUS_COLOURS)]),
-            ],
+            status_cells(),
         ),
         [classes],
         w=24,
