@@ -174,9 +174,9 @@ latest AS (
 ),
 share AS (
     SELECT count(*) FILTER (WHERE w.class <= 3) AS good, count(*) AS n
-    FROM water_section_month w JOIN station s ON s.id = w.station_id JOIN latest l
-      ON w.month = l.month
-    WHERE s.kind = 'water' AND s.control_level = 'national' AND s.city IN {region_cities()}
+    FROM water_section_month w JOIN station s ON s.id = w.station_id
+    WHERE w.month = (SELECT l.month FROM latest l)
+      AND s.kind = 'water' AND s.control_level = 'national' AND s.city IN {region_cities()}
 )
 SELECT round((sh.good::numeric / nullif(sh.n, 0)) * 100, 1)::float8 AS "Ⅰ–Ⅲ类比例（最新月）",
        round((g.goal * 100)::numeric, 1)::float8 AS "目标",

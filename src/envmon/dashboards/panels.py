@@ -133,6 +133,46 @@ def month_start(expr: str) -> str:
     return f"({expr} - extract(day FROM {expr})::int + 1)"
 
 
+# -- "latest value" panels: a fixed window before the end of the range -----------------------------
+# Every query reads a bounded time window (issue 12; tests/dashboards/
+# test_dashboards_time_bounds.py): a panel showing the latest value looks this far
+# back from the range's end, so that it never scans older (compressed) chunks. A
+# station silent for longer shows "no data" there.
+
+LATEST_WINDOW: Final = "7 days"
+LATEST_MONTHS: Final = "1 year"  # monthly water classes
+
+
+def ts_window(column: str, window: str = LATEST_WINDOW) -> str:
+    """A ``timestamptz`` column within ``window`` before the end of the dashboard's range."""
+    return f"{column} <= $__timeTo() AND {column} > $__timeTo()::timestamptz - interval '{window}'"
+
+
+def day_window(column: str, window: str = LATEST_WINDOW) -> str:
+    """A ``date`` column (Beijing days) within ``window`` up to the range's last day."""
+    return f"{column} <= {DAY_TO} AND {column} > ({DAY_TO} - interval '{window}')::date"
+
+
+def last_report(params: str, period: str) -> str:
+    """``CROSS JOIN LATERAL (…) l`` after ``station s``: ``l.last_ts``, the newest reading
+    of any of ``params`` (a ``text[]`` expression) within :data:`LATEST_WINDOW`."""
+    return f"""CROSS JOIN LATERAL (
+    SELECT max(x.ts) AS last_ts FROM unnest({params}) AS p(code)
+    CROSS JOIN LATERAL (
+        SELECT max(r.ts) AS ts FROM reading r
+        WHERE r.station_id = s.id AND r.parameter = p.code AND r.period = {period}
+          AND {ts_window("r.ts")}) x) l"""
+
+
+def latest_section_month(columns: str) -> str:
+    """``LEFT JOIN LATERAL (…) m ON true`` after ``station s``: the section's newest
+    ``water_section_month`` row (``columns`` of ``w``) within :data:`LATEST_MONTHS`."""
+    return f"""LEFT JOIN LATERAL (
+    SELECT {columns} FROM water_section_month w
+    WHERE w.station_id = s.id AND {day_window("w.month", LATEST_MONTHS)}
+    ORDER BY w.month DESC LIMIT 1) m ON true"""
+
+
 # -- colours, thresholds, mappings ---------------------------------------------------------------
 
 

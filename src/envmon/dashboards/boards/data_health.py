@@ -25,6 +25,7 @@ from envmon.dashboards.panels import (
     colour_background,
     expected_params_sql,
     kind_case,
+    last_report,
     legend_hidden,
     period_sql,
     slots_sql,
@@ -129,12 +130,7 @@ SELECT s.name AS "站点", {kind_case({k: f"'{v}'" for k, v in KIND_NAMES.items(
        round(extract(epoch FROM ($__timeTo()::timestamptz - l.last_ts)) / 3600.0, 1)::float8
            AS "滞后（小时）"
 FROM station s
-CROSS JOIN LATERAL (
-    SELECT max(x.ts) AS last_ts FROM unnest({expected_params_sql()}) AS p(code)
-    CROSS JOIN LATERAL (
-        SELECT max(r.ts) AS ts FROM reading r
-        WHERE r.station_id = s.id AND r.parameter = p.code AND r.period = {period_sql()}
-          AND r.ts <= $__timeTo()) x) l
+{last_report(expected_params_sql(), period_sql())}
 WHERE s.active AND s.kind IN ($kind)
 ORDER BY l.last_ts NULLS FIRST, s.id"""
     )
@@ -151,7 +147,8 @@ ORDER BY l.last_ts NULLS FIRST, s.id"""
         [last_seen],
         w=12,
         h=10,
-        description="每站各应报参数中最新一条数据的时间（不晚于所选时间范围的终点）。",
+        description="每站各应报参数中最新一条数据的时间（所选时间范围终点前 7 天内；"
+        "7 天内无数据的站点时间为空，排在最前）。",
     )
 
     health = table_query(

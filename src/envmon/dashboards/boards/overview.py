@@ -12,7 +12,6 @@ from envmon.dashboards.goals import target_stats
 from envmon.dashboards.panels import (
     ALERT_TABLE,
     BAD_COLOUR,
-    DAY_TO,
     EXPECTED,
     NO_DATA_COLOUR,
     OK_COLOUR,
@@ -21,6 +20,9 @@ from envmon.dashboards.panels import (
     aqi_category_mappings,
     aqi_category_thresholds,
     aqi_thresholds,
+    day_window,
+    last_report,
+    latest_section_month,
     prop,
     sql_list,
     stat_panel,
@@ -28,6 +30,7 @@ from envmon.dashboards.panels import (
     table_query,
     threshold_colours,
     thresholds,
+    ts_window,
     water_class_mappings,
     water_class_thresholds,
 )
@@ -49,7 +52,7 @@ def dashboard(targets: Sequence[Target]) -> Board:
     board.variable("region", region_var())
 
     air = table_query(
-        """
+        f"""
 SELECT s.id, s.name AS "站点", s.county AS "区县", s.lat, s.lon, h.ts AS "时间",
        h.aqi::float8 AS "AQI", h.category::float8 AS "空气质量类别",
        array_to_string(h.primary_pollutants, ',') AS "首要污染物"
@@ -57,7 +60,7 @@ FROM station s
 LEFT JOIN LATERAL (
     SELECT a.ts, a.aqi, a.category, a.primary_pollutants FROM air_hour a
     WHERE a.station_id = s.id AND a.aqi IS NOT NULL
-      AND a.ts <= $__timeTo() AND a.ts > $__timeTo()::timestamptz - interval '6 hours'
+      AND {ts_window("a.ts", "6 hours")}
     ORDER BY a.ts DESC LIMIT 1) h ON true
 WHERE s.kind = 'air' AND s.active
 ORDER BY s.id""",
@@ -69,10 +72,7 @@ SELECT s.id, s.name AS "断面", s.river AS "河流", s.lat, s.lon,
        to_char(m.month, 'YYYY-MM') AS "月份", m.class::float8 AS "水质类别",
        s.target_class::float8 AS "目标类别"
 FROM station s
-LEFT JOIN LATERAL (
-    SELECT w.month, w.class FROM water_section_month w
-    WHERE w.station_id = s.id AND w.month <= {DAY_TO}
-    ORDER BY w.month DESC LIMIT 1) m ON true
+{latest_section_month("w.month, w.class")}
 WHERE s.kind = 'water' AND s.active
 ORDER BY s.id""",
         "B",
@@ -83,12 +83,7 @@ SELECT s.id, s.name AS "气象站", s.county AS "区县", s.lat, s.lon, l.last_t
        round(extract(epoch FROM ($__timeTo()::timestamptz - l.last_ts)) / 60)::float8
            AS "未报时长"
 FROM station s
-CROSS JOIN LATERAL (
-    SELECT max(x.ts) AS last_ts FROM unnest(ARRAY[{sql_list(EXPECTED["weather"])}]) AS p(code)
-    CROSS JOIN LATERAL (
-        SELECT max(r.ts) AS ts FROM reading r
-        WHERE r.station_id = s.id AND r.parameter = p.code AND r.period = '1h'
-          AND r.ts <= $__timeTo()) x) l
+{last_report(f"ARRAY[{sql_list(EXPECTED['weather'])}]", "'1h'")}
 WHERE s.kind = 'weather' AND s.active
 ORDER BY s.id""",
         "C",
@@ -175,8 +170,8 @@ ORDER BY s.id""",
         w=14,
         h=20,
         at=(0, 0),
-        description="空气站按最近一小时 AQI 类别着色（HJ 633 颜色），地表水断面按最新月份水质类别，"
-        "气象站按未报时长（≤90 分钟绿，≤6 小时黄，其余红；灰色为无数据）。",
+        description="空气站按最近一小时 AQI 类别着色（HJ 633 颜色），地表水断面按近一年内最新月份"
+        "水质类别，气象站按未报时长（≤90 分钟绿，≤6 小时黄，其余红；灰色为 7 天内无数据）。",
     )
 
     region_aqi = table_query(
@@ -187,7 +182,7 @@ SELECT CASE r.region WHEN 'zone' THEN '太忻经济区' WHEN 'taiyuan' THEN '太
 FROM (VALUES ('zone', 1), ('taiyuan', 2), ('xinzhou', 3)) AS o(region, pos)
 LEFT JOIN LATERAL (
     SELECT d.region, d.aqi FROM region_day d
-    WHERE d.region = o.region AND d.day <= {DAY_TO} AND d.aqi IS NOT NULL
+    WHERE d.region = o.region AND {day_window("d.day")} AND d.aqi IS NOT NULL
     ORDER BY d.day DESC LIMIT 1) r ON true
 WHERE r.region IS NOT NULL
 ORDER BY o.pos""",
@@ -206,7 +201,8 @@ ORDER BY o.pos""",
         w=10,
         h=5,
         at=(14, 0),
-        description="城市与经济区的日 AQI（HJ 663：各评价点日均值先平均，再计算 AQI）。",
+        description="城市与经济区最近一日（7 天内）的日 AQI（HJ 663：各评价点日均值先平均，"
+        "再计算 AQI）。",
     )
     target_stats(board, targets, w=10, h=5, column_at=(14, 5))
 

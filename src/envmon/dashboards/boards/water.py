@@ -19,6 +19,7 @@ from envmon.dashboards.panels import (
     colour_background,
     fixed_colour,
     kind_case,
+    latest_section_month,
     legend_hidden,
     mappings_prop,
     month_start,
@@ -101,10 +102,7 @@ SELECT s.name AS "断面", s.river AS "河流", s.county AS "区县", {level_cas
             ELSE '不达标' END AS "是否达标",
        array_to_string(m.main_pollutants, '、') AS "主要污染指标"
 FROM station s
-LEFT JOIN LATERAL (
-    SELECT w.month, w.class, w.meets_target, w.main_pollutants FROM water_section_month w
-    WHERE w.station_id = s.id AND w.month <= {DAY_TO}
-    ORDER BY w.month DESC LIMIT 1) m ON true
+{latest_section_month("w.month, w.class, w.meets_target, w.main_pollutants")}
 WHERE s.kind = 'water' AND s.id IN ($section)
 ORDER BY s.basin, s.river, s.name"""
     )
@@ -126,7 +124,7 @@ ORDER BY s.basin, s.river, s.name"""
         [classes],
         w=24,
         h=10,
-        description="最新月份的断面水质类别（GB 3838-2002，单因子评价，环办〔2011〕22号），"
+        description="近一年内最新月份的断面水质类别（GB 3838-2002，单因子评价，环办〔2011〕22号），"
         "主要污染指标带超Ⅲ类倍数。",
     )
 

@@ -15,6 +15,7 @@ from envmon.dashboards.panels import (
     table_query,
     timeseries_panel,
     ts_query,
+    ts_window,
 )
 from envmon.dashboards.variables import query_var
 
@@ -164,9 +165,11 @@ FROM station s
 CROSS JOIN LATERAL (
     SELECT max(r0.ts) AS ts FROM reading r0
     WHERE r0.station_id = s.id AND r0.parameter = 'air_temp' AND r0.period = '1h'
-      AND r0.ts <= $__timeTo()) l
-LEFT JOIN reading r ON r.station_id = s.id AND r.period = '1h' AND r.ts = l.ts
-     AND r.parameter IN ({sql_list(EXPECTED["weather"])})
+      AND {ts_window("r0.ts")}) l
+LEFT JOIN LATERAL (
+    SELECT r.parameter, r.value FROM reading r
+    WHERE r.station_id = s.id AND r.period = '1h' AND r.ts = l.ts AND {ts_window("r.ts")}
+      AND r.parameter IN ({sql_list(EXPECTED["weather"])})) r ON true
 WHERE s.kind = 'weather' AND s.id IN ($station)
 GROUP BY s.name, s.station_no, l.ts
 ORDER BY s.name"""
@@ -185,5 +188,6 @@ ORDER BY s.name"""
         [latest],
         w=24,
         h=9,
+        description="各站不晚于所选时间范围终点的最近一次逐时观测（7 天内；没有则为空）。",
     )
     return board
