@@ -94,7 +94,12 @@ async def test_water_worse_than_target_class(app: App, receiver: Receiver) -> No
         await feed(app, [(WATER, "nh3n", h0 + timedelta(hours=4), 1.7)], period="4h")
         await receiver.wait_for(1)
         clock.advance(hours=4)
+        # Resolved only on a complete set (issue 19): 氨氮 alone cannot say the section is
+        # back to Ⅲ — its 溶解氧 (last reported at h0) must be fresh too.
         await feed(app, [(WATER, "nh3n", h0 + timedelta(hours=8), 0.8)], period="4h")
+        await svc.wait_delivered()
+        assert len(receiver.requests) == 1
+        await feed(app, [(WATER, "do", h0 + timedelta(hours=8), 7.0)], period="4h")
         await receiver.wait_for(2)
     fired, resolved = (r.json for r in receiver.requests)
     assert fired["station_id"] == WATER and fired["value"] == 5.0 and fired["threshold"] == 3.0

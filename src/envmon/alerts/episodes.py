@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -20,7 +19,7 @@ from psycopg.rows import TupleRow
 from psycopg.types.json import Jsonb
 
 from envmon.alerts.message import Message
-from envmon.alerts.model import Episode, Notice, NoticeKind
+from envmon.alerts.model import Episode, Notice, NoticeKind, Transition
 
 Conn = AsyncConnection[TupleRow]
 
@@ -52,9 +51,12 @@ WHERE id = %(id)s
 
 # Notifications written with their transition are claimed by this process at once
 # (it sends them right away); another process may take one over after the claim.
+# A notice held for a digest is not claimed: the outbox sweep sends it when due.
 _NOTIFY = """
-INSERT INTO alert_notification (event_id, kind, channel, route, payload, claimed_until)
-VALUES (%s, %s, %s, %s, %s, now() + interval '2 minutes')
+INSERT INTO alert_notification (event_id, kind, channel, route, payload, next_attempt_at,
+    claimed_until)
+SELECT %(event)s, %(kind)s, %(channel)s, %(route)s, %(payload)s, coalesce(%(at)s, now()),
+    CASE WHEN %(at)s::timestamptz IS NULL THEN now() + interval '2 minutes' END
 ON CONFLICT (event_id, kind, channel) WHERE event_id IS NOT NULL DO NOTHING
 RETURNING id
 """
@@ -120,16 +122,6 @@ def episode_from_row(r: Sequence[Any]) -> Episode:
     )
 
 
-@dataclass
-class Transition:
-    """One change of an episode, and the notices it announces (kind → channels)."""
-
-    episode: Episode
-    new: bool = False
-    notice: NoticeKind | None = None
-    channels: list[tuple[str, str]] = field(default_factory=list)  # (route, channel)
-
-
 Render = Callable[[NoticeKind, Episode], Message]
 
 
@@ -166,9 +158,21 @@ async def write(conn: Conn, transitions: Sequence[Transition], render: Render) -
                 continue
             payload = render(t.notice, ep).as_payload()
             for route, channel in t.channels:
-                cur = await conn.execute(_NOTIFY, (ep.id, t.notice, channel, route, Jsonb(payload)))
+                held = t.held.get(route)
+                cur = await conn.execute(
+                    _NOTIFY,
+                    {
+                        "event": ep.id,
+                        "kind": t.notice,
+                        "channel": channel,
+                        "route": route,
+                        "payload": Jsonb(payload),
+                        "at": held,
+                    },
+                )
                 row = await cur.fetchone()
-                if row is not None:  # None: this notice was already written (a replay)
+                # None: this notice was already written (a replay); held: sent when due.
+                if row is not None and held is None:
                     notices.append(Notice(int(row[0]), channel, t.notice, payload, ep.id))
     return notices
 
@@ -208,6 +212,18 @@ async def recent_starts(conn: Conn, since: datetime) -> list[tuple[str, str, dat
         (since,),
     )
     return [(r[0], r[1], r[2]) for r in await cur.fetchall()]
+
+
+async def active_silences(
+    conn: Conn, now: datetime
+) -> list[tuple[int, str | None, str | None, str | None, datetime, datetime]]:
+    """Silences not over yet: (id, rule, station, city, starts, ends)."""
+    cur = await conn.execute(
+        "SELECT id, rule, station_id, city, starts_at, ends_at FROM alert_silence"
+        " WHERE ends_at > %s ORDER BY id",
+        (now,),
+    )
+    return [(r[0], r[1], r[2], r[3], r[4], r[5]) for r in await cur.fetchall()]
 
 
 async def acks(conn: Conn) -> dict[int, tuple[datetime, str | None]]:

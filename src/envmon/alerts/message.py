@@ -37,6 +37,21 @@ def fmt_number(value: float | None) -> str:
     return "0" if text in ("-0", "") else text
 
 
+def value_label(ep: Episode, *, first: bool = False) -> str:
+    """An episode's latest (or ``first``: firing) value as people read it.
+
+    With its unit, a water class as Ⅰ–Ⅴ/劣Ⅴ — the text its messages show, never the
+    bare number the engine compares (``6`` for 劣Ⅴ).
+    """
+    text = None if first else ep.details.get("last_text")
+    if text is None and (first or ep.last_value == ep.value):
+        text = ep.details.get("value_text")
+    if text:
+        return str(text)
+    value = ep.value if first else ep.last_value
+    return f"{fmt_number(value)} {ep.unit}" if ep.unit and value is not None else fmt_number(value)
+
+
 def fmt_time(ts: datetime | None) -> str:
     return "—" if ts is None else to_beijing(ts).strftime("%Y-%m-%d %H:%M")
 

@@ -13,9 +13,16 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final, Literal, TypeAlias
 
+from envmon.timeutil import BEIJING
+
 State: TypeAlias = Literal["firing", "escalated", "resolved"]
 NoticeKind: TypeAlias = Literal["firing", "escalated", "resolved", "test"]
 NOTICE_ZH: Final = {"firing": "告警", "escalated": "升级", "resolved": "恢复", "test": "测试"}
+
+
+def at(ts: float) -> datetime:
+    """A data time (epoch seconds) as a Beijing datetime."""
+    return datetime.fromtimestamp(ts, BEIJING)
 
 
 def station_subject(station_id: str) -> str:
@@ -99,3 +106,17 @@ class Notice:
     payload: dict[str, Any]
     event_id: int | None = None
     attempts: int = 0
+
+
+@dataclass
+class Transition:
+    """One change of an episode, and the notices it announces on (route, channel) pairs.
+
+    ``held``: routes whose notices wait for a set time (a daily digest), route → when.
+    """
+
+    episode: Episode
+    new: bool = False
+    notice: NoticeKind | None = None
+    channels: list[tuple[str, str]] = field(default_factory=list)  # (route, channel)
+    held: dict[str, datetime] = field(default_factory=dict)

@@ -151,6 +151,8 @@ class AlertService:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._ticker
             self._ticker = None
+        if self.engine is not None:
+            await self.engine.close()
         if self.dispatcher is not None:
             await self.dispatcher.stop()
         await self._close_session()
