@@ -68,8 +68,10 @@ async def test_test_command(app: App, capsys: pytest.CaptureFixture[str]) -> Non
     assert "26 stations" in out
     assert await cli.alerts_test(app, parse("test"), settings) == 0
     assert "channel log" in capsys.readouterr().out
-    assert await rows(app, "SELECT kind, channel, state FROM alert_notification") == [
-        ("test", "log", "sent")
+    # Every channel of the shipped file: the on-call log and the planning digest's (issue 19).
+    assert await rows(app, "SELECT kind, channel, state FROM alert_notification ORDER BY id") == [
+        ("test", "log", "sent"),
+        ("test", "planning-log", "sent"),
     ]
 
 

@@ -43,7 +43,16 @@ def test_shipped_rules_file_is_valid() -> None:
     assert {s.kind for s in stations_of(offline, CATALOG)} == {"air", "water"}
     assert offline.after == timedelta(minutes=90)  # type: ignore[union-attr]
     assert cfg.rule("offline-weather").after == timedelta(hours=3)  # type: ignore[union-attr]
-    assert [r.name for r in cfg.routes] == ["default"] and cfg.routes[0].channels == ["log"]
+    assert [r.name for r in cfg.routes] == ["planning", "default"]
+    assert cfg.routes[-1].channels == ["log"]
+    # Planning (target-risk) alerts go to their own daily digest, never to on-call (issue 19).
+    for rule in cfg.rules:
+        route = cfg.route_for(rule.id, rule.severity, None)
+        if rule.kind == "target_risk":
+            assert route.name == "planning" and route.digest == "08:30"
+            assert route.escalate_to is None and "log" not in route.channels
+        else:
+            assert route.name == "default"
 
 
 def test_every_problem_named_at_once() -> None:

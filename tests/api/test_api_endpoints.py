@@ -259,6 +259,7 @@ async def test_alerts_list_ack_silence(fresh_api: Api) -> None:
         "firing",
         True,
     )
+    assert item["silenced"] is False
     admin = api.headers(ADMIN)
     url = f"{api.url}/api/v1/alerts/{event_id}/ack"
     async with api.http.post(url, json={"by": "值班员", "note": "已通知站点"}, headers=admin) as r:
@@ -287,6 +288,9 @@ async def test_alerts_list_ack_silence(fresh_api: Api) -> None:
             )
         ).fetchone()
     assert silence == (AIR[0], "校准")
+    # The open alert of that station is covered by the silence now (issue 19).
+    status, body, _ = await api.get("/api/v1/alerts")
+    assert status == 200 and body["items"][0]["silenced"] is True  # type: ignore[index]
     for bad, field in (
         ({"rule": "pm25-*", "duration_minutes": 0}, "duration_minutes"),
         ({"duration_minutes": 30}, "rule"),

@@ -22,7 +22,7 @@ from typing import Any
 from envmon import timeutil
 from envmon.alerts import episodes as store_db
 from envmon.alerts.delivery import requeue_dead
-from envmon.alerts.message import fmt_number, fmt_time
+from envmon.alerts.message import fmt_time, value_label
 from envmon.alerts.rules import SEVERITY_ZH, load_config, stations_of
 from envmon.alerts.service import (
     AlertService,
@@ -35,6 +35,8 @@ from envmon.app import App
 from envmon.durations import parse_duration
 from envmon.errors import ConfigError
 from envmon.settings import AlertSettings, Settings
+
+_LIST_LIMIT = 100  # alerts listed by `list`, `silence list`, `maintenance list`
 
 
 def _me(app: App) -> str:
@@ -96,6 +98,8 @@ async def alerts_list(app: App, args: argparse.Namespace) -> int:
                         "acked_by": e.acked_by,
                         "value": e.value,
                         "last_value": e.last_value,
+                        "value_text": value_label(e, first=True),
+                        "last_text": value_label(e),
                         "threshold": e.threshold,
                         "message": e.message,
                         "silenced": e.silenced,
@@ -112,8 +116,12 @@ async def alerts_list(app: App, args: argparse.Namespace) -> int:
             }
         )  # fmt: skip
         return 0
-    label = "alerts" if getattr(args, "all", False) else "open alerts"
-    print(f"{label}: {len(events)}")
+    if getattr(args, "all", False):
+        print(f"alerts: {len(events)}")
+    else:
+        total = sum(int(x["count"]) for x in status["open"])
+        shown = f" (the newest {len(events)} shown)" if len(events) < total else ""
+        print(f"open alerts: {total}{shown}")
     for e in events:
         st = app.catalog.by_id.get(e.station_id or "")
         name = st.name if st is not None else ""
@@ -122,8 +130,8 @@ async def alerts_list(app: App, args: argparse.Namespace) -> int:
         end = f" → {fmt_time(e.resolved_at)}" if e.resolved_at else ""
         print(
             f"  #{e.id:<5} {SEVERITY_ZH.get(e.severity, e.severity)} {e.state:<9} {e.rule:<26}"
-            f" {e.subject} {name}  value {fmt_number(e.last_value)}"
-            f" (fired at {fmt_number(e.value)})  since {fmt_time(e.started_at)}{end}  {ack}"
+            f" {e.subject} {name}  value {value_label(e)}"
+            f" (fired at {value_label(e, first=True)})  since {fmt_time(e.started_at)}{end}  {ack}"
             + (f"  [{', '.join(flags)}]" if flags else "")
         )
     n = status["notifications"]
@@ -172,7 +180,7 @@ async def alerts_silence(app: App, args: argparse.Namespace) -> int:
         print(f"silence #{args.id} " + ("ended" if ok else "was not active"))
         return 0 if ok else 1
     if args.op == "list":
-        return await alerts_list(app, argparse.Namespace(all=False, json=False, limit=0))
+        return await alerts_list(app, argparse.Namespace(all=False, json=False, limit=_LIST_LIMIT))
     now = timeutil.now()
     if args.until:
         ends = _time(args.until)
@@ -202,7 +210,7 @@ async def alerts_silence(app: App, args: argparse.Namespace) -> int:
 
 async def alerts_maintenance(app: App, args: argparse.Namespace) -> int:
     if args.op == "list":
-        return await alerts_list(app, argparse.Namespace(all=False, json=False, limit=0))
+        return await alerts_list(app, argparse.Namespace(all=False, json=False, limit=_LIST_LIMIT))
     if not args.station and not args.city:
         raise ConfigError("give --station or --city")
     wid = await add_maintenance(
@@ -309,7 +317,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
 
     ls = al_sub.add_parser("list", help="open alerts, notifications, dead letters, silences")
     ls.add_argument("--all", action="store_true", help="also resolved alerts")
-    ls.add_argument("--limit", type=int, default=100)
+    ls.add_argument("--limit", type=int, default=_LIST_LIMIT)
     ls.add_argument("--json", action="store_true")
 
     ack = al_sub.add_parser("ack", help="acknowledge an alert (stops its escalation)")

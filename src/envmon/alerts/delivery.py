@@ -245,7 +245,7 @@ class Dispatcher:
             try:
                 await self._deliver_in_order(notice)
             except Exception:  # a worker must survive anything one message does
-                logger.exception("alert delivery failed notice=%d", notice.id)
+                logger.exception("alert #%s delivery failed outbox=%d", notice.event_id, notice.id)
             finally:
                 self._busy -= 1
                 if not (self._queue.qsize() or self._busy):
@@ -310,7 +310,13 @@ class Dispatcher:
             self.sent += 1
             self._owned.discard(notice.id)
             await self._record(_SENT, params)
-            logger.debug("alert notice=%d sent channel=%s %s", notice.id, notice.channel, status)
+            logger.debug(
+                "alert #%s sent channel=%s outbox=%d %s",
+                notice.event_id,
+                notice.channel,
+                notice.id,
+                status,
+            )
             return True, status
         if not retry:
             self._owned.discard(notice.id)
@@ -321,9 +327,10 @@ class Dispatcher:
             delay = self._backoff(attempt)
             params["delay"] = delay
             logger.warning(
-                "alert notice=%d channel=%s attempt=%d failed, retry in %.1f s: %s",
-                notice.id,
+                "alert #%s channel=%s outbox=%d attempt=%d failed, retry in %.1f s: %s",
+                notice.event_id,
                 notice.channel,
+                notice.id,
                 attempt,
                 delay,
                 error,
@@ -344,9 +351,10 @@ class Dispatcher:
         self.dead += 1
         self._owned.discard(notice.id)
         logger.error(
-            "alert notice=%d channel=%s is a dead letter after %d attempt(s): %s",
-            notice.id,
+            "alert #%s channel=%s outbox=%d is a dead letter after %d attempt(s): %s",
+            notice.event_id,
             notice.channel,
+            notice.id,
             attempt,
             error,
         )
@@ -358,7 +366,7 @@ class Dispatcher:
             async with self.pool.connection() as conn:
                 await conn.execute(statement, params)
         except _DB_ERRORS as err:
-            logger.warning("alert delivery log not written notice=%s: %s", params["id"], err)
+            logger.warning("alert delivery log not written outbox=%s: %s", params["id"], err)
 
 
 async def requeue_dead(pool: Pool, ids: list[int] | None = None) -> int:

@@ -20,6 +20,7 @@ from psycopg.types.json import Jsonb
 
 from envmon.alerts.message import Message
 from envmon.alerts.model import Episode, Notice, NoticeKind, Transition
+from envmon.alerts.tracker import Silence, silenced_by
 
 Conn = AsyncConnection[TupleRow]
 
@@ -244,11 +245,27 @@ async def ack(conn: Conn, event_id: int, by: str | None, note: str | None, at: d
 
 
 async def list_events(
-    conn: Conn, *, include_resolved: bool = False, limit: int = 200
+    conn: Conn, *, include_resolved: bool = False, limit: int | None = 200
 ) -> list[Episode]:
+    """Episodes, newest first; ``silenced`` is true for an open one a silence covers now."""
     where = "" if include_resolved else "WHERE resolved_at IS NULL"
     cur = await conn.execute(
         f"SELECT {_COLUMNS} FROM alert_event {where} ORDER BY started_at DESC, id DESC LIMIT %s",
         (limit,),
     )
-    return [episode_from_row(r) for r in await cur.fetchall()]
+    events = [episode_from_row(r) for r in await cur.fetchall()]
+    now = await _db_now(conn)
+    silences = [
+        Silence(r[0], r[1], r[2], r[3], r[4].timestamp(), r[5].timestamp())
+        for r in await active_silences(conn, now)
+    ]
+    for ep in events:
+        if ep.open and not ep.silenced:
+            ep.silenced = silenced_by(silences, ep, now.timestamp())
+    return events
+
+
+async def _db_now(conn: Conn) -> datetime:
+    row = await (await conn.execute("SELECT now()")).fetchone()
+    assert row is not None
+    return row[0]  # type: ignore[no-any-return]

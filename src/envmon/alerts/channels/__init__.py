@@ -37,8 +37,15 @@ class LogChannel(Channel):
         self.logger = logging.getLogger("envmon.alerts.notify")
 
     async def send(self, message: Message, notice_id: int) -> str:
+        # The alert's number is the one its message shows (告警编号) and `alerts ack` takes;
+        # the outbox row is only the delivery's.
+        event_id = message.data.get("event_id")
         self.logger.log(
-            self.level, "alert notice=%d %s", notice_id, message.text.replace("\n", " | ")
+            self.level,
+            "alert %s %s (outbox=%d)",
+            f"#{event_id}" if event_id is not None else "test",
+            message.text.replace("\n", " | "),
+            notice_id,
         )
         return "logged"
 

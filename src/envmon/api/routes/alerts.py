@@ -3,7 +3,8 @@
 Through the alert engine's own functions (``envmon.alerts``, tables of migration
 0004), so the API and ``envmon alerts`` do the same thing:
 
-* list — ``envmon.alerts.episodes.list_events``;
+* list — ``envmon.alerts.episodes.list_events`` (``silenced`` is true for an open
+  alert a silence covers now);
 * acknowledge — ``envmon.alerts.episodes.ack`` (the engine picks acknowledgements
   up from the table on its next pass, whichever process wrote them);
 * silence — ``envmon.alerts.service.add_silence`` (the engine reads silences from
@@ -24,6 +25,8 @@ import psycopg
 from aiohttp import web
 
 from envmon.alerts import episodes as alert_store
+from envmon.alerts.message import value_label
+from envmon.alerts.model import Episode
 from envmon.alerts.service import add_silence
 from envmon.api.auth import requires
 from envmon.api.keys import ENVMON
@@ -45,6 +48,10 @@ def _episode(ep: Any) -> dict[str, Any]:
     )
     out.pop("dirty", None)
     out["open"] = out.get("resolved_at") is None
+    if isinstance(ep, Episode):
+        # As the messages show them: with units, water classes as Ⅰ–Ⅴ/劣Ⅴ.
+        out["value_text"] = value_label(ep, first=True)
+        out["last_text"] = value_label(ep)
     return out
 
 
