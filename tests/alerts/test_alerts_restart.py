@@ -244,3 +244,34 @@ async def test_digest_route_sends_at_its_hour(app: App, receiver: Receiver) -> N
         await svc.wait_delivered()
     assert receiver.requests[0].json["kind"] == "firing"
     assert await rows(app, "SELECT state FROM alert_notification") == [("sent",)]
+
+
+async def test_hourly_aqi_is_not_resolved_on_a_partial_hour(app: App, receiver: Receiver) -> None:
+    h0 = base_hour()
+    clock = Clock(h0 + timedelta(hours=1, minutes=5))
+    rule = {"id": "aqi-heavy", "kind": "threshold", "metric": "aqi", "window": "1h",
+            "threshold": 200, "clear": 150, "stations": {"ids": [AIR]}}  # fmt: skip
+    low = {"so2": 10.0, "no2": 20.0, "co": 0.5, "o3": 40.0, "pm10": 40.0}
+    cfg = config(
+        [rule], channels={"hook": hook(receiver)}, routes=[{"name": "d", "channels": ["hook"]}]
+    )
+    h1 = h0 + timedelta(hours=1)
+    async with service(app, cfg, clock) as svc:
+        # PM2.5 160 µg/m³ → IAQI 210 (HJ 633-2026 real-time report): 重度污染.
+        await feed(app, [*((AIR, p, h0, v) for p, v in low.items()), (AIR, "pm25", h0, 160.0)])
+        await receiver.wait_for(1)
+        # The next hour's readings come in two batches; O3 first, at 300 µg/m³ (1-h
+        # IAQI 150): that alone says nothing about the hour's AQI.
+        await feed(app, [(AIR, "o3", h1, 300.0)])
+        await svc.wait_delivered()
+        assert len(receiver.requests) == 1
+    clock.advance(minutes=10)
+    async with service(app, cfg, clock) as svc:  # and a restart between the batches
+        await feed(app, [(AIR, "pm25", h1, 30.0)])
+        await svc.wait_delivered()
+        assert len(receiver.requests) == 1
+        rest = [(AIR, p, h1, v) for p, v in low.items() if p != "o3"]
+        await feed(app, rest)
+        await receiver.wait_for(2)
+    resolved = receiver.requests[1].json
+    assert resolved["kind"] == "resolved" and resolved["last_value"] == 150.0

@@ -13,7 +13,9 @@ reported in the last week has a value younger than the rule's ``max_age``.
 A partial set can only say "worse than the target" (the missing indicators
 cannot make the worst class better); it never says "back within the target" —
 so the indicators that happen to arrive first after a restart cannot end an
-alert.
+alert. The same holds for an hour's AQI (the highest IAQI): the pollutants a
+station reported in the hours before must all be in for the hour before an
+AQI alert can end.
 """
 
 from __future__ import annotations
@@ -237,6 +239,7 @@ def _aqi(
         else:
             members = [s for s in ctx.stations[rule.id] if s.city == key]
         maps = []
+        missing: set[str] = set()
         for st in members:
             m = (
                 daily_indicators(ctx.store, st.id, ts)
@@ -245,6 +248,7 @@ def _aqi(
             )
             if any(v is not None for v in m.values()):
                 maps.append(m)
+                missing |= aqi_missing(ctx.store, st.id, ts, int(rule.max_age.total_seconds()))
         if len(maps) < (rule.min_stations if rule.scope == "city" else 1):
             continue
         mapping = maps[0] if len(maps) == 1 else mean_mapping(maps)
@@ -255,6 +259,9 @@ def _aqi(
             continue
         if res.aqi is None:
             continue
+        breach = rule.breach(res.aqi)
+        if missing and not (breach and rule.op in (">", ">=")):
+            continue  # the AQI of a partial hour is a lower bound: it can only say "over"
         primary = "、".join(_POLLUTANT_ZH.get(p, p) for p in res.primary) or "—"
         details: dict[str, Any] = {
             "what": ("近24小时滑动 AQI" if daily else "小时 AQI（实时报）")
@@ -264,8 +271,13 @@ def _aqi(
             + (f"（回到 {fmt_number(rule.clear)} 即恢复）" if rule.clear is not None else ""),
             "category": f"{res.level}（{res.grade}），首要污染物 {primary}",
         }
+        extra: list[list[str]] = []
         if rule.scope == "city":
-            details["extra"] = [["参与站点", f"{len(maps)} 个"]]
+            extra.append(["参与站点", f"{len(maps)} 个"])
+        if missing:
+            extra.append(["尚未收到", "、".join(_POLLUTANT_ZH[p] for p in AIR if p in missing)])
+        if extra:
+            details["extra"] = extra
         subject = key if rule.scope == "station" else city_subject(key)
         city = key if rule.scope == "city" else ctx.catalog.by_id[key].city
         out.append(
@@ -273,8 +285,8 @@ def _aqi(
                 subject,
                 ts,
                 float(res.aqi),
-                rule.breach(res.aqi),
-                rule.cleared(res.aqi),
+                breach,
+                rule.cleared(res.aqi) and not missing,
                 station_id=key if rule.scope == "station" else None,
                 city=city,
                 threshold=rule.threshold,
@@ -285,6 +297,21 @@ def _aqi(
             )
         )
     out.sort(key=lambda o: o.ts)
+    return out
+
+
+def aqi_missing(store: SeriesStore, station: str, hour: int, recent_s: int) -> set[str]:
+    """Pollutants the station reported in the ``recent_s`` before ``hour`` but not for it.
+
+    The AQI is the highest IAQI: judged on the pollutants that happen to have arrived
+    for an hour it can only be too low. Readings of one hour may come in several
+    batches (a poller per parameter, a logger's frames).
+    """
+    out = set()
+    for p in AIR:
+        key = (station, p, "1h")
+        if store.at(key, hour) is None and store.earlier(key, hour, recent_s):
+            out.add(p)
     return out
 
 
