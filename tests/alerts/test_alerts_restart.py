@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import logging
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -20,6 +20,7 @@ from envmon.alerts import cli
 from envmon.alerts.rules import AlertConfig
 from envmon.alerts.tracker import next_digest
 from envmon.app import App
+from envmon.timeutil import BEIJING
 
 from .conftest import (
     AIR,
@@ -275,3 +276,32 @@ async def test_hourly_aqi_is_not_resolved_on_a_partial_hour(app: App, receiver: 
         await receiver.wait_for(2)
     resolved = receiver.requests[1].json
     assert resolved["kind"] == "resolved" and resolved["last_value"] == 150.0
+
+
+async def test_a_restart_before_the_digest_hour_keeps_the_notice_held(
+    app: App, receiver: Receiver
+) -> None:
+    clock = Clock(datetime.now(BEIJING))
+    h0 = clock.now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
+    hour = (clock.now + timedelta(hours=2)).strftime("%H:%M")  # later, by the database too
+    cfg = config(
+        [PM25_RULE],
+        channels={"hook": hook(receiver)},
+        routes=[
+            {"name": "planning", "match": {"kind": ["threshold"]}, "channels": ["hook"],
+             "digest": hour},
+            {"name": "default", "channels": ["hook"]},
+        ],
+    )  # fmt: skip
+    async with service(app, cfg, clock) as svc:
+        await feed(app, [(AIR, "pm25", h0, 150.0)])
+        await svc.run_scheduled()
+        await svc.wait_delivered()
+    async with service(app, cfg, clock) as svc:  # a start tries pending retries at once …
+        await svc.run_scheduled()
+        await svc.wait_delivered()
+    assert receiver.requests == []  # … but not a notice waiting for its digest hour
+    ((state, attempts, due),) = await rows(
+        app, "SELECT state, attempts, next_attempt_at FROM alert_notification"
+    )
+    assert (state, attempts, due) == ("pending", 0, next_digest(clock.now, hour))

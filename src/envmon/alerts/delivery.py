@@ -81,14 +81,17 @@ WITH n AS (
 INSERT INTO alert_delivery (notification_id, channel, attempt, ok, error, duration_ms)
 SELECT id, %(channel)s, %(attempt)s, false, %(error)s, %(ms)s FROM n
 """
-# Pending notifications nobody is sending (left by a stopped process, or due again).
+# Pending notifications nobody is sending (left by a stopped process, or due again);
+# with `retries`, also those waiting for a retry however far off (a start tries them
+# at once). A notice never tried and not yet due waits for its digest hour.
 _CLAIM = """
 UPDATE alert_notification
 SET claimed_until = greatest(next_attempt_at, now()) + interval '2 minutes'
 WHERE id IN (
     SELECT id FROM alert_notification
     WHERE state = 'pending' AND (claimed_until IS NULL OR claimed_until < now())
-      AND next_attempt_at <= now() + make_interval(secs => %s)
+      AND (next_attempt_at <= now() + make_interval(secs => %(horizon)s)
+           OR (%(retries)s AND attempts > 0))
     ORDER BY id LIMIT 1000 FOR UPDATE SKIP LOCKED
 )
 RETURNING id, channel, kind, payload, event_id, attempts,
@@ -154,7 +157,7 @@ class Dispatcher:
             self._workers.append(asyncio.create_task(self._work(), name=f"alert-delivery-{i}"))
         # What a previous run left pending is tried at once (a restart is a fine
         # moment to try a failing channel again), then on its back-off.
-        await self.sweep(365 * 86400.0, at_once=True)
+        await self.sweep(0.0, at_once=True)
 
     async def stop(self, drain_s: float = 5.0) -> None:
         """Deliver what is due now (for at most ``drain_s``), then stop."""
@@ -208,10 +211,13 @@ class Dispatcher:
         self._timers[notice.id] = loop.call_later(delay, fire)
 
     async def sweep(self, horizon_s: float, *, at_once: bool = False) -> int:
-        """Take over pending notifications nobody is sending (start-up, a crashed peer)."""
+        """Take over pending notifications nobody is sending (start-up, a crashed peer).
+
+        ``at_once``: send them now, retries included, instead of when they are due.
+        """
         try:
             async with self.pool.connection() as conn:
-                cur = await conn.execute(_CLAIM, (horizon_s,))
+                cur = await conn.execute(_CLAIM, {"horizon": horizon_s, "retries": at_once})
                 rows = await cur.fetchall()
         except _DB_ERRORS as err:
             logger.warning("alert outbox sweep failed: %s", err)
