@@ -76,6 +76,18 @@ def _water(at: Any, **values: float) -> list[tuple[str, str, Any, float]]:
     return [(CHENJIAYING, p, at, v) for p, v in values.items()]
 
 
+def _digest(receiver: Receiver, match: dict[str, Any], hour: str) -> AlertConfig:
+    """PM2.5 alerts to a digest route at ``hour``; nothing else configured."""
+    return config(
+        [PM25_RULE],
+        channels={"hook": hook(receiver)},
+        routes=[
+            {"name": "digest", "match": match, "channels": ["hook"], "digest": hour},
+            {"name": "default", "channels": ["hook"]},
+        ],
+    )
+
+
 def _parse(*argv: str) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="envmon")
     cli.add_parser(parser.add_subparsers(dest="command"))
@@ -219,15 +231,7 @@ async def test_digest_route_sends_at_its_hour(app: App, receiver: Receiver) -> N
     h0 = base_hour()
     clock = Clock(h0 + timedelta(minutes=65))
     hour = (clock.now + timedelta(minutes=30)).strftime("%H:%M")
-    cfg = config(
-        [PM25_RULE],
-        channels={"hook": hook(receiver)},
-        routes=[
-            {"name": "digest", "match": {"rules": ["pm25-*"]}, "channels": ["hook"],
-             "digest": hour},
-            {"name": "default", "channels": ["hook"]},
-        ],
-    )  # fmt: skip
+    cfg = _digest(receiver, {"rules": ["pm25-*"]}, hour)
     async with service(app, cfg, clock) as svc:
         await feed(app, [(AIR, "pm25", h0, 150.0)])
         await svc.wait_delivered()
@@ -284,15 +288,7 @@ async def test_a_restart_before_the_digest_hour_keeps_the_notice_held(
     clock = Clock(datetime.now(BEIJING))
     h0 = clock.now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
     hour = (clock.now + timedelta(hours=2)).strftime("%H:%M")  # later, by the database too
-    cfg = config(
-        [PM25_RULE],
-        channels={"hook": hook(receiver)},
-        routes=[
-            {"name": "planning", "match": {"kind": ["threshold"]}, "channels": ["hook"],
-             "digest": hour},
-            {"name": "default", "channels": ["hook"]},
-        ],
-    )  # fmt: skip
+    cfg = _digest(receiver, {"kind": ["threshold"]}, hour)
     async with service(app, cfg, clock) as svc:
         await feed(app, [(AIR, "pm25", h0, 150.0)])
         await svc.run_scheduled()
