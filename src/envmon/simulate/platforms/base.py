@@ -38,7 +38,6 @@ PARAMS: Final[dict[str, tuple[str, ...]]] = {
     "weather": ("air_temp", "rh", "pressure", "wind_speed", "wind_dir", "precip", "visibility"),
 }
 PUBLISH_LAG: Final = timedelta(hours=1)
-FAULTS: Final = ("500", "429", "hang", "slow", "malformed")
 DEFAULT_MIX: Final[dict[str, float]] = {
     "500": 0.35,
     "429": 0.2,
