@@ -50,13 +50,12 @@ from envmon.simulate.platforms.base import (
     SimData,
 )
 from envmon.simulate.platforms.openaq_v3 import OPENAQ_BASE_ID
-from envmon.simulate.platforms.server import PLATFORMS, Platforms, main, serve_platforms
+from envmon.simulate.platforms.server import Platforms, main, serve_platforms
 
 __all__ = [
     "DEFAULT_MIX",
     "OPENAQ_BASE_ID",
     "PARAMS",
-    "PLATFORMS",
     "PUBLISH_LAG",
     "Faults",
     "Platform",

@@ -8,7 +8,6 @@ import logging
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
-from typing import Final
 
 from aiohttp import web
 
@@ -84,9 +83,6 @@ class Platforms:
         )
 
 
-PLATFORMS: Final = web.AppKey("platforms", Platforms)
-
-
 @asynccontextmanager
 async def serve_platforms(
     catalog: Catalog,
@@ -126,7 +122,6 @@ async def serve_platforms(
         data=data,
     )
     app = platforms.app()
-    app[PLATFORMS] = platforms
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
     await runner.setup()
     try:
