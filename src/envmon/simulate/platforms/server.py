@@ -8,6 +8,7 @@ import logging
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
+from typing import TypedDict, Unpack
 
 from aiohttp import web
 
@@ -22,15 +23,37 @@ from envmon.simulate.platforms.water_auto import WaterAuto
 logger = logging.getLogger(__name__)
 
 
+class PlatformOptions(TypedDict, total=False):
+    """The keyword arguments of :class:`Platforms` (and :func:`serve_platforms`)."""
+
+    seed: int
+    fault_rate: float | Mapping[str, float]
+    record_fault_rate: float | None
+    fault_mix: Mapping[str, float] | None
+    clock: Callable[[], datetime]
+    hang_s: float
+    slow_s: float
+    retry_after_s: int
+    api_key: str | None
+    data: SimData | None
+
+
 class Platforms:
-    """The aiohttp handlers of every simulated platform."""
+    """The aiohttp handlers of every simulated platform.
+
+    ``fault_rate`` is the share of requests that fail (one rate, or one per
+    platform: ``cnemc water cma openaq``); ``fault_mix`` weighs the kinds of
+    failure (:data:`~envmon.simulate.platforms.base.DEFAULT_MIX`);
+    ``record_fault_rate`` (default a quarter of ``fault_rate``) the share of
+    malformed records.
+    """
 
     def __init__(
         self,
         catalog: Catalog,
         *,
-        seed: int,
-        fault_rate: float | Mapping[str, float],
+        seed: int = 2025,
+        fault_rate: float | Mapping[str, float] = 0.0,
         record_fault_rate: float | None = None,
         fault_mix: Mapping[str, float] | None = None,
         clock: Callable[[], datetime] = timeutil.now,
@@ -88,39 +111,13 @@ async def serve_platforms(
     catalog: Catalog,
     host: str = "127.0.0.1",
     port: int = 0,
-    *,
-    seed: int = 2025,
-    fault_rate: float | Mapping[str, float] = 0.0,
-    record_fault_rate: float | None = None,
-    fault_mix: Mapping[str, float] | None = None,
-    clock: Callable[[], datetime] = timeutil.now,
-    hang_s: float = 60.0,
-    slow_s: float = 1.0,
-    retry_after_s: int = 1,
-    api_key: str | None = None,
-    data: SimData | None = None,
+    **options: Unpack[PlatformOptions],
 ) -> AsyncIterator[str]:
     """Serve every simulated platform on ``host:port`` (0 = any free port); yields the base URL.
 
-    ``fault_rate`` is the share of requests that fail (one rate, or one per
-    platform: ``cnemc water cma openaq``); ``fault_mix`` weighs the kinds of
-    failure (:data:`~envmon.simulate.platforms.base.DEFAULT_MIX`);
-    ``record_fault_rate`` (default a quarter of ``fault_rate``) the share of
-    malformed records.
+    ``options`` are :class:`Platforms`'.
     """
-    platforms = Platforms(
-        catalog,
-        seed=seed,
-        fault_rate=fault_rate,
-        record_fault_rate=record_fault_rate,
-        fault_mix=fault_mix,
-        clock=clock,
-        hang_s=hang_s,
-        slow_s=slow_s,
-        retry_after_s=retry_after_s,
-        api_key=api_key,
-        data=data,
-    )
+    platforms = Platforms(catalog, **options)
     app = platforms.app()
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
     await runner.setup()
@@ -133,8 +130,8 @@ async def serve_platforms(
         logger.info(
             "simulated platforms at %s (seed=%d, fault rate %s, stations %s)",
             base_url,
-            seed,
-            fault_rate,
+            platforms.faults.seed,
+            platforms.faults.rate,
             {k: len(v) for k, v in platforms.data.stations.items()},
         )
         yield base_url
