@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import logging
 
-root_logger = logging.getLogger("envmon")
-ingest_logger = logging.getLogger("envmon.ingest")
 db_logger = logging.getLogger("envmon.db")
-alerts_logger = logging.getLogger("envmon.alerts")
 evaluate_logger = logging.getLogger("envmon.evaluate")
 
 

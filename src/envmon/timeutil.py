@@ -36,12 +36,6 @@ def day_start(day: date) -> datetime:
     return datetime.combine(day, time(0), tzinfo=BEIJING)
 
 
-def day_bounds(day: date) -> tuple[datetime, datetime]:
-    """Half-open [start, end) of a Beijing natural day."""
-    start = day_start(day)
-    return start, start + timedelta(days=1)
-
-
 def year_bounds(year: int) -> tuple[datetime, datetime]:
     """Half-open [start, end) of a Beijing calendar year."""
     return day_start(date(year, 1, 1)), day_start(date(year + 1, 1, 1))

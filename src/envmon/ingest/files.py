@@ -21,7 +21,6 @@ from envmon.errors import ImportFileError
 
 REQUIRED = ("station", "parameter", "time", "value")
 PROBLEM = "_problem"  # a reader's own reason to reject a row (see Validator.validate_frame)
-OPTIONAL = ("flag", "period")
 
 
 @dataclass

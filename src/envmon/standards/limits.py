@@ -116,8 +116,6 @@ LIMIT_SETS: Final[Mapping[LimitSet, Mapping[str, tuple[float, float]]]] = {
     "2026-final": _LIMITS_2026_FINAL,
 }
 
-STATS: Final = frozenset(_LIMITS_2012)
-
 
 def limit_in_set(pollutant_stat: str, limit_set: LimitSet, *, cls: int = 2) -> float:
     """The limit of ``pollutant_stat`` for a class in a named limit set."""

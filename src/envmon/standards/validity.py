@@ -32,7 +32,6 @@ YEAR_MIN_DAYS: Final = 324  # annual mean: ≥ 324 daily means
 # HJ 663-2013 / HJ 663-2026 §6.1.2: O3 MDA8 needs ≥ 14 valid 8-h values, else it
 # counts only if it exceeds the limit.
 MDA8_MIN_WINDOWS: Final = 14
-MDA8_WINDOWS_PER_DAY: Final = 17  # windows ending 08:00 … 24:00 (UNCERTAIN)
 
 
 def _count(n: int, what: str) -> int:

@@ -157,7 +157,6 @@ class Http:
         self._next_slot = 0.0
         self._paused_until = 0.0
         self.requests = 0
-        self.waited_s = 0.0  # time spent waiting for the rate limit (for health/bench)
         # A source that needs many requests per window (OpenAQ: one per sensor) retries
         # each one a little before giving the whole window back to the poller.
         self.retries = retries
@@ -178,7 +177,6 @@ class Http:
             self._next_slot = slot + self._interval
             wait = slot - now
         if wait > 0:
-            self.waited_s += wait
             await self.sleep(wait)
 
     def _note_limits(self, headers: Mapping[str, str]) -> None:

@@ -68,7 +68,6 @@ ELEMENTS = {
 }
 SENTINEL_FLOOR = 999000.0
 TRACE = 999990.0  # 微量降水
-CALM = 999017.0  # 静风 (wind direction)
 _FATAL = re.compile(r"pass(word|wd)|user|permission|author|denied|密码|用户|权限|授权|非法", re.I)
 _EMPTY = re.compile(r"no data|not found|没有数据|无数据|结果为空", re.I)
 
