@@ -64,6 +64,7 @@ from envmon.db.embedded import EmbeddedCluster
 from envmon.db.spool import Spool
 from envmon.db.writer import Writer
 from envmon.ingest.hj212 import CpData, Message, encode, format_time
+from envmon.ingest.hj212.profile import load_config
 from envmon.ingest.hj212.server import Hj212Server
 from envmon.ingest.sink import Intake, Sink
 from envmon.schemas.readings import ReadingBatch, Validator
@@ -353,6 +354,9 @@ async def serve(cluster: EmbeddedCluster, tmp: Path) -> Outcome:
             settings,
             Intake(sink, validator, catalog, pool),
             secrets={s.mn: PASSWORD for s in catalog.stations if s.mn},
+            # The shipped units and profiles (its demo stations are not in the
+            # bench's catalog of copies).
+            config=load_config(REPO / "config" / "hj212.yaml"),
         ) as srv:
             ctx = mp.get_context("spawn")
             ours, theirs = ctx.Pipe()

@@ -515,7 +515,8 @@ async def _simulate_over_hj212(
     from datetime import timedelta
 
     from envmon.catalog import load_catalog
-    from envmon.ingest.hj212.auth import load_secrets
+    from envmon.ingest.hj212.auth import load_keys, load_secrets
+    from envmon.ingest.hj212.profile import load_config
     from envmon.simulate.loggers import SimulatedLoggers
 
     host, _, port = args.hj212.rpartition(":")
@@ -529,6 +530,8 @@ async def _simulate_over_hj212(
         seed=args.seed,
         interval_s=3600.0,
         run_loop=False,
+        config=load_config(settings.config_dir / "hj212.yaml"),
+        keys=load_keys(settings.hj212_secrets_path),
     )
     t0 = time.monotonic()
     async with loggers:

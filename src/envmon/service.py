@@ -352,6 +352,8 @@ async def service(settings: Settings) -> AsyncIterator[dict[str, Any]]:
                 SimulatorFeed(app, live_kinds=live)
             )
             if "hj212" in parts:
+                from envmon.ingest.hj212.auth import load_keys
+                from envmon.ingest.hj212.profile import load_config
                 from envmon.simulate.loggers import SimulatedLoggers
 
                 parts["loggers"] = await stack.enter_async_context(
@@ -362,6 +364,8 @@ async def service(settings: Settings) -> AsyncIterator[dict[str, Any]]:
                         secrets,
                         seed=settings.simulator.seed,
                         interval_s=settings.simulator.live_interval_s,
+                        config=load_config(settings.config_dir / "hj212.yaml"),
+                        keys=load_keys(settings.hj212_secrets_path),
                     )
                 )
         yield parts

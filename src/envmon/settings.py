@@ -46,6 +46,11 @@ class Hj212Settings(BaseModel):
     archive_retention_days: int = Field(default=90, ge=1)
     gap_recovery: bool = True
     gap_recovery_max_hours: int = Field(default=72, ge=1)
+    crc_auto: bool = Field(
+        default=False,
+        description="Devices without a crc: in config/hj212.yaml may use any CRC variant "
+        "(Annex A, MODBUS, byte-swapped MODBUS); off: Annex A only.",
+    )
 
 
 class SimulatorSettings(BaseModel):

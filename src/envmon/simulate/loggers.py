@@ -1,6 +1,14 @@
 """Simulated HJ 212 data loggers: the catalog's air and water stations pushing to
 the receiver like real ones (2061 hourly uploads with Flag=5, waiting for each
-9014, resending on time-out, answering the receiver's history requests)."""
+9014, resending on time-out, answering the receiver's history requests).
+
+Like the loggers in the field they are not all alike: each follows its
+station's profile in ``config/hj212.yaml`` (``crc: modbus`` / ``modbus_swapped``,
+``length: plus6``, ``edition: 2005`` — short codes, SO2 and CO in mg/m³ —,
+``encryption: sm4`` with the key of the secrets file, ``edition: 2025``), and
+every fifth station splits its hours over two packets with DataTime in the
+first only and PNUM/PNO zero-padded.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +16,15 @@ import asyncio
 import contextlib
 import logging
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 
 from envmon.catalog import Station
+from envmon.ingest.hj212.codec import VERSION_2005, VERSION_2017, VERSION_2025
+from envmon.ingest.hj212.codes import LEGACY_CODES
+from envmon.ingest.hj212.crc import ANNEX_A, VARIANTS
 from envmon.ingest.hj212.device import HistoryProvider, Hj212Device, Upload, Values
+from envmon.ingest.hj212.profile import Hj212Config
 from envmon.parameters import BY_CODE
 from envmon.simulate.generator import simulate
 from envmon.timeutil import now
@@ -41,6 +53,24 @@ def hourly_uploads(station: Station, start: datetime, end: datetime, *, seed: in
     return sorted(by_hour.items())
 
 
+# HJ 212-2017 code → HJ/T 212-2005 short code, for loggers of that edition.
+_TO_2005 = {new: old for old, new in LEGACY_CODES.items()}
+# The simulated values are in envmon's units (µg/m³ for SO2): what a 2005
+# logger sends in mg/m³ (Annex B) is a thousandth of it.
+_MG_PER_UG = {"a21026": 0.001, "a21002": 0.001}
+
+
+def as_2005(values: Values) -> Values:
+    """Upload values as an HJ/T 212-2005 logger writes them (short codes, mg/m³)."""
+    out: dict[str, tuple[float | str, str]] = {}
+    for code, (value, flag) in values.items():
+        scale = _MG_PER_UG.get(code)
+        if scale is not None and isinstance(value, float):
+            value = round(value * scale, 6)
+        out[_TO_2005.get(code, code)] = (value, flag)
+    return out
+
+
 class SimulatedLoggers:
     """One connected logger per air and water station of the catalog."""
 
@@ -54,7 +84,11 @@ class SimulatedLoggers:
         seed: int,
         interval_s: float,
         run_loop: bool = True,
+        config: Hj212Config | None = None,
+        keys: Mapping[str, bytes] | None = None,
     ) -> None:
+        """``config`` (``config/hj212.yaml``) and ``keys`` (SM4 keys by MN) make
+        each logger follow its station's protocol profile."""
         self.stations = [s for s in stations if s.mn and s.kind in ("air", "water")]
         self.host, self.port = host, port
         self.secrets = secrets
@@ -64,6 +98,9 @@ class SimulatedLoggers:
         self.sent = 0
         self.failures = 0
         self.run_loop = run_loop
+        self.config = config or Hj212Config()
+        self.keys = {k.upper(): v for k, v in (keys or {}).items()}
+        self.split = {s.id for i, s in enumerate(self.stations) if i % 5 == 4}
         self._task: asyncio.Task[None] | None = None
 
     def _history(self, station: Station) -> HistoryProvider:
@@ -78,13 +115,20 @@ class SimulatedLoggers:
         for s in self.stations:
             assert s.mn is not None
             pw = self.secrets.get(s.mn.upper()) or self.secrets.get(s.mn, "")
+            profile = self.config.station(s.id)
+            key = self.keys.get(s.mn.upper()) if profile.encryption == "sm4" else None
+            version = VERSION_2025 if key is not None else VERSION_2017
             dev = Hj212Device(
                 self.host,
                 self.port,
                 s.mn,
                 pw,
                 st="22" if s.kind == "air" else "21",
+                version=profile.edition if profile.edition is not None else version,
                 history_provider=self._history(s),
+                crc=profile.crc if profile.crc in VARIANTS else ANNEX_A,
+                length_offset=profile.length_offset,
+                sm4_key=key,
             )
             try:
                 await dev.connect()
@@ -115,7 +159,7 @@ class SimulatedLoggers:
             )
             for ts, values in uploads:
                 try:
-                    await dev.send_hourly(ts, values)
+                    await self._upload(sid, dev, ts, values)
                     self.sent += 1
                 except Exception as err:  # one logger's trouble must not stop the others
                     self.failures += 1
@@ -125,6 +169,20 @@ class SimulatedLoggers:
                         await dev.connect()
 
         await asyncio.gather(*(one(sid, dev) for sid, dev in self.devices.items()))
+
+    async def _upload(self, sid: str, dev: Hj212Device, ts: datetime, values: Values) -> None:
+        if dev.version == VERSION_2005:
+            values = as_2005(values)
+        if sid in self.split and len(values) > 1:
+            codes = list(values)
+            half = len(codes) // 2
+            parts = [
+                {c: values[c] for c in codes[:half]},
+                {c: values[c] for c in codes[half:]},
+            ]
+            await dev.send_split("2061", ts, parts, datatime_first_only=True, pad=8)
+        else:
+            await dev.send_hourly(ts, values)
 
     async def _loop(self) -> None:
         while True:

@@ -217,7 +217,6 @@ def test_flag_properties_and_versions() -> None:
         (frame(f"ST=22;CN=2011;MN={MN};Flag=256;CP=&&&&"), "bad_field", 6),
         (frame(f"ST=22;CN=2011;MN={MN};Flag=-1;CP=&&&&"), "bad_field", 6),
         (frame(f"ST=22;CN=2011;MN={MN};Flag=²;CP=&&&&"), "bad_field", 6),
-        (frame(f"ST=22;CN=2011;MN={MN};Flag=6;CP=&&&&"), "bad_field", 6),
         (frame(f"ST=22;CN=2011;MN={MN};Flag=6;PNUM=2;CP=&&&&"), "bad_field", 100),
         (frame(f"ST=22;CN=2011;MN={MN};Flag=6;PNUM=2;PNO=3;CP=&&&&"), "bad_field", 100),
         (frame(f"ST=22;CN=2011;MN={MN};Flag=6;PNUM=0;PNO=0;CP=&&&&"), "bad_field", 100),
@@ -281,7 +280,6 @@ def test_encode_field_order_and_crc() -> None:
         Message(qn="abc", st="22", cn="2011", pw=None, mn=MN, flag=4),
         Message(qn=None, st="22", cn="2011", pw=None, mn=MN, flag=300),
         Message(qn=None, st="22", cn="2011", pw=None, mn=MN, flag=-4),
-        Message(qn=None, st="22", cn="2011", pw=None, mn=MN, flag=6),
         Message(qn=None, st="22", cn="2011", pw=None, mn=MN, flag=4, cp=CpData({"a": "1&&"})),
         Message(qn=None, st="22", cn="2011", pw=None, mn=MN, flag=4, cp=CpData({"a-b": "1"})),
         Message(qn=None, st="22", cn="2011", pw=None, mn=MN, flag=4, cp=CpData({"a": "x,y"})),
@@ -558,3 +556,19 @@ def test_new_qn() -> None:
     qn = new_qn()
     assert len(qn) == 17
     assert qn.isdigit()
+
+
+def test_d_bit_without_pnum_is_one_packet() -> None:
+    # Issue 17: Annex C's real-time example (Flag=7, no PNUM/PNO) is one packet.
+    message = decode(frame(f"ST=22;CN=2011;MN={MN};Flag=6;CP=&&&&"))
+    assert message.pnum is None and message.is_split
+    assert "Flag=6 has the D bit but no PNUM/PNO: one packet" in message.warnings
+
+
+def test_zero_padded_pnum_and_list_values() -> None:
+    split = decode(frame(f"ST=22;CN=2011;MN={MN};Flag=7;PNUM=00000003;PNO=00001;CP=&&&&"))
+    assert (split.pnum, split.pno) == (3, 1)
+    alarm = decode(
+        frame(f"ST=22;CN=2011;MN={MN};Flag=5;CP=&&PolId=a34004,a34002;DataTime=20240115080000&&")
+    )
+    assert alarm.cp.fields["PolId"] == "a34004,a34002"

@@ -24,6 +24,7 @@ from envmon.ingest.hj212.codes import DEFAULT_UNITS, scale_exponent, scale_text
 from envmon.ingest.hj212.mapping import upload_rows
 from envmon.parameters import BY_HJ212
 from envmon.timeutil import BEIJING
+from envmon.timeutil import BEIJING
 
 MN = "010000A8900016F000169DC0"
 
@@ -124,7 +125,7 @@ def test_periods() -> None:
     assert [r.period for r in readings(upload("2051", pol), minute_interval=5)] == ["5min"]
     assert [r.period for r in readings(upload("2051", pol, MinInterval="10"))] == ["10min"]
     assert [r.period for r in readings(upload("2061", pol))] == ["1h"]
-    assert [r.period for r in readings(upload("2031", pol))] == ["1d"]
+    assert [r.period for r in readings(upload("2031", pol, DataTime="20240115000000"))] == ["1d"]
     assert readings(upload("1062", pol)) == []
     assert readings(upload("2041", pol)) == []
     with pytest.raises(Hj212Error, match="bad_field"):
@@ -267,3 +268,32 @@ def test_upload_rows_match_the_candidates() -> None:
         for c in readings(m)
     ]
     assert upload_rows(upload("1062", {})) is None
+
+
+def test_misaligned_periods_rejected_or_aligned() -> None:
+    # Issue 17: an hourly value labelled 17:57:59, a daily one at 18:27:04.
+    pol = {"a34004": {"Avg": "31"}}
+    with pytest.raises(Hj212Error, match="not the start of a 1h period") as info:
+        readings(upload("2061", pol, DataTime="20240115175759"))
+    assert info.value.reason == "bad_datatime"
+    with pytest.raises(Hj212Error, match="not the start of a 1d period"):
+        readings(upload("2031", pol, DataTime="20240115182704"))
+    # A logger that labels the period end: 17:57:59 and 18:00:05 are the hour 17-18.
+    for label in ("20240115175759", "20240115180005", "20240115180000"):
+        (r,) = readings(upload("2061", pol, DataTime=label), period_end=True)
+        assert r.ts == datetime(2024, 1, 15, 17, tzinfo=BEIJING)
+    (d,) = readings(upload("2031", pol, DataTime="20240116000000"), period_end=True)
+    assert d.ts == datetime(2024, 1, 15, tzinfo=BEIJING)
+
+
+def test_2005_short_code_units_are_its_edition() -> None:
+    # HJ/T 212-2005 "02" (SO2) is mg/m³: the ambient µg/m³ override of a21026
+    # does not apply to it, unless the station's edition_units say so.
+    m = upload("2061", {"02": {"Avg": "0.012"}, "a21026": {"Avg": "12"}})
+    over = {"a21026": "µg/m³"}
+    by_code = {r.raw_value: r for r in readings(m, unit_overrides=over)}
+    assert by_code["0.012"].value == pytest.approx(12.0)
+    assert by_code["0.012"].unit_in == "mg/m³"
+    assert by_code["12"].value == 12.0
+    (legacy, _) = readings(m, unit_overrides=over, edition_units={"02": "µg/m³"})
+    assert legacy.value == pytest.approx(0.012)

@@ -296,3 +296,13 @@ def test_pnum_change_and_limits() -> None:
     (too_many,) = assembler.add(part(1, 6), 0.0)
     assert isinstance(too_many, Hj212Error)
     assert too_many.reason == "split_incomplete"
+
+
+def test_datatime_in_the_first_packet_only() -> None:
+    # Issue 17: loggers that put DataTime in packet 1 only, each packet its own QN.
+    assembler = SplitAssembler()
+    assert assembler.add(part(1, 3, qn="1" * 17), 0.0) == []
+    assert assembler.add(part(2, 3, qn="2" * 17, data_time=None), 0.0) == []
+    (merged,) = assembler.add(part(3, 3, qn="3" * 17, data_time=None), 0.0)
+    assert isinstance(merged, Message)
+    assert merged.cp.fields["DataTime"] == part(1, 3).cp.fields["DataTime"]

@@ -22,7 +22,7 @@ whatever would change the meaning of the data raises :class:`Hj212Error`.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import lru_cache
 from typing import Final
@@ -31,7 +31,7 @@ from envmon.timeutil import BEIJING, to_beijing
 from envmon.timeutil import now as beijing_now
 
 from . import errors as e
-from .crc import crc16, crc16_hex
+from .crc import ANNEX_A, crc16, crc16_hex, crc_variant, match_variant
 from .errors import Hj212Error
 
 # Flag bits (HJ 212-2017 §6.3.2 Table 3 note): V5..V0 D A.
@@ -57,10 +57,19 @@ CN_NOTIFY_ANSWER: Final = "9013"
 CN_DATA_ANSWER: Final = "9014"
 HISTORY_CNS: Final = frozenset({"2031", "2041", "2051", "2061"})
 # §7.7: data uploads answered with 9014, notifications with 9013 (when A = 1).
-UPLOAD_CNS: Final = frozenset({"2011", "2021", "2031", "2041", "2051", "2061", "2081"})
-NOTIFY_CNS: Final = frozenset({"1013", "9015"})  # time-calibration request; 2025 heartbeat
+# HJ 212-2017 uploads, the 2025 additions (2013 raw data, 2052 noise single
+# measurement, 2062 automatic standard check, 2111 furnace temperature; names
+# from caoyiliang/HJ212 HJ212/Enum.cs CN_Client) and the 3019/3020 uploads of a
+# device's identifier and information.
+UPLOAD_CNS: Final = frozenset(
+    {"2011", "2013", "2021", "2031", "2041", "2051", "2052", "2061", "2062", "2081", "2111"}
+    | {"3019", "3020"}
+)
+# 1013 time-calibration request; 2025: 1001 logger hardware SN, 1014 the field
+# device asks for a new SM4 key, 9015 heartbeat.
+NOTIFY_CNS: Final = frozenset({"1001", "1013", "1014", "9015"})
 
-_HEADER_KEYS: Final = ("QN", "ST", "CN", "PW", "MN", "Flag", "PNUM", "PNO")
+_HEADER_KEYS: Final = ("QN", "ST", "CN", "PW", "MN", "Flag", "PNUM", "PNO", "RF")
 _HEADER_BY_UPPER: Final = {k.upper(): k for k in _HEADER_KEYS}
 _HEX: Final = frozenset(b"0123456789abcdefABCDEF")
 _DIGITS: Final = frozenset(b"0123456789")
@@ -172,6 +181,11 @@ class Message:
     pno: int | None = None
     cp: CpData = field(default_factory=CpData)
     warnings: tuple[str, ...] = field(default=(), compare=False)
+    # How the frame was checked: the CRC variant that matched and the length
+    # field's excess over the data segment (6: loggers that count "real + 6").
+    crc: str = field(default=ANNEX_A, compare=False)
+    length_offset: int = field(default=0, compare=False)
+    resend: bool = field(default=False, compare=False)  # HJ 212-2025 RF=1
 
     @property
     def needs_answer(self) -> bool:
@@ -203,10 +217,18 @@ class Message:
 # --------------------------------------------------------------------------- decode
 
 
-def decode(frame: bytes | bytearray | memoryview) -> Message:
+def decode(
+    frame: bytes | bytearray | memoryview,
+    *,
+    crc_variants: tuple[str, ...] = (ANNEX_A,),
+    length_offsets: tuple[int, ...] = (0,),
+) -> Message:
     """Decode one whole frame; raise :class:`Hj212Error` for anything malformed.
 
-    The trailing CRLF may be missing (some loggers omit it).
+    The trailing CRLF may be missing (some loggers omit it).  ``crc_variants``
+    other than Annex A (:mod:`.crc`) and ``length_offsets`` other than 0 are
+    accepted too when given; the message records which one matched (the
+    receiver checks it against the device's profile).
     """
     buf = bytes(frame)
     warnings: list[str] = []
@@ -224,6 +246,7 @@ def decode(frame: bytes | bytearray | memoryview) -> Message:
     if len(length_field) != 4 or not _DIGITS.issuperset(length_field):
         raise Hj212Error(e.BAD_LENGTH, f"length field {length_field!r} is not 4 digits")
     declared = int(length_field)
+    offset = 0
     if end - 6 < 4:
         raise Hj212Error(e.LENGTH_MISMATCH, f"frame too short for its CRC ({len(buf)} bytes)")
     data = buf[6 : end - 4]
@@ -236,7 +259,9 @@ def decode(frame: bytes | bytearray | memoryview) -> Message:
     text = _decode_text(data, warnings)
     if len(data) != declared:
         # caoyiliang/HJ212 and similar count characters, not bytes (§7.1 UNCERTAIN).
-        if len(text) == declared and len(data) != len(text):
+        if declared - len(data) in length_offsets:
+            offset = declared - len(data)
+        elif len(text) == declared and len(data) != len(text):
             warnings.append(
                 f"length field counts characters ({declared}), not UTF-8 bytes ({len(data)})"
             )
@@ -245,7 +270,10 @@ def decode(frame: bytes | bytearray | memoryview) -> Message:
                 e.LENGTH_MISMATCH, f"length field says {declared}, data segment has {len(data)}"
             )
     expected = crc16(data)
+    variant = ANNEX_A
     if int(crc_field, 16) != expected:
+        variant = match_variant(data, int(crc_field, 16), crc_variants) or ""
+    if not variant:
         raise Hj212Error(
             e.CRC_MISMATCH,
             f"CRC {crc_field.decode('ascii')} != computed {expected:04X}",
@@ -255,7 +283,20 @@ def decode(frame: bytes | bytearray | memoryview) -> Message:
         warnings.append("lower-case hex in CRC")
     if len(data) > MAX_DATA_STANDARD:
         warnings.append(f"data segment of {len(data)} bytes exceeds Table 2's 1024")
-    return parse_segment(text, warnings)
+    message = parse_segment(text, warnings)
+    if variant != ANNEX_A or offset:
+        return replace(message, crc=variant, length_offset=offset)
+    return message
+
+
+def restamp(frame: bytes, *, crc: str = ANNEX_A, length_offset: int = 0) -> bytes:
+    """``frame`` (as :func:`encode` writes it) with the length field and CRC a
+    device of another variant expects (the receiver answers each device in
+    the variant it uses)."""
+    if crc == ANNEX_A and not length_offset:
+        return frame
+    data = frame[6:-6]
+    return b"##%04d%b%04X\r\n" % (len(data) + length_offset, data, crc_variant(data, crc))
 
 
 def _decode_text(data: bytes, warnings: list[str]) -> str:
@@ -300,6 +341,7 @@ def parse_segment(text: str, warnings: list[str] | None = None) -> Message:
         cp_start = match.end() - 2
     cp = _parse_cp(text[cp_start:], warnings)
     qn, st, cn, pw, mn, flag, pnum, pno = _check_header(header, warnings)
+    rf = header.get("RF", cp.fields.get("RF"))
     if "DataTime" in cp.fields:
         value = cp.fields["DataTime"]
         parse_time(value)
@@ -316,6 +358,7 @@ def parse_segment(text: str, warnings: list[str] | None = None) -> Message:
         pno=pno,
         cp=cp,
         warnings=tuple(dict.fromkeys(warnings)),
+        resend=rf == "1",
     )
 
 
@@ -430,9 +473,8 @@ def _check_header(
     if (pnum is None) != (pno is None):
         raise Hj212Error(e.BAD_FIELD, "only one of PNUM and PNO present", code=e.QNRTN_UNKNOWN)
     if flag is not None and flag & FLAG_D and pnum is None:
-        raise Hj212Error(
-            e.BAD_FIELD, f"Flag={flag} has the D bit but no PNUM/PNO", code=e.QNRTN_FLAG
-        )
+        # Annex C's real-time example sends Flag=7 alone: one packet.
+        warnings.append(f"Flag={flag} has the D bit but no PNUM/PNO: one packet")
     if pnum is not None and pno is not None:
         if pno > pnum:
             raise Hj212Error(e.BAD_FIELD, f"PNO={pno} > PNUM={pnum}", code=e.QNRTN_UNKNOWN)
@@ -445,8 +487,9 @@ def _split_number(header: dict[str, str], key: str) -> int | None:
     value = header.get(key)
     if value is None:
         return None
-    # Table 3: at most 4 digits; packet numbers count from 1.
-    if not _is_ascii_digits(value) or len(value) > 4 or int(value) == 0:
+    # Table 3: at most 4 digits (zero-padded "00000003" seen in the field);
+    # packet numbers count from 1.
+    if not _is_ascii_digits(value) or len(value.lstrip("0")) > 4 or int(value) == 0:
         raise Hj212Error(e.BAD_FIELD, f"{key}={value!r} is not 1-9999", code=e.QNRTN_UNKNOWN)
     return int(value)
 
@@ -467,6 +510,9 @@ def _parse_cp(cp_text: str, warnings: list[str]) -> CpData:
     if _CP_STRICT_RE.fullmatch(content):
         return _parse_cp_strict(content, warnings)
     return _parse_cp_general(content, warnings)
+
+
+parse_cp = _parse_cp  # the receiver parses a decrypted CP area with it
 
 
 def _parse_cp_strict(content: str, warnings: list[str]) -> CpData:
@@ -497,12 +543,19 @@ def _parse_cp_general(content: str, warnings: list[str]) -> CpData:
             warnings.append("blank CP ('CP=&& &&')")  # Annex C Table C.4 typo
         return CpData(fields, pollutants, content)
     for item in content.split(";"):
+        last: tuple[dict[str, str], str] | None = None
         for part in item.split(","):
             entry = part.strip()
             if entry != part:
                 warnings.append("stray whitespace in CP")
             if not entry:
                 warnings.append("empty item in CP")
+                continue
+            if "=" not in entry and last is not None and not _CP_KEY_FORBIDDEN.search(entry):
+                # A list value: "PolId=a34004,a34002" (alarm and 3020 packets).
+                target, name = last
+                target[name] += "," + entry
+                warnings.append("list value in CP")
                 continue
             raw_key, sep, raw_value = entry.partition("=")
             key, value = raw_key.strip(), raw_value.strip()
@@ -522,9 +575,25 @@ def _parse_cp_general(content: str, warnings: list[str]) -> CpData:
                 name = key
             if name in target:
                 warnings.append(f"CP key {key!r} repeated; first value kept")
+                last = None
                 continue
             target[name] = value
+            last = (target, name)
     return CpData(fields, pollutants, content)
+
+
+def cp_items(cp: CpData) -> list[tuple[str, str]]:
+    """Every ``key=value`` of the CP area in order, repeated keys included
+    (3020 sends one ``PolId`` group after another); list values joined by ','."""
+    items: list[tuple[str, str]] = []
+    for item in cp.raw.split(";"):
+        for part in item.split(","):
+            key, sep, value = part.strip().partition("=")
+            if sep:
+                items.append((key.strip(), value.strip()))
+            elif key and items:
+                items[-1] = (items[-1][0], f"{items[-1][1]},{key.strip()}")
+    return items
 
 
 # --------------------------------------------------------------------------- encode

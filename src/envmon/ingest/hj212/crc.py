@@ -86,3 +86,57 @@ def crc16(data: bytes | bytearray | memoryview) -> int:
 def crc16_hex(data: bytes | bytearray | memoryview) -> str:
     """The CRC as the frame carries it: 4 upper-case hex digits, high byte first."""
     return f"{crc16(data):04X}"
+
+
+# --------------------------------------------------------------------------- variants
+#
+# Loggers in the field do not all follow Annex A: many compute CRC-16/MODBUS
+# (the byte XORed into the *low* byte of the register), and some print that
+# register with its two bytes swapped (low byte first, as Modbus RTU sends it).
+# The receiver accepts them per device (config/hj212.yaml ``crc:``).
+
+ANNEX_A: Final = "annex_a"
+MODBUS: Final = "modbus"
+MODBUS_SWAPPED: Final = "modbus_swapped"
+VARIANTS: Final = (ANNEX_A, MODBUS, MODBUS_SWAPPED)
+
+
+def _modbus_table() -> tuple[int, ...]:
+    return tuple(_rounds(i) for i in range(256))
+
+
+_MODBUS_TABLE: Final = _modbus_table()
+
+
+def crc16_modbus(data: bytes | bytearray | memoryview) -> int:
+    """CRC-16/MODBUS (init 0xFFFF, reflected 0xA001, ``reg ^= byte`` first)."""
+    reg = 0xFFFF
+    table = _MODBUS_TABLE
+    for byte in data:
+        reg = (reg >> 8) ^ table[(reg ^ byte) & 0xFF]
+    return reg
+
+
+def crc_variant(data: bytes | bytearray | memoryview, variant: str) -> int:
+    """The CRC of ``data`` as a logger using ``variant`` prints it."""
+    if variant == ANNEX_A:
+        return crc16(data)
+    value = crc16_modbus(data)
+    if variant == MODBUS_SWAPPED:
+        return ((value & 0xFF) << 8) | (value >> 8)
+    if variant == MODBUS:
+        return value
+    raise ValueError(f"unknown CRC variant {variant!r}")
+
+
+def match_variant(
+    data: bytes | bytearray | memoryview, value: int, variants: tuple[str, ...]
+) -> str | None:
+    """Which of ``variants`` (other than Annex A, already checked) gives ``value``."""
+    if MODBUS in variants or MODBUS_SWAPPED in variants:
+        modbus = crc16_modbus(data)
+        if MODBUS in variants and value == modbus:
+            return MODBUS
+        if MODBUS_SWAPPED in variants and value == ((modbus & 0xFF) << 8) | (modbus >> 8):
+            return MODBUS_SWAPPED
+    return None

@@ -21,6 +21,7 @@ import contextlib
 import inspect
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
 from types import TracebackType
@@ -38,10 +39,15 @@ from .codec import (
     Message,
     answer_flag,
     encode,
+    encode_cp,
     format_time,
     new_qn,
+    parse_cp,
     parse_time,
+    restamp,
 )
+from .crc import ANNEX_A, crc_variant
+from .crypto import ENCRYPTED_KEY, decrypt_cp, encrypt_cp
 from .errors import Hj212Error
 from .stream import StreamDecoder
 
@@ -88,7 +94,13 @@ class Hj212Device:
         retries: int = 3,
         history_provider: HistoryProvider | None = None,
         clock: Callable[[], datetime] = timeutil.now,
+        crc: str = ANNEX_A,
+        length_offset: int = 0,
+        sm4_key: bytes | None = None,
     ) -> None:
+        """``crc``, ``length_offset`` and ``sm4_key`` make a logger of the kinds
+        found in the field: a MODBUS CRC (or its bytes swapped), a length field
+        counting 6 more, an HJ 212-2025 SM4-encrypted CP area."""
         self.host = host
         self.port = port
         self.mn = mn
@@ -99,10 +111,14 @@ class Hj212Device:
         self.retries = retries
         self.history_provider = history_provider
         self.clock = clock
+        self.crc = crc
+        self.length_offset = length_offset
+        self.sm4_key = sm4_key
         self.received: list[Message] = []  # every frame the host sent, in order
         self.errors: list[Hj212Error] = []  # frames from the host that did not decode
         self.time_set: list[datetime] = []  # SystemTime of each 1012
         self.history_requests: list[Message] = []
+        self.new_keys: list[str] = []  # NewSK of each 1014 from the host
         self.resends = 0
         self._inbox: asyncio.Queue[Message] = asyncio.Queue()
         self._waiters: dict[str, asyncio.Future[Message]] = {}
@@ -184,6 +200,14 @@ class Hj212Device:
             cp=cp or CpData(),
         )
 
+    def frame(self, message: Message) -> bytes:
+        """The frame this logger sends for ``message``: its CRC variant and
+        length field, the CP area encrypted if it has an SM4 key."""
+        if self.sm4_key is not None and (message.cp.fields or message.cp.pollutants):
+            encrypted = encrypt_cp(encode_cp(message.cp), self.sm4_key)
+            message = replace(message, cp=CpData({ENCRYPTED_KEY: encrypted}))
+        return restamp(encode(message), crc=self.crc, length_offset=self.length_offset)
+
     async def send_raw(self, data: bytes) -> None:
         """Write bytes as they are (tests: garbage, chunked and merged frames)."""
         if self._writer is None:
@@ -194,7 +218,9 @@ class Hj212Device:
     async def send(self, message: Message) -> Message | None:
         """Send ``message``; if it wants an answer (A = 1), wait for the 9014/9013
         echoing its QN, resending on timeout ``retries`` times."""
-        frame = encode(message)
+        return await self._send_frame(message, self.frame(message))
+
+    async def _send_frame(self, message: Message, frame: bytes) -> Message | None:
         if not message.needs_answer or message.qn is None:
             await self.send_raw(frame)
             return None
@@ -281,13 +307,25 @@ class Hj212Device:
         return reply
 
     async def send_split(
-        self, cn: str, ts: datetime, parts: Sequence[Values], *, item: str | None = None
+        self,
+        cn: str,
+        ts: datetime,
+        parts: Sequence[Values],
+        *,
+        item: str | None = None,
+        datatime_first_only: bool = False,
+        pad: int = 0,
     ) -> list[Message]:
         """One upload split over ``len(parts)`` packets (Flag D|A, PNUM/PNO), each
-        with its own QN and waiting for its own 9014 (Annex C Table C.50)."""
+        with its own QN and waiting for its own 9014 (Annex C Table C.50).
+
+        ``datatime_first_only``: DataTime in the first packet only, as some
+        loggers do; ``pad``: PNUM/PNO zero-padded to that many digits."""
         answers: list[Message] = []
         for pno, values in enumerate(parts, start=1):
             base = self.upload_message(cn, ts, values, item=item)
+            if datatime_first_only and pno > 1:
+                base = replace(base, cp=CpData({}, base.cp.pollutants))
             packet = Message(
                 qn=base.qn,
                 st=base.st,
@@ -299,10 +337,23 @@ class Hj212Device:
                 pno=pno,
                 cp=base.cp,
             )
-            reply = await self.send(packet)
+            reply = await (self._send_padded(packet, pad) if pad else self.send(packet))
             assert reply is not None
             answers.append(reply)
         return answers
+
+    async def _send_padded(self, packet: Message, pad: int) -> Message | None:
+        """``packet`` with PNUM/PNO written zero-padded (``PNUM=00000003``)."""
+        data = encode(packet)[6:-6].replace(
+            f";PNUM={packet.pnum};PNO={packet.pno};".encode(),
+            f";PNUM={packet.pnum:0{pad}d};PNO={packet.pno:0{pad}d};".encode(),
+        )
+        frame = b"##%04d%b%04X\r\n" % (
+            len(data) + self.length_offset,
+            data,
+            crc_variant(data, self.crc),
+        )
+        return await self._send_frame(packet, frame)
 
     async def request_time(self) -> Message:
         """1013 time-calibration request; returns the 9013 (the 1012 that
@@ -335,7 +386,9 @@ class Hj212Device:
 
     async def _read_loop(self) -> None:
         assert self._reader is not None
-        decoder = StreamDecoder()
+        decoder = StreamDecoder(
+            crc_variants=(ANNEX_A, self.crc), length_offsets=(0, self.length_offset)
+        )
         try:
             while True:
                 data = await self._reader.read(65536)
@@ -361,6 +414,14 @@ class Hj212Device:
                 future.exception()
 
     def _dispatch(self, message: Message) -> None:
+        encrypted = message.cp.fields.get(ENCRYPTED_KEY)
+        if encrypted is not None and self.sm4_key is not None:
+            try:
+                cp = parse_cp(f"&&{decrypt_cp(encrypted, self.sm4_key)}&&", [])
+            except Hj212Error as err:
+                self.errors.append(err)
+                return
+            message = replace(message, cp=cp)
         self.received.append(message)
         if message.cn in _ANSWER_CNS:
             future = self._waiters.get(message.qn or "")
@@ -369,6 +430,16 @@ class Hj212Device:
                 return
         elif message.cn == "1012":
             self._spawn(self._answer_set_time(message))
+            return
+        elif message.cn == "1014" and "NewSK" in message.cp.fields:
+            # HJ 212-2025 key distribution: take the key, confirm with 9011 + 9012.
+            self.new_keys.append(message.cp.fields["NewSK"])
+            self._spawn(
+                self.send_raw(
+                    self.frame(self._result(message, "9011", "QnRtn", 1))
+                    + self.frame(self._result(message, "9012", "ExeRtn", 1))
+                )
+            )
             return
         elif message.cn in HISTORY_CNS:
             self.history_requests.append(message)
@@ -402,18 +473,18 @@ class Hj212Device:
         )
 
     async def _refuse(self, request: Message) -> None:
-        await self.send_raw(encode(self._result(request, "9011", "QnRtn", 2)))
+        await self.send_raw(self.frame(self._result(request, "9011", "QnRtn", 2)))
 
     async def _answer_set_time(self, request: Message) -> None:
         value = request.cp.fields.get("SystemTime")
         try:
             when = parse_time(value or "", name="SystemTime")
         except Hj212Error:
-            await self.send_raw(encode(self._result(request, "9011", "QnRtn", 100)))
+            await self.send_raw(self.frame(self._result(request, "9011", "QnRtn", 100)))
             return
         await self.send_raw(
-            encode(self._result(request, "9011", "QnRtn", 1))
-            + encode(self._result(request, "9012", "ExeRtn", 1))
+            self.frame(self._result(request, "9011", "QnRtn", 1))
+            + self.frame(self._result(request, "9012", "ExeRtn", 1))
         )
         self.time_set.append(when)
         self._time_event.set()
@@ -424,12 +495,12 @@ class Hj212Device:
             begin = parse_time(request.cp.fields.get("BeginTime", ""), name="BeginTime")
             end = parse_time(request.cp.fields.get("EndTime", ""), name="EndTime")
         except Hj212Error:
-            await self.send_raw(encode(self._result(request, "9011", "QnRtn", 100)))
+            await self.send_raw(self.frame(self._result(request, "9011", "QnRtn", 100)))
             return
         if self.history_provider is None:
-            await self.send_raw(encode(self._result(request, "9011", "QnRtn", 2)))
+            await self.send_raw(self.frame(self._result(request, "9011", "QnRtn", 2)))
             return
-        await self.send_raw(encode(self._result(request, "9011", "QnRtn", 1)))
+        await self.send_raw(self.frame(self._result(request, "9011", "QnRtn", 1)))
         found = self.history_provider(request.cn, begin, end)
         uploads = await found if inspect.isawaitable(found) else found
         code = 1 if uploads else 100  # Table 6: 100 = no data
@@ -438,4 +509,4 @@ class Hj212Device:
                 await self.upload(request.cn, ts, values)
         except DeviceTimeout:
             code = 4  # communication timeout
-        await self.send_raw(encode(self._result(request, "9012", "ExeRtn", code)))
+        await self.send_raw(self.frame(self._result(request, "9012", "ExeRtn", code)))

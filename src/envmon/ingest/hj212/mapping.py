@@ -20,7 +20,7 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from functools import lru_cache
 from typing import Final
@@ -30,6 +30,7 @@ from envmon.parameters import Parameter
 from . import errors as e
 from .codec import Message
 from .codes import (
+    LEGACY_CODES,
     convert,
     default_unit,
     normalize_unit,
@@ -155,15 +156,52 @@ def _plain_code(code: str) -> _Code:
     return _code(code, None)
 
 
+_PERIOD_SPAN: Final = {"1h": timedelta(hours=1), "1d": timedelta(days=1)}
+
+
+def period_start(ts: datetime, period: str, *, labels_end: bool = False) -> datetime:
+    """The start of the period an hourly/daily/minute DataTime stands for.
+
+    By the standard DataTime is the period's start (§6.3.3), so it must sit on
+    the period's boundary (the hour; midnight Beijing for days): a 2061 at 17:57:59 is rejected rather than stored as one
+    more "hour".  A logger whose profile says ``period_time: end`` labels the
+    end: its DataTime is rounded to the nearest boundary and one period is
+    taken off.  ``ts`` is a Beijing-time aware datetime.
+    """
+    span = _PERIOD_SPAN.get(period)
+    if span is None:
+        return ts  # real-time: the sampling instant; minute data are not checked
+    day = ts.replace(hour=0, minute=0, second=0, microsecond=0)
+    offset = ts - day
+    if labels_end:
+        boundary = day + span * round(offset / span)
+        return boundary - span
+    if offset % span:
+        raise Hj212Error(
+            e.BAD_DATATIME,
+            f"DataTime {ts:%Y-%m-%d %H:%M:%S} of a {period} value is not the start of a "
+            f"{period} period (period_time: end in config/hj212.yaml if the logger labels "
+            "the end)",
+        )
+    return ts
+
+
 def upload_rows(
     message: Message,
     *,
     unit_overrides: Mapping[str, str] | None = None,
     minute_interval: int | None = None,
+    period_end: bool = False,
+    edition_units: Mapping[str, str] | None = None,
 ) -> tuple[datetime, str, list[Row]] | None:
     """DataTime, period and one :data:`Row` per value of a data upload; None
     for other commands.  What :func:`readings` returns, as plain tuples (the
     receiver's path: no object per value).
+
+    ``unit_overrides`` are keyed by HJ 212-2017 code; the HJ/T 212-2005 short
+    codes ("02" SO2 …) are units of their own edition (Annex B's, mg/m³ for the
+    gases) unless ``edition_units`` names them: an ambient µg/m³ override of
+    a21026 does not apply to a 2005 logger's "02".
     """
     kind = _BY_CN.get(message.cn)
     if kind is None:
@@ -172,6 +210,7 @@ def upload_rows(
     if ts is None:
         raise Hj212Error(e.MISSING_FIELD, f"CN={message.cn} upload without DataTime")
     period = kind.period or minute_period(message, minute_interval)
+    ts = period_start(ts, period, labels_end=period_end)
     overrides = {to_2017(k): v for k, v in unit_overrides.items()} if unit_overrides else None
     item = kind.item
     rows: list[Row] = []
@@ -182,7 +221,15 @@ def upload_rows(
             # Equipment status (SBxxx-RS), totals only (-Cou), -Info …: not a reading.
             continue
         flag = (flag.strip() or "N") if flag else "N"
-        known = _code(code, overrides.get(to_2017(code))) if overrides else _plain_code(code)
+        if code in LEGACY_CODES:
+            # Named by its own (short) code, or by the edition's units; never
+            # by the override of the 2017 code it translates to.
+            legacy = (edition_units or {}).get(code) or (unit_overrides or {}).get(code)
+            known = _code(code, legacy) if legacy else _plain_code(code)
+        elif overrides:
+            known = _code(code, overrides.get(to_2017(code)))
+        else:
+            known = _plain_code(code)
         param = known.parameter
         value: float | None = None
         problem: str | None = None
@@ -230,6 +277,8 @@ def readings(
     *,
     unit_overrides: Mapping[str, str] | None = None,
     minute_interval: int | None = None,
+    period_end: bool = False,
+    edition_units: Mapping[str, str] | None = None,
 ) -> list[ReadingCandidate]:
     """Reading candidates of a 2011/2051/2061/2031 upload; [] for other commands.
 
@@ -237,7 +286,13 @@ def readings(
     sends (e.g. ``{"a34004": "µg/m³"}``); without one the Annex B default is
     assumed.  Raise :class:`Hj212Error` if the upload has no usable DataTime.
     """
-    upload = upload_rows(message, unit_overrides=unit_overrides, minute_interval=minute_interval)
+    upload = upload_rows(
+        message,
+        unit_overrides=unit_overrides,
+        minute_interval=minute_interval,
+        period_end=period_end,
+        edition_units=edition_units,
+    )
     if upload is None:
         return []
     ts, period, rows = upload

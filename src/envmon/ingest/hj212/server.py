@@ -66,7 +66,8 @@ from envmon.schemas.readings import ReadingBatch, Rejection, Validator
 from envmon.settings import Settings
 
 from .archive import FrameArchive
-from .auth import load_secrets, normalize_mn
+from .auth import load_keys, load_secrets, normalize_mn
+from .records import RecordStore
 from .session import (
     SOURCE,
     AuthFailed,
@@ -579,7 +580,14 @@ class Hj212Server:
             secrets = load_secrets(settings.hj212_secrets_path, self.hj.passwords)
         if config is None:
             config = load_config(settings.hj212_config_path, catalog)
-        self.directory = Directory.build(catalog, secrets, config)
+        self.directory = Directory.build(
+            catalog,
+            secrets,
+            config,
+            load_keys(settings.hj212_secrets_path),
+            crc_auto=self.hj.crc_auto,
+        )
+        self.records = RecordStore(pool)  # 3019/3020 device info and logs, 2013 raw data
         self._own_archive = archive is None
         self.archive = archive or FrameArchive(settings.archive_dir, self.hj.archive_retention_days)
         self._pipeline = _Pipeline(
@@ -694,6 +702,7 @@ class Hj212Server:
                 await self._housekeeping
         await self._last_hours.close()
         await self._pipeline.stop()
+        await self.records.flush()
         if self._server is not None:
             await self._server.wait_closed()
         if self._own_archive:
@@ -710,6 +719,7 @@ class Hj212Server:
     async def flush(self) -> None:
         """Write what is queued now (tests, and a shutdown in two steps)."""
         await self._pipeline.flush()
+        await self.records.flush()
 
     # ------------------------------------------------------------------ connections
 
@@ -932,6 +942,8 @@ class Hj212Server:
                     self.stats.frames_rejected += 1
             self.stats.frames += len(out.archive)
         self._pipeline.put(out.readings, out.rejects)
+        if out.records:
+            self.records.put(out.records)
         for event in out.events:
             if isinstance(event, StationSeen):
                 self._seen(conn, event)
@@ -1080,5 +1092,6 @@ class Hj212Server:
                     self.archive.prune()
                 if not self._pipeline.pending:
                     self.archive.flush()
+                await self.records.flush()
             except Exception:
                 logger.exception("hj212 housekeeping failed")

@@ -27,33 +27,52 @@ catalog, the passwords and that config into one lookup by MN.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
-import yaml
-
-from envmon.catalog import KINDS, Catalog
-from envmon.errors import ConfigError
 from envmon.schemas.readings import RawReading, Rejection
 
 from .auth import check_password, normalize_mn
 from .codec import (
     PROTOCOLS,
     VERSION_2017,
+    CpData,
     Message,
     answer_frame,
+    cp_items,
     encode,
+    format_time,
     history_request,
     new_qn,
+    parse_cp,
+    parse_time,
+    restamp,
     set_time_request,
 )
-from .codes import convert, parameter_for, to_2017
+from .crc import ANNEX_A
+from .crypto import DECRYPT, ENCRYPTED_KEY, decrypt_cp, encrypt_cp
 from .errors import Hj212Error
-from .mapping import DATA_CNS, MIN_INTERVALS, upload_rows
+from .mapping import DATA_CNS, upload_rows
+from .profile import AUTO, Device, Directory, Hj212Config, StationConfig, load_config, parse_config
+from .records import RECORD_CNS, DeviceRecord
 from .stream import Frame, SplitAssembler, StreamDecoder
+
+logger = logging.getLogger(__name__)
+# Re-exported: the receiver's config and directory used to live here.
+__all__ = [
+    "Device",
+    "Directory",
+    "Hj212Config",
+    "Session",
+    "StationConfig",
+    "load_config",
+    "parse_config",
+]
+CN_NEW_KEY: Final = "1014"
+_MAX_NOTED: Final = 100_000
 
 SOURCE: Final = "hj212"
 CN_TIME_CALIBRATION: Final = "1013"
@@ -82,178 +101,6 @@ EXERTN_TEXT: Final = {
     "6": "system fault",
     "100": "no data",
 }
-
-
-# --------------------------------------------------------------------------- config
-
-
-@dataclass(frozen=True, slots=True)
-class StationConfig:
-    """One station's block of ``config/hj212.yaml``."""
-
-    unit_overrides: Mapping[str, str] = field(default_factory=dict)
-    minute_interval: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Hj212Config:
-    """Units the loggers send, by station kind and per station (HJ 212 code → unit).
-
-    Per-station entries are merged over their kind's defaults.
-    """
-
-    kind_units: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
-    stations: Mapping[str, StationConfig] = field(default_factory=dict)
-
-    def unit_overrides(self, station_id: str, kind: str) -> dict[str, str]:
-        merged = dict(self.kind_units.get(kind, {}))
-        block = self.stations.get(station_id)
-        if block is not None:
-            merged.update(block.unit_overrides)
-        return merged
-
-    def minute_interval(self, station_id: str) -> int | None:
-        block = self.stations.get(station_id)
-        return None if block is None else block.minute_interval
-
-
-def load_config(path: Path, catalog: Catalog | None = None) -> Hj212Config:
-    """Read ``config/hj212.yaml``; a missing file means no overrides.
-
-    Raise :class:`ConfigError` listing every problem: unknown keys or kinds,
-    unknown units or units that cannot be converted to the parameter's unit,
-    station ids not in ``catalog``, minute intervals not in Table 4's list.
-    """
-    if not path.exists():
-        return Hj212Config()
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as err:
-        raise ConfigError(f"{path}: cannot read the HJ 212 config: {err}") from err
-    return parse_config(data or {}, catalog, where=str(path))
-
-
-def parse_config(data: Any, catalog: Catalog | None = None, *, where: str = "hj212") -> Hj212Config:
-    """Validate the parsed YAML of ``config/hj212.yaml`` (see :func:`load_config`)."""
-    problems: list[str] = []
-    if not isinstance(data, dict):
-        raise ConfigError(f"{where}: expected a mapping with 'unit_overrides:' and 'stations:'")
-    for key in data:
-        if key not in ("unit_overrides", "stations"):
-            problems.append(f"unknown top-level key {key!r}")
-    kind_units: dict[str, dict[str, str]] = {}
-    defaults = data.get("unit_overrides") or {}
-    if not isinstance(defaults, dict):
-        problems.append("'unit_overrides' must map a station kind to {code: unit}")
-        defaults = {}
-    for kind, units in defaults.items():
-        if kind not in KINDS:
-            problems.append(f"unit_overrides: unknown station kind {kind!r} ({'|'.join(KINDS)})")
-            continue
-        kind_units[kind] = _units(units, f"unit_overrides.{kind}", problems)
-    stations: dict[str, StationConfig] = {}
-    blocks = data.get("stations") or {}
-    if not isinstance(blocks, dict):
-        problems.append("'stations' must map a station id to its block")
-        blocks = {}
-    for station_id, block in blocks.items():
-        label = f"stations.{station_id}"
-        if catalog is not None and station_id not in catalog.by_id:
-            problems.append(f"{label}: no such station in the catalog")
-        if not isinstance(block, dict):
-            problems.append(f"{label}: expected a mapping")
-            continue
-        for key in block:
-            if key not in ("unit_overrides", "minute_interval"):
-                problems.append(f"{label}: unknown key {key!r}")
-        interval = block.get("minute_interval")
-        if interval is not None and (
-            not isinstance(interval, int)
-            or isinstance(interval, bool)
-            or interval not in MIN_INTERVALS
-        ):
-            problems.append(
-                f"{label}.minute_interval: {interval!r} is not one of "
-                f"{sorted(MIN_INTERVALS)} (HJ 212-2017 Table 4 MinInterval)"
-            )
-            interval = None
-        stations[str(station_id)] = StationConfig(
-            _units(block.get("unit_overrides") or {}, f"{label}.unit_overrides", problems),
-            interval,
-        )
-    if problems:
-        raise ConfigError(f"{where}: " + "; ".join(problems))
-    return Hj212Config(kind_units, stations)
-
-
-def _units(raw: Any, label: str, problems: list[str]) -> dict[str, str]:
-    if not isinstance(raw, dict):
-        problems.append(f"{label}: expected a mapping HJ 212 code → unit")
-        return {}
-    out: dict[str, str] = {}
-    for code, unit in raw.items():
-        if not isinstance(code, str) or not isinstance(unit, str):
-            problems.append(f"{label}: {code!r}: {unit!r} must be text (quote codes and units)")
-            continue
-        param = parameter_for(code)
-        try:
-            convert(1, unit, param.unit if param is not None else unit)
-        except Hj212Error as err:
-            problems.append(f"{label}.{code}: {err.detail}")
-            continue
-        out[to_2017(code)] = unit
-    return out
-
-
-# --------------------------------------------------------------------------- directory
-
-
-@dataclass(frozen=True, slots=True)
-class Device:
-    """What the receiver knows about the logger with one MN."""
-
-    mn: str
-    station_id: str
-    kind: str
-    password: str | None = field(default=None, repr=False)
-    unit_overrides: Mapping[str, str] = field(default_factory=dict)
-    minute_interval: int | None = None
-
-
-class Directory:
-    """Devices by MN (case-insensitive)."""
-
-    def __init__(self, devices: Iterable[Device]) -> None:
-        self._by_mn = {normalize_mn(d.mn): d for d in devices}
-
-    @classmethod
-    def build(
-        cls, catalog: Catalog, secrets: Mapping[str, str], config: Hj212Config | None = None
-    ) -> Directory:
-        config = config or Hj212Config()
-        upper = {normalize_mn(k): v for k, v in secrets.items()}
-        return cls(
-            Device(
-                mn=s.mn,
-                station_id=s.id,
-                kind=s.kind,
-                password=upper.get(normalize_mn(s.mn)),
-                unit_overrides=config.unit_overrides(s.id, s.kind),
-                minute_interval=config.minute_interval(s.id),
-            )
-            for s in catalog.stations
-            if s.mn
-        )
-
-    def get(self, mn: str) -> Device | None:
-        return self._by_mn.get(normalize_mn(mn))
-
-    def __len__(self) -> int:
-        return len(self._by_mn)
-
-    def without_password(self) -> list[str]:
-        """MNs that can never authenticate (for a warning at start-up)."""
-        return sorted(mn for mn, d in self._by_mn.items() if d.password is None)
 
 
 # --------------------------------------------------------------------------- output
@@ -379,6 +226,7 @@ class Output:
     rejects: list[Rejection] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
     archive: list[ArchiveEntry] = field(default_factory=list)
+    records: list[DeviceRecord] = field(default_factory=list)
     close_reason: str | None = None
 
     @property
@@ -396,6 +244,9 @@ class _Peer:
     mn: str  # as the device spells it
     st: str
     version: int
+    crc: str = ANNEX_A  # how its frames are checked: the host answers alike
+    length_offset: int = 0
+    encrypted: bool = False  # it encrypts its data segments: so does the host
 
 
 @dataclass(slots=True)
@@ -423,13 +274,6 @@ def frame_text(raw: bytes) -> str:
     return raw.decode("utf-8", "backslashreplace").rstrip("\r\n")
 
 
-def _split_key(message: Message) -> tuple[str, str, str]:
-    # Same grouping as SplitAssembler: DataTime first, QN without one.
-    data_time = message.cp.fields.get("DataTime")
-    tag = f"DataTime={data_time}" if data_time is not None else f"QN={message.qn}"
-    return (message.mn, message.cn, tag)
-
-
 class Session:
     """The protocol state of one device connection (see the module doc)."""
 
@@ -452,7 +296,11 @@ class Session:
         self.auth_failures = 0
         self.frames = 0
         self._errors = 0  # undecodable frames since the last good one
-        self._decoder = StreamDecoder(max_buffer=max_buffer)
+        self._decoder = StreamDecoder(
+            max_buffer=max_buffer,
+            crc_variants=directory.crc_variants,
+            length_offsets=directory.length_offsets,
+        )
         self._splits = SplitAssembler(timeout=split_timeout, max_groups=max_split_groups)
         self._split_raw: dict[tuple[str, str, str], _SplitRaw] = {}
         self._max_split_groups = max_split_groups
@@ -504,20 +352,37 @@ class Session:
             self._auth_failed(frame, message, device, problem or "", out)
             return out
         self._errors = 0
+        was_encrypted = ENCRYPTED_KEY in message.cp.fields
+        try:
+            self._check_framing(message, device)
+            message = self._decrypt(message, device)
+        except Hj212Error as err:
+            out.archive.append(ArchiveEntry(message.mn, "rejected", frame.raw))
+            out.rejects.append(
+                Rejection(SOURCE, frame_text(frame.raw), str(err), station_id=device.station_id)
+            )
+            return out
         out.archive.append(ArchiveEntry(message.mn, "ok", frame.raw))
+        self._note(device, message)
         key = normalize_mn(message.mn)
         version = message.version if message.version in PROTOCOLS else VERSION_2017
         peer = self._peers.get(key)
         if peer is None:
             out.events.append(StationSeen(message.mn, device.station_id))
-        if peer is None or (peer.mn, peer.st, peer.version) != (message.mn, message.st, version):
-            self._peers[key] = _Peer(message.mn, message.st, version)
+        encrypted = was_encrypted or bool(peer and peer.encrypted)
+        seen = _Peer(message.mn, message.st, version, message.crc, message.length_offset, encrypted)
+        if peer != seen:
+            self._peers[key] = peer = seen
 
         reply = answer_frame(message)
         if reply is not None:
-            out.replies.append(reply)
+            out.replies.append(restamp(reply, crc=peer.crc, length_offset=peer.length_offset))
         if message.cn == CN_TIME_CALIBRATION:
             out.replies.append(self._set_time(device, now=now, mono=mono))
+        elif message.cn == CN_NEW_KEY:
+            self._new_key(device, message, now, out)
+        elif message.cn in RECORD_CNS:
+            self._record(message, device, frame, out)
         elif message.cn in (CN_REQUEST_ANSWER, CN_EXECUTION_RESULT):
             self._result(message, mono, out)
         if message.cn in DATA_CNS:
@@ -591,7 +456,7 @@ class Session:
         self._pending[qn] = _Request(
             "history", qn, peer.mn, device, mono, cn=cn, begin=begin, end=end
         )
-        return encode(message)
+        return self._to_device(peer, device, message)
 
     # ------------------------------------------------------------------ internals
 
@@ -636,7 +501,124 @@ class Session:
             peer.mn, device.password or "", now, st=peer.st, qn=qn, version=peer.version
         )
         self._pending[qn] = _Request("set_time", qn, peer.mn, device, mono)
-        return encode(request)
+        return self._to_device(peer, device, request)
+
+    def _check_framing(self, message: Message, device: Device) -> None:
+        """The frame's CRC variant and length field against the device's profile."""
+        mn = normalize_mn(device.mn)
+        if device.crc == AUTO:
+            learned = self.directory.learned.get(mn)
+            if learned != message.crc:
+                self.directory.learned[mn] = message.crc
+                logger.info(
+                    "hj212 device crc variant station=%s mn=%s crc=%s%s",
+                    device.station_id,
+                    device.mn,
+                    message.crc,
+                    "" if learned is None else f" (was {learned})",
+                )
+        elif message.crc != device.crc:
+            raise Hj212Error(
+                "crc_mismatch",
+                f"the CRC is {message.crc}, the profile of station {device.station_id} says "
+                f"{device.crc} (config/hj212.yaml crc:)",
+            )
+        if message.length_offset not in (0, device.profile.length_offset):
+            raise Hj212Error(
+                "length_mismatch",
+                f"length field exceeds the data segment by {message.length_offset}; the "
+                f"profile of station {device.station_id} says standard (config/hj212.yaml length:)",
+            )
+
+    def _decrypt(self, message: Message, device: Device) -> Message:
+        """An HJ 212-2025 SM4-encrypted CP area, decrypted (or the message as it is)."""
+        value = message.cp.fields.get(ENCRYPTED_KEY)
+        if value is None:
+            if device.profile.encryption == "sm4" and message.cn in DATA_CNS:
+                raise Hj212Error(
+                    DECRYPT,
+                    f"station {device.station_id} encrypts its uploads (profile "
+                    "encryption: sm4), this one is in clear",
+                )
+            return message
+        if device.sm4_key is None:
+            raise Hj212Error(DECRYPT, f"no SM4 key configured for MN {message.mn}")
+        text = decrypt_cp(value, device.sm4_key)
+        warnings: list[str] = []
+        try:
+            cp = parse_cp(f"&&{text}&&", warnings)
+            if "DataTime" in cp.fields:
+                parse_time(cp.fields["DataTime"])
+        except Hj212Error as err:
+            raise Hj212Error(DECRYPT, f"decrypted CP area is not valid: {err}") from err
+        return replace(message, cp=cp, warnings=(*message.warnings, *warnings))
+
+    def _note(self, device: Device, message: Message) -> None:
+        """Log each tolerated deviation once per device (the frame archive keeps all)."""
+        notes = list(message.warnings)
+        if message.resend:
+            notes.append("RF=1 resend: its values replace the stored ones")
+        noted = self.directory.noted
+        for text in notes:
+            key = (device.station_id, text)
+            if key in noted:
+                continue
+            if len(noted) >= _MAX_NOTED:
+                noted.clear()
+            noted.add(key)
+            logger.info(
+                "hj212 deviation station=%s mn=%s cn=%s: %s",
+                device.station_id,
+                device.mn,
+                message.cn,
+                text,
+            )
+
+    def _to_device(self, peer: _Peer, device: Device, message: Message) -> bytes:
+        """A host request as this device expects it: its CRC variant and length
+        field, its CP area SM4-encrypted if the device encrypts."""
+        if peer.encrypted and device.sm4_key is not None and message.cp.fields:
+            content = encode(message)[6:-6].decode("utf-8").split("CP=&&", 1)[1][:-2]
+            message = replace(
+                message, cp=CpData({ENCRYPTED_KEY: encrypt_cp(content, device.sm4_key)})
+            )
+        return restamp(encode(message), crc=peer.crc, length_offset=peer.length_offset)
+
+    def _new_key(self, device: Device, message: Message, now: datetime, out: Output) -> None:
+        """HJ 212-2025 1014: the device asks for its key (caoyiliang/HJ212: the host
+        answers 9013, then sends 1014 with ``SKCreateTime`` and ``NewSK``)."""
+        if device.sm4_key is None or device.password is None:
+            logger.warning(
+                "hj212 key request without a configured SM4 key station=%s mn=%s",
+                device.station_id,
+                device.mn,
+            )
+            return
+        peer = self._peers[normalize_mn(device.mn)]
+        created = message.cp.fields.get("SKCreateTime") or format_time(now)
+        request = Message(
+            qn=self._qn(now),
+            st=peer.st,
+            cn=CN_NEW_KEY,
+            pw=device.password,
+            mn=peer.mn,
+            flag=(peer.version << 2) | 1,
+            cp=CpData({"SKCreateTime": created, "NewSK": device.sm4_key.hex().upper()}),
+        )
+        out.replies.append(self._to_device(peer, device, request))
+
+    def _record(self, message: Message, device: Device, frame: Frame, out: Output) -> None:
+        data_time = message.cp.fields.get("DataTime")
+        out.records.append(
+            DeviceRecord(
+                device.station_id,
+                message.mn,
+                message.cn,
+                parse_time(data_time) if data_time else None,
+                tuple(cp_items(message.cp)),
+                frame_text(frame.raw),
+            )
+        )
 
     def _result(self, message: Message, mono: float, out: Output) -> None:
         request = self._pending.get(message.qn or "")
@@ -688,7 +670,7 @@ class Session:
     def _split(
         self, frame: Frame, message: Message, device: Device, mono: float, out: Output
     ) -> None:
-        key = _split_key(message)
+        key = self._splits.key_for(message)
         held = self._split_raw.get(key)
         if held is None:
             if len(self._split_raw) >= self._max_split_groups:
@@ -705,7 +687,7 @@ class Session:
                     )
                 )
                 continue
-            done = self._split_raw.pop(_split_key(item), None)
+            done = self._split_raw.pop(key, None)
             raw = "\n".join(done.texts) if done is not None else frame_text(frame.raw)
             self._ingest(item, device, raw, out)
 
@@ -715,6 +697,8 @@ class Session:
                 message,
                 unit_overrides=device.unit_overrides,
                 minute_interval=device.minute_interval,
+                period_end=device.profile.period_end,
+                edition_units=device.profile.edition_units,
             )
         except Hj212Error as err:
             out.rejects.append(Rejection(SOURCE, raw, str(err), station_id=device.station_id))

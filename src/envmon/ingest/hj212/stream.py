@@ -12,6 +12,7 @@ from typing import Final
 
 from . import errors as e
 from .codec import FLAG_A, FLAG_D, CpData, Message, decode
+from .crc import ANNEX_A
 from .errors import Hj212Error
 
 _HASH: Final = 0x23  # '#'
@@ -52,10 +53,20 @@ class StreamDecoder:
     compacted once per call, and the CRLF search resumes where it stopped.
     """
 
-    def __init__(self, *, max_buffer: int = 65536) -> None:
+    def __init__(
+        self,
+        *,
+        max_buffer: int = 65536,
+        crc_variants: tuple[str, ...] = (ANNEX_A,),
+        length_offsets: tuple[int, ...] = (0,),
+    ) -> None:
         if max_buffer < 64:
             raise ValueError("max_buffer must be at least 64 bytes")
         self._max = max_buffer
+        # What decode() may accept besides the standard (the receiver's device
+        # profiles say which device may use which).
+        self._crc_variants = crc_variants
+        self._length_offsets = length_offsets
         self._buf = bytearray()
         # Offset from the current frame start up to which CRLF was searched.
         self._scanned = 0
@@ -88,7 +99,16 @@ class StreamDecoder:
         if rest.startswith(b"##"):
             self._flush_junk(events)
             try:
-                events.append(Frame(rest, decode(rest)))
+                events.append(
+                    Frame(
+                        rest,
+                        decode(
+                            rest,
+                            crc_variants=self._crc_variants,
+                            length_offsets=self._length_offsets,
+                        ),
+                    )
+                )
             except Hj212Error as err:
                 events.append(
                     Frame(
@@ -185,7 +205,16 @@ class StreamDecoder:
         """Decode ``buf[pos:end]``, append its event, return the next position."""
         candidate = bytes(buf[pos:end])
         try:
-            events.append(Frame(candidate, decode(candidate)))
+            events.append(
+                Frame(
+                    candidate,
+                    decode(
+                        candidate,
+                        crc_variants=self._crc_variants,
+                        length_offsets=self._length_offsets,
+                    ),
+                )
+            )
             return end
         except Hj212Error as err:
             inner = candidate.find(b"##", 2)
@@ -196,7 +225,14 @@ class StreamDecoder:
         # lacks its CRLF); report it alone and resume at the inner frame.
         head = candidate[:inner]
         try:
-            events.append(Frame(head, decode(head)))
+            events.append(
+                Frame(
+                    head,
+                    decode(
+                        head, crc_variants=self._crc_variants, length_offsets=self._length_offsets
+                    ),
+                )
+            )
         except Hj212Error as err:
             events.append(
                 Frame(
@@ -282,9 +318,31 @@ class SplitAssembler:
         self._max_groups = max_groups
         self._max_parts = max_parts
         self._groups: dict[tuple[str, str, str], _Group] = {}
+        # The group each (MN, CN) opened last: later packets of loggers that
+        # put DataTime in the first packet only (and a QN of their own in each)
+        # belong to it.
+        self._latest: dict[tuple[str, str], tuple[str, str, str]] = {}
 
     def __len__(self) -> int:
         return len(self._groups)
+
+    def key_for(self, message: Message) -> tuple[str, str, str]:
+        """The group a packet belongs to (MN, CN, DataTime or QN); a later packet
+        without DataTime joins the group its MN and CN opened last with one."""
+        key = _group_key(message)
+        if "DataTime" not in message.cp.fields and (message.pno or 0) > 1:
+            latest = self._latest.get((message.mn, message.cn))
+            group = self._groups.get(latest) if latest is not None else None
+            # Only a group whose first packet had the DataTime: without any,
+            # packets are grouped by QN.
+            if (
+                latest is not None
+                and group is not None
+                and group.pnum == message.pnum
+                and latest[2].startswith("DataTime=")
+            ):
+                return latest
+        return key
 
     def add(self, message: Message, now: float) -> list[Message | Hj212Error]:
         """Take one packet; return a merged message when a group completes,
@@ -300,7 +358,7 @@ class SplitAssembler:
                     f"max_parts={self._max_parts}",
                 )
             ]
-        key = _group_key(message)
+        key = self.key_for(message)
         group = self._groups.get(key)
         if group is not None and group.pnum != message.pnum:
             del self._groups[key]
@@ -318,6 +376,9 @@ class SplitAssembler:
                 out.append(_incomplete(oldest, self._groups.pop(oldest), "evicted (max_groups)"))
             group = _Group(message.pnum, now, now)
             self._groups[key] = group
+            if len(self._latest) > 4 * self._max_groups:
+                self._latest.clear()
+            self._latest[(message.mn, message.cn)] = key
         group.last_seen = now
         # A repeated PNO is a retransmission (the 9014 got lost): keep the first.
         group.parts.setdefault(message.pno, message)
