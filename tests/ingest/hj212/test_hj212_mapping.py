@@ -24,7 +24,6 @@ from envmon.ingest.hj212.codes import DEFAULT_UNITS, scale_exponent, scale_text
 from envmon.ingest.hj212.mapping import upload_rows
 from envmon.parameters import BY_HJ212
 from envmon.timeutil import BEIJING
-from envmon.timeutil import BEIJING
 
 MN = "010000A8900016F000169DC0"
 

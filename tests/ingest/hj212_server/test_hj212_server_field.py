@@ -172,7 +172,7 @@ async def test_sm4_upload_stored_with_the_right_key_refused_with_a_wrong_one(
             reply = await dev.send(dev.message("1014", CpData({"SKCreateTime": "20250601080000"})))
             assert reply is not None and reply.cn == "9013"
             async with asyncio.timeout(3):
-                while not dev.new_keys:
+                while not dev.new_keys:  # noqa: ASYNC110 (a list filled by the device)
                     await asyncio.sleep(0.02)
             assert dev.new_keys == [KEY.hex().upper()]
         async with hj.device(srv, SM4, version=2, sm4_key=WRONG, retries=0, timeout=0.5) as bad:
