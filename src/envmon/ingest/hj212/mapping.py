@@ -164,8 +164,8 @@ def period_start(ts: datetime, period: str, *, labels_end: bool = False) -> date
 
     By the standard DataTime is the period's start (§6.3.3), so it must sit on
     the period's boundary (the hour; midnight Beijing for days): a 2061 at
-    17:57:59 is rejected rather than stored as one more "hour".  A logger whose profile says ``period_time: end`` labels the
-    end: its DataTime is rounded to the nearest boundary and one period is
+    17:57:59 is rejected rather than stored as one more "hour".  A logger whose
+    profile says ``period_time: end`` labels the end: its DataTime is rounded to the nearest boundary and one period is
     taken off.  ``ts`` is a Beijing-time aware datetime.
     """
     span = _PERIOD_SPAN.get(period)
