@@ -160,13 +160,14 @@ _PERIOD_SPAN: Final = {"1h": timedelta(hours=1), "1d": timedelta(days=1)}
 
 
 def period_start(ts: datetime, period: str, *, labels_end: bool = False) -> datetime:
-    """The start of the period an hourly/daily/minute DataTime stands for.
+    """The start of the period an hourly or daily DataTime stands for.
 
     By the standard DataTime is the period's start (§6.3.3), so it must sit on
     the period's boundary (the hour; midnight Beijing for days): a 2061 at
     17:57:59 is rejected rather than stored as one more "hour".  A logger whose
-    profile says ``period_time: end`` labels the end: its DataTime is rounded to the nearest boundary and one period is
-    taken off.  ``ts`` is a Beijing-time aware datetime.
+    profile says ``period_time: end`` labels the end: its DataTime is rounded
+    to the nearest boundary and one period is taken off.  ``ts`` is a
+    Beijing-time aware datetime.
     """
     span = _PERIOD_SPAN.get(period)
     if span is None:
