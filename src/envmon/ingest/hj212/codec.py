@@ -582,20 +582,6 @@ def _parse_cp_general(content: str, warnings: list[str]) -> CpData:
     return CpData(fields, pollutants, content)
 
 
-def cp_items(cp: CpData) -> list[tuple[str, str]]:
-    """Every ``key=value`` of the CP area in order, repeated keys included
-    (3020 sends one ``PolId`` group after another); list values joined by ','."""
-    items: list[tuple[str, str]] = []
-    for item in cp.raw.split(";"):
-        for part in item.split(","):
-            key, sep, value = part.strip().partition("=")
-            if sep:
-                items.append((key.strip(), value.strip()))
-            elif key and items:
-                items[-1] = (items[-1][0], f"{items[-1][1]},{key.strip()}")
-    return items
-
-
 # --------------------------------------------------------------------------- encode
 
 

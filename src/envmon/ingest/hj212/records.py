@@ -19,6 +19,8 @@ from typing import Any, Final
 import psycopg
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
+from .codec import CpData
+
 logger = logging.getLogger(__name__)
 
 INFO_CNS: Final = frozenset({"3019", "3020"})
@@ -39,6 +41,20 @@ INSERT INTO hj212_device_event (station_id, mn, cn, data_time, items, raw)
 SELECT * FROM unnest(%(station)s::text[], %(mn)s::text[], %(cn)s::text[],
                      %(ts)s::timestamptz[], %(items)s::jsonb[], %(raw)s::text[])
 """
+
+
+def cp_items(cp: CpData) -> list[tuple[str, str]]:
+    """Every ``key=value`` of the CP area in order, repeated keys included
+    (3020 sends one ``PolId`` group after another); list values joined by ','."""
+    items: list[tuple[str, str]] = []
+    for item in cp.raw.split(";"):
+        for part in item.split(","):
+            key, sep, value = part.strip().partition("=")
+            if sep:
+                items.append((key.strip(), value.strip()))
+            elif key and items:
+                items[-1] = (items[-1][0], f"{items[-1][1]},{key.strip()}")
+    return items
 
 
 @dataclass(frozen=True, slots=True)

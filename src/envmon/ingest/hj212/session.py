@@ -42,7 +42,6 @@ from .codec import (
     CpData,
     Message,
     answer_frame,
-    cp_items,
     encode,
     format_time,
     history_request,
@@ -57,7 +56,7 @@ from .crypto import DECRYPT, ENCRYPTED_KEY, decrypt_cp, encrypt_cp
 from .errors import Hj212Error
 from .mapping import DATA_CNS, upload_rows
 from .profile import AUTO, Device, Directory, Hj212Config, StationConfig, load_config, parse_config
-from .records import RECORD_CNS, DeviceRecord
+from .records import RECORD_CNS, DeviceRecord, cp_items
 from .stream import Frame, SplitAssembler, StreamDecoder
 
 logger = logging.getLogger(__name__)
