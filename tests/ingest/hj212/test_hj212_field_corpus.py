@@ -4,8 +4,9 @@ Each ``field/<case>/input.bin`` is what one implementation sends or parses
 (README.md names the source); ``expected.json`` says how envmon reads it with
 the given device profile (``crc_variants``, ``length_offsets``): per frame the
 error reason, or the command, the CRC variant that matched, the answer and the
-readings (Annex B default units: no station override).  Split cases are reassembled by a :class:`SplitAssembler`; 3019/3020
-uploads list their items in order (repeated ``PolId`` groups included).
+readings (Annex B default units: no station override).  Split cases are
+reassembled by a :class:`SplitAssembler`; 3019/3020 uploads list their items
+in order (repeated ``PolId`` groups included).
 """
 
 from __future__ import annotations
