@@ -20,9 +20,11 @@ import yaml
 from envmon.catalog import Station
 from envmon.ingest.hj212 import CpData, crc16, encode
 from envmon.ingest.hj212.device import DeviceTimeout, Hj212Device
+from envmon.ingest.hj212.profile import load_config
+from envmon.simulate.loggers import SimulatedLoggers
 from envmon.timeutil import BEIJING
 
-from .conftest import AIR, CATALOG, PASSWORDS, Harness
+from .conftest import AIR, CATALOG, PASSWORDS, REPO, Harness
 
 T0 = datetime(2025, 6, 1, 8, tzinfo=BEIJING)
 KEY = bytes.fromhex("0123456789ABCDEFFEDCBA9876543210")
@@ -253,3 +255,37 @@ async def test_a_2005_logger_so2_in_mg_is_converted(hj: Harness) -> None:
         ("co", "1h", T0, 0.8),
         ("so2", "1h", T0, 12.0),
     ]
+
+
+async def test_simulated_loggers_of_every_kind_are_stored(hj: Harness) -> None:
+    # The demo's loggers (make run) follow config/hj212.yaml: MODBUS, swapped + 6,
+    # 2005, SM4 (and split: the fifth station), auto — all stored, nothing refused.
+    stations = [AIR, MODBUS, SWAPPED, EDITION_2005, SM4, AUTO]
+    keys = {s.mn: bytes([i]) * 16 for i, s in enumerate(stations, start=1) if s.mn}
+    write_keys(hj.tmp_path / "hj212-secrets.yaml", keys)
+    hour = datetime(2025, 6, 1, 8, tzinfo=BEIJING)
+    async with hj.server() as srv:
+        loggers = SimulatedLoggers(
+            stations,
+            "127.0.0.1",
+            srv.port,
+            {mn.upper(): pw for mn, pw in PASSWORDS.items()},
+            seed=7,
+            interval_s=3600.0,
+            run_loop=False,
+            config=load_config(REPO / "config" / "hj212.yaml"),
+            keys=keys,
+        )
+        async with loggers:
+            assert loggers.split == {SM4.id}
+            await loggers.send_hour(hour)
+        assert (loggers.sent, loggers.failures) == (len(stations), 0)
+        await srv.flush()
+    assert await rejected(hj) == []
+    for s in stations:
+        rows = await values_of(hj, s.id)
+        assert {(period, ts) for _, period, ts, _ in rows} == {("1h", hour)}, s.id
+        assert {p for p, *_ in rows} >= {"pm25", "so2", "co"}, s.id
+    # The 2005 logger sent SO2 in mg/m³ ("02"); stored in µg/m³ like the others.
+    (so2,) = [v for p, _, _, v in await values_of(hj, EDITION_2005.id) if p == "so2"]
+    assert so2 > 1

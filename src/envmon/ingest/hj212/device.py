@@ -344,7 +344,7 @@ class Hj212Device:
 
     async def _send_padded(self, packet: Message, pad: int) -> Message | None:
         """``packet`` with PNUM/PNO written zero-padded (``PNUM=00000003``)."""
-        data = encode(packet)[6:-6].replace(
+        data = self.frame(packet)[6:-6].replace(
             f";PNUM={packet.pnum};PNO={packet.pno};".encode(),
             f";PNUM={packet.pnum:0{pad}d};PNO={packet.pno:0{pad}d};".encode(),
         )
