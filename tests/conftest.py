@@ -12,7 +12,6 @@ import itertools
 import os
 import shutil
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -94,20 +93,11 @@ def db_url(admin_dsn: str, template_db: str) -> Iterator[str]:
     """A fresh, migrated database for one test."""
     name = f"envmon_test_{os.getpid()}_{next(_counter)}"
     with psycopg.connect(admin_dsn, autocommit=True) as conn:
-        for attempt in range(50):
-            try:
-                conn.execute(
-                    sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
-                        sql.Identifier(name), sql.Identifier(template_db)
-                    )
-                )
-                break
-            except psycopg.errors.ObjectInUse:
-                # A background worker (TimescaleDB's scheduler) visits the
-                # template now and then: cloning waits until it has left.
-                if attempt == 49:
-                    raise
-                time.sleep(0.1)
+        conn.execute(
+            sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+                sql.Identifier(name), sql.Identifier(template_db)
+            )
+        )
     yield _with_db(admin_dsn, name)
     with psycopg.connect(admin_dsn, autocommit=True) as conn:
         conn.execute(

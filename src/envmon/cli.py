@@ -530,7 +530,7 @@ async def _simulate_over_hj212(
         seed=args.seed,
         interval_s=3600.0,
         run_loop=False,
-        config=load_config(settings.config_dir / "hj212.yaml"),
+        config=load_config(settings.hj212_config_path),
         keys=load_keys(settings.hj212_secrets_path),
     )
     t0 = time.monotonic()

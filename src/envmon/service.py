@@ -364,7 +364,7 @@ async def service(settings: Settings) -> AsyncIterator[dict[str, Any]]:
                         secrets,
                         seed=settings.simulator.seed,
                         interval_s=settings.simulator.live_interval_s,
-                        config=load_config(settings.config_dir / "hj212.yaml"),
+                        config=load_config(settings.hj212_config_path),
                         keys=load_keys(settings.hj212_secrets_path),
                     )
                 )
