@@ -368,10 +368,20 @@ class Session:
         peer = self._peers.get(key)
         if peer is None:
             out.events.append(StationSeen(message.mn, device.station_id))
-        encrypted = was_encrypted or bool(peer and peer.encrypted)
-        seen = _Peer(message.mn, message.st, version, message.crc, message.length_offset, encrypted)
-        if peer != seen:
-            self._peers[key] = peer = seen
+        if (
+            peer is None
+            or peer.mn != message.mn
+            or peer.st != message.st
+            or peer.version != version
+            or peer.crc != message.crc
+            or peer.length_offset != message.length_offset
+            or (was_encrypted and not peer.encrypted)
+        ):
+            encrypted = was_encrypted or bool(peer and peer.encrypted)
+            peer = _Peer(
+                message.mn, message.st, version, message.crc, message.length_offset, encrypted
+            )
+            self._peers[key] = peer
 
         reply = answer_frame(message)
         if reply is not None:
@@ -504,6 +514,8 @@ class Session:
 
     def _check_framing(self, message: Message, device: Device) -> None:
         """The frame's CRC variant and length field against the device's profile."""
+        if message.crc == device.crc and not message.length_offset:
+            return  # the usual case: as the profile says (Annex A by default)
         mn = normalize_mn(device.mn)
         if device.crc == AUTO:
             learned = self.directory.learned.get(mn)
