@@ -172,9 +172,9 @@ def period_start(ts: datetime, period: str, *, labels_end: bool = False) -> date
     span = _PERIOD_SPAN.get(period)
     if span is None:
         return ts  # real-time: the sampling instant; minute data are not checked
-    if not labels_end and not (ts.minute or ts.second or ts.microsecond):
-        if period == "1h" or not ts.hour:
-            return ts  # on the boundary (nearly every upload)
+    on_hour = not (ts.minute or ts.second or ts.microsecond)
+    if not labels_end and on_hour and (period == "1h" or not ts.hour):
+        return ts  # on the boundary (nearly every upload)
     day = ts.replace(hour=0, minute=0, second=0, microsecond=0)
     offset = ts - day
     if labels_end:
