@@ -48,13 +48,11 @@ class Counters:
     started: float = field(default_factory=time.monotonic)
     readings: int = 0
     batches: int = 0
-    last_batch_at: float | None = None
     by_source: dict[str, int] = field(default_factory=dict)
 
     async def on_batch(self, batch: ReadingBatch) -> None:
         self.readings += len(batch)
         self.batches += 1
-        self.last_batch_at = time.monotonic()
         self.by_source[batch.source] = self.by_source.get(batch.source, 0) + len(batch)
 
 
@@ -113,7 +111,6 @@ class DeriveJob:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.last_run: datetime | None = None
-        self.last_station_days = 0
 
     async def on_batch(self, batch: ReadingBatch) -> None:
         self._wake.set()
@@ -136,7 +133,6 @@ class DeriveJob:
         async with self.app.pool.connection() as conn:
             stats = await process_dirty(conn)
         self.last_run = now()
-        self.last_station_days = stats.station_days
         return stats.station_days
 
     async def _loop(self) -> None:

@@ -100,12 +100,6 @@ class AlertSettings(BaseModel):
     backoff_initial_s: float = Field(default=2.0, ge=0)
     backoff_max_s: float = Field(default=600.0, ge=0)
     http_timeout_s: float = Field(default=10.0, gt=0)
-    startup_grace_s: float = Field(
-        default=900.0,
-        ge=0,
-        description="After start-up, offline and data-quality rules wait this long "
-        "(stations reconnect; the accepted-reading counts fill up).",
-    )
 
 
 class ApiSettings(BaseModel):
@@ -281,10 +275,6 @@ class Settings(BaseSettings):
     def hj212_config_path(self) -> Path:
         assert self.hj212.config_file is not None
         return self.hj212.config_file
-
-    @property
-    def pg_dir(self) -> Path:
-        return self.data_dir / "pg"
 
     @property
     def spool_dir(self) -> Path:

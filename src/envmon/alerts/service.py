@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Mapping
-from datetime import datetime, timedelta
+from datetime import datetime
 from types import TracebackType
 from typing import Any
 
@@ -346,7 +346,3 @@ async def alert_status(pool: Pool) -> dict[str, Any]:
         ).fetchall()
         out["deliveries_24h"] = {c: {"ok": a, "failed": b} for c, a, b in rows}
     return out
-
-
-def silence_until(duration: timedelta, now: datetime | None = None) -> datetime:
-    return (now or timeutil.now()) + duration
