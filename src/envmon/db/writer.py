@@ -6,7 +6,10 @@ identical resend changes nothing, a corrected value or flag replaces the old
 one (late corrections are normal) and the counts say which was which.
 
 When the database cannot be reached, batches go to the durable spool and are
-replayed, in order, before anything newer is written.
+replayed, in order, before anything newer is written. Only a lost or unreachable
+server counts as "cannot be reached" (:func:`connection_lost`); a batch the server
+refuses for any other reason raises :class:`WriteRefused` and is never spooled, so
+it cannot hold up the spool or the batches after it.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from envmon.db.copy_binary import STAGE_DDL, stage_rows
 from envmon.db.spool import Spool
-from envmon.errors import DatabaseUnavailable
+from envmon.errors import DatabaseUnavailable, WriteRefused
 from envmon.log import db_logger as logger
 from envmon.schemas.readings import ReadingBatch, Rejection
 
@@ -93,7 +96,41 @@ class WriteResult:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
-_UNAVAILABLE = (psycopg.OperationalError, PoolTimeout)
+# Writes into compressed TimescaleDB chunks (a re-import, a backfill older than the
+# compression horizon) decompress the rows they touch; the extension refuses a
+# transaction that decompresses more than 100,000 (SQLSTATE 53400). The writer's own
+# transactions lift that limit (0 = none). On plain PostgreSQL the name is an
+# ordinary placeholder setting and changes nothing.
+NO_DECOMPRESSION_LIMIT = "SET LOCAL timescaledb.max_tuples_decompressed_per_dml_transaction = 0"
+
+# SQLSTATEs that mean the server went away: class 08 (connection exception) and
+# admin/crash shutdown, cannot-connect-now (57P01–57P03).
+_SHUTDOWN_STATES = frozenset({"57P01", "57P02", "57P03"})
+
+
+def connection_lost(err: BaseException) -> bool:
+    """Whether ``err`` means "the database cannot be reached" (spool and retry later).
+
+    Only connection-class failures do: no connection from the pool in time, a
+    closed or broken connection (psycopg raises these without a SQLSTATE), class
+    08 and the shutdown states. Everything else — a limit (53400), a constraint,
+    a cancelled statement — is the server refusing this batch.
+    """
+    if isinstance(err, PoolTimeout):
+        return True
+    if not isinstance(err, psycopg.Error):
+        return False
+    state = err.sqlstate
+    if state is None:
+        return isinstance(err, psycopg.OperationalError)
+    return state.startswith("08") or state in _SHUTDOWN_STATES
+
+
+def _classify(err: psycopg.Error | PoolTimeout) -> DatabaseUnavailable | WriteRefused:
+    if connection_lost(err):
+        return DatabaseUnavailable(str(err))
+    state = getattr(err, "sqlstate", None)
+    return WriteRefused(f"the database refused the batch ({state or type(err).__name__}): {err}")
 
 
 def dedupe(batch: ReadingBatch) -> tuple[ReadingBatch, int]:
@@ -223,6 +260,7 @@ class Writer:
         try:
             async with self.pool.connection(timeout=self.timeout) as conn:
                 async with conn.transaction():
+                    await conn.execute(NO_DECOMPRESSION_LIMIT)
                     await conn.execute(STAGE_DDL)
                     async with conn.cursor().copy(
                         "COPY reading_stage FROM STDIN (FORMAT BINARY)"
@@ -238,8 +276,8 @@ class Writer:
                         pass  # some keys exist: merge instead
                     cur = await conn.execute(UPSERT, params)
                     row = await cur.fetchone()
-        except _UNAVAILABLE as err:
-            raise DatabaseUnavailable(str(err)) from err
+        except (psycopg.Error, PoolTimeout) as err:
+            raise _classify(err) from err
         inserted, updated = (int(row[0]), int(row[1])) if row else (0, 0)
         return WriteResult(
             inserted=inserted,
@@ -265,19 +303,30 @@ class Writer:
                                     r.reason,
                                 )
                             )
-        except _UNAVAILABLE as err:
-            raise DatabaseUnavailable(str(err)) from err
+        except (psycopg.Error, PoolTimeout) as err:
+            raise _classify(err) from err
 
     async def replay_spool(self) -> WriteResult:
-        """Write what the spool holds, oldest first; stops (raising) if the database is down."""
+        """Write what the spool holds, oldest first; stops (raising) if the database is down.
+
+        A file the server refuses for another reason is moved to ``refused/`` in the
+        spool directory (kept for the operator, logged) and replay goes on.
+        """
         total = WriteResult()
         for path in self.spool.pending():
             item = Spool.load(path)
-            if isinstance(item, ReadingBatch):
-                total += await self._write_batch(item)
-            else:
-                await self._write_rejects(item)
-                total.rejected += len(item)
+            try:
+                if isinstance(item, ReadingBatch):
+                    total += await self._write_batch(item)
+                else:
+                    await self._write_rejects(item)
+                    total.rejected += len(item)
+            except WriteRefused as err:
+                refused = path.parent / "refused"
+                refused.mkdir(exist_ok=True)
+                path.replace(refused / path.name)
+                logger.error("spool file refused, moved to %s: %s", refused / path.name, err)
+                continue
             path.unlink()
             logger.info("spool replayed file=%s", path.name)
         return total
