@@ -51,8 +51,13 @@ def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
     from envmon.app import ensure_database
     from envmon.db import migrate
 
-    applied = migrate.migrate(ensure_database(settings, migrate=False))
-    print("\n".join(f"applied {a}" for a in applied) or "schema up to date")
+    done = migrate.migrate(
+        ensure_database(settings, migrate=False), migrate.Options.from_settings(settings)
+    )
+    # Migration names ("core/0001_core.sql") were applied; other lines say what was done.
+    print(
+        "\n".join(f"applied {a}" if a.endswith(".sql") else a for a in done) or "schema up to date"
+    )
     return 0
 
 

@@ -1,0 +1,211 @@
+"""TimescaleDB as the production store (issue 12): compressed chunks, refused batches,
+the compression and pruning jobs. Tests marked ``timescale`` skip, with the reason,
+where the test server has no TimescaleDB; the rest run on both stores.
+
+Facts of the extension used here (TimescaleDB 2.28 docs and ../shared/timescaledb/README.md):
+a DML statement that decompresses more than
+``timescaledb.max_tuples_decompressed_per_dml_transaction`` rows (default 100,000) fails with
+SQLSTATE 53400; background jobs are run explicitly with ``CALL run_job(id)``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import psycopg
+import pytest
+
+from envmon.db import migrate
+from envmon.db.connection import open_pool
+from envmon.db.embedded import free_port
+from envmon.db.spool import Spool
+from envmon.db.writer import Writer, connection_lost
+from envmon.errors import WriteRefused
+from envmon.schemas.readings import ReadingBatch
+from envmon.settings import Settings
+from envmon.timeutil import BEIJING
+
+# A week of minute data in 2025: long past the 30-day compression horizon.
+T0 = datetime(2025, 3, 3, tzinfo=BEIJING)
+STATIONS = [f"air-{i}" for i in range(11)]
+
+
+def minute_batch(value: float, minutes: int = 7 * 1440) -> ReadingBatch:
+    """11 stations × a week of minutes = 110,880 readings (over the 100,000 cap)."""
+    n = len(STATIONS) * minutes
+    ts = np.datetime64(T0.astimezone(BEIJING).replace(tzinfo=None) - timedelta(hours=8), "us")
+    offsets = np.tile(np.arange(minutes, dtype="int64"), len(STATIONS)) * 60_000_000
+    return ReadingBatch(
+        "test",
+        np.repeat(np.array(STATIONS, dtype=object), minutes),
+        np.full(n, "pm25", dtype=object),
+        np.full(n, "1min", dtype=object),
+        ts + offsets.astype("timedelta64[us]"),
+        np.full(n, value, dtype=np.float64),
+        np.full(n, "N", dtype=object),
+    )
+
+
+def compression_job(conn: psycopg.Connection[tuple[object, ...]]) -> int:
+    row = conn.execute(
+        "SELECT job_id FROM timescaledb_information.jobs"
+        " WHERE hypertable_name = 'reading' AND proc_name = 'policy_compression'"
+    ).fetchone()
+    assert row is not None
+    return int(row[0])  # type: ignore[call-overload]
+
+
+@pytest.mark.timescale
+async def test_compression_policy_then_writes_of_any_size_into_compressed_chunks(
+    timescale: str, tmp_path: Path
+) -> None:
+    settings = Settings(data_dir=tmp_path, pool_min_size=0)
+    async with open_pool(settings, url=timescale) as pool:
+        # One transaction for the whole batch (no split over two connections).
+        writer = Writer(pool, Spool(tmp_path / "spool"), parallel=1)
+        first = await writer.write(minute_batch(10.0))
+        assert first.inserted == len(STATIONS) * 7 * 1440
+        # The policy itself, run as the scheduler would (README: run jobs explicitly).
+        with psycopg.connect(timescale, autocommit=True) as conn:
+            conn.execute("CALL run_job(%s)", (compression_job(conn),))
+            compressed = conn.execute(
+                "SELECT count(*) FILTER (WHERE is_compressed), count(*)"
+                " FROM timescaledb_information.chunks WHERE hypertable_name = 'reading'"
+            ).fetchone()
+        assert compressed is not None and compressed[0] == compressed[1] >= 1
+        # A re-import with corrected values: 110,880 rows decompressed in one transaction.
+        again = await writer.write(minute_batch(11.5))
+        assert (again.updated, again.spooled) == (len(STATIONS) * 7 * 1440, 0)
+        assert not writer.spool.pending()
+        # A resend of the same values into the (partly) compressed chunk changes nothing.
+        same = await writer.write(minute_batch(11.5))
+        assert (same.unchanged, same.spooled) == (len(STATIONS) * 7 * 1440, 0)
+    with psycopg.connect(timescale) as conn:
+        assert conn.execute("SELECT min(value), max(value), count(*) FROM reading").fetchone() == (
+            11.5,
+            11.5,
+            len(STATIONS) * 7 * 1440,
+        )
+
+
+async def test_a_refused_batch_is_not_spooled_and_blocks_nothing(
+    db_url: str, tmp_path: Path
+) -> None:
+    """The server refuses one batch (SQLSTATE 53400, as TimescaleDB's cap does): it
+    raises WriteRefused, the spool stays empty, and the next batch is written."""
+    with psycopg.connect(db_url) as conn:
+        conn.execute(
+            "CREATE FUNCTION refuse_air_0() RETURNS trigger LANGUAGE plpgsql AS $$"
+            " BEGIN IF NEW.station_id = 'air-0' THEN"
+            "  RAISE EXCEPTION 'tuple decompression limit exceeded' USING ERRCODE = '53400';"
+            " END IF; RETURN NEW; END $$"
+        )
+        conn.execute(
+            "CREATE TRIGGER refuse BEFORE INSERT ON reading"
+            " FOR EACH ROW EXECUTE FUNCTION refuse_air_0()"
+        )
+    settings = Settings(data_dir=tmp_path, pool_min_size=0)
+    batch = minute_batch(1.0, minutes=60)
+    async with open_pool(settings, url=db_url) as pool:
+        writer = Writer(pool, Spool(tmp_path / "spool"))
+        with pytest.raises(WriteRefused, match="53400"):
+            await writer.write(batch)
+        assert not writer.spool.pending()
+        later = await writer.write(batch.take(batch.station_id != "air-0"))
+        assert (later.inserted, later.spooled) == (600, 0)
+        # A spooled file the server refuses is set aside; the files behind it replay.
+        writer.spool.append_batch(batch.take(batch.station_id == "air-0"))
+        writer.spool.append_batch(minute_batch(2.0, minutes=60).take(batch.station_id == "air-1"))
+        replayed = await writer.replay_spool()
+        assert replayed.updated == 60 and not writer.spool.pending()
+        assert len(list((tmp_path / "spool" / "refused").iterdir())) == 1
+
+
+def test_only_connection_failures_mean_unavailable(db_url: str) -> None:
+    # Nobody listens on the port: no SQLSTATE, a connection failure.
+    with pytest.raises(psycopg.OperationalError) as refused:
+        psycopg.connect(f"host=127.0.0.1 port={free_port()} dbname=x connect_timeout=2")
+    assert connection_lost(refused.value)
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        # A limit: OperationalError too (class 53), but the server is fine.
+        with pytest.raises(psycopg.OperationalError) as limit:
+            conn.execute("DO $$ BEGIN RAISE EXCEPTION 'cap' USING ERRCODE = '53400'; END $$")
+        assert limit.value.sqlstate == "53400" and not connection_lost(limit.value)
+        with pytest.raises(psycopg.errors.QueryCanceled) as cancelled:
+            conn.execute("SET statement_timeout = '10ms'; SELECT pg_sleep(1)")
+        assert not connection_lost(cancelled.value)
+        conn.execute("SET statement_timeout = 0")
+        # Terminated by an administrator: 57P01, then a closed connection.
+        with psycopg.connect(db_url, autocommit=True) as victim:
+            pid = victim.info.backend_pid
+            conn.execute("SELECT pg_terminate_backend(%s)", (pid,))
+            with pytest.raises(psycopg.OperationalError) as terminated:
+                victim.execute("SELECT 1")
+            assert connection_lost(terminated.value)
+            with pytest.raises(psycopg.OperationalError) as closed:
+                victim.execute("SELECT 1")
+            assert closed.value.sqlstate is None and connection_lost(closed.value)
+
+
+def _prune_fixture(conn: psycopg.Connection[tuple[object, ...]]) -> None:
+    old, recent = "now() - interval '200 days'", "now() - interval '10 days'"
+    for when, tag in ((old, "old"), (recent, "new")):
+        for period in ("1min", "1h"):
+            conn.execute(
+                "INSERT INTO reading (station_id, parameter, period, ts, value, source)"
+                f" VALUES (%s, 'pm25', %s, {when}, 1, 't')",
+                (f"air-{tag}", period),
+            )
+    conn.execute(
+        "INSERT INTO rejected (received_at, source, raw, reason) VALUES"
+        " (now() - interval '400 days', 't', 'x', 'old'), (now(), 't', 'y', 'new')"
+    )
+    conn.execute(
+        "INSERT INTO alert_notification (kind, channel, payload) VALUES ('test', 'log', '{}')"
+    )
+    conn.execute(
+        "INSERT INTO alert_delivery (notification_id, channel, attempt, at, ok)"
+        " SELECT id, 'log', 1, t, true FROM alert_notification,"
+        " (VALUES (now() - interval '400 days'), (now())) v(t)"
+    )
+
+
+def _after_prune(conn: psycopg.Connection[tuple[object, ...]]) -> None:
+    kept = conn.execute(
+        "SELECT station_id, period FROM reading ORDER BY station_id, period"
+    ).fetchall()
+    # Old minute data is gone; hours stay for good; recent minutes stay.
+    assert kept == [("air-new", "1h"), ("air-new", "1min"), ("air-old", "1h")]
+    assert conn.execute("SELECT reason FROM rejected").fetchall() == [("new",)]
+    assert conn.execute("SELECT count(*) FROM alert_delivery").fetchone() == (1,)
+
+
+def test_pruning_on_plain_postgresql_is_one_procedure(db_url: str) -> None:
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        _prune_fixture(conn)
+        r = migrate.Retention()
+        conn.execute("CALL envmon_prune(%s, %s, %s)", (r.minute_days, r.rejects_days, 365))
+        _after_prune(conn)
+
+
+@pytest.mark.timescale
+def test_pruning_is_a_timescaledb_job_with_the_configured_days(timescale: str) -> None:
+    with psycopg.connect(timescale, autocommit=True) as conn:
+        # migrate schedules it from the settings, and re-configures it on the next run.
+        migrate.migrate(timescale, migrate.Options(retention=migrate.Retention(90, 30, 180)))
+        jobs = conn.execute(
+            "SELECT job_id, config, schedule_interval FROM timescaledb_information.jobs"
+            " WHERE proc_name = 'envmon_prune_job'"
+        ).fetchall()
+        assert len(jobs) == 1
+        job_id, config, every = jobs[0]
+        assert config == {"minute_days": 90, "rejects_days": 30, "alert_log_days": 180}
+        assert every == timedelta(days=1)
+        migrate.migrate(timescale, migrate.Options(retention=migrate.Retention(90, 365, 365)))
+        _prune_fixture(conn)
+        # Old minute rows inside a compressed chunk: pruning decompresses what it deletes.
+        conn.execute("CALL run_job(%s)", (compression_job(conn),))
+        conn.execute("CALL run_job(%s)", (job_id,))
+        _after_prune(conn)
