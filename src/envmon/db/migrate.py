@@ -182,18 +182,26 @@ def _ensure_timescaledb(url: str, options: Options) -> list[str]:
 
 def _schedule_pruning(conn: psycopg.Connection[Any], retention: Retention) -> None:
     """TimescaleDB: the pruning job exists, once, with the configured days."""
-    config = Jsonb(retention.as_config())
+    config = retention.as_config()
     row = conn.execute(
-        "SELECT job_id FROM timescaledb_information.jobs WHERE proc_name = %s"
+        "SELECT job_id, config FROM timescaledb_information.jobs WHERE proc_name = %s"
         " AND proc_schema = current_schema() ORDER BY job_id LIMIT 1",
         (PRUNE_JOB,),
     ).fetchone()
     if row is None:
         conn.execute(
-            "SELECT add_job(%s::regproc, interval '1 day', config => %s)", (PRUNE_JOB, config)
+            "SELECT add_job(%s::regproc, interval '1 day', config => %s)",
+            (PRUNE_JOB, Jsonb(config)),
         )
-    else:
-        conn.execute("SELECT alter_job(%s, config => %s)", (row[0], config))
+    elif row[1] != config:
+        try:
+            with conn.transaction():
+                conn.execute("SELECT alter_job(%s, config => %s)", (row[0], Jsonb(config)))
+        except psycopg.errors.InsufficientPrivilege as err:
+            logger.warning(
+                "retention days not changed (%s): run envmon migrate as the job's owner",
+                str(err).splitlines()[0],
+            )
 
 
 def _hypertable_summary(conn: psycopg.Connection[Any]) -> str:

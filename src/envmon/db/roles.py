@@ -5,7 +5,7 @@
   included); no temporary objects (``TEMPORARY`` on the database is revoked from
   PUBLIC and granted back only to envmon's roles). A session can still ``SET
   statement_timeout`` itself — PostgreSQL lets any role set that — so the service
-  cancels reader statements that run past the limit (:func:`cancel_overrunning_readers`).
+  cancels reader statements that run past the limit (``envmon.db.upkeep``).
 * The runtime role (``ENVMON_DATABASE_APP_ROLE``): when migrate runs as an
   administrator, it creates the role (LOGIN, not superuser, no CREATEDB/CREATEROLE),
   makes it the owner of envmon's schema and of every envmon table, sequence and
@@ -122,15 +122,9 @@ def apply(conn: psycopg.Connection[Any], app_role: str | None, password: str | N
     return []
 
 
-def cancel_overrunning_readers(conn: psycopg.Connection[Any], limit_s: float) -> int:
-    """Cancel grafana_reader statements running longer than ``limit_s``; how many."""
-    rows = conn.execute(
-        "SELECT pg_cancel_backend(pid) FROM pg_stat_activity"
-        " WHERE usename = %s AND state = 'active' AND pid <> pg_backend_pid()"
-        " AND now() - query_start > make_interval(secs => %s)",
-        (READER, limit_s),
-    ).fetchall()
-    n = sum(1 for r in rows if r[0] is True)
-    if n:
-        logger.warning("cancelled %d grafana_reader statement(s) over %.0f s", n, limit_s)
-    return n
+# Statements of a role running past a limit (role name, seconds): cancelled.
+CANCEL_OVERRUNNING = (
+    "SELECT pg_cancel_backend(pid) FROM pg_stat_activity"
+    " WHERE usename = %s AND state = 'active' AND pid <> pg_backend_pid()"
+    " AND now() - query_start > make_interval(secs => %s)"
+)
