@@ -372,6 +372,14 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
             _print_json(st)
         else:
             _print_status(st)
+        if args.health:  # the container healthcheck
+            from envmon.health import problems
+
+            bad = problems(settings)
+            for line in bad:
+                print(f"unhealthy: {line}", file=sys.stderr)
+            if bad:
+                return 1
         return 0
 
     return asyncio.run(run())
@@ -620,6 +628,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("status", help="stations, readings, rejects, spool")
     s.add_argument("--json", action="store_true")
+    s.add_argument(
+        "--health",
+        action="store_true",
+        help="exit 1 when the spool is stuck or the HJ 212 receiver or the API accepts no "
+        "connection (the container healthcheck)",
+    )
     s.set_defaults(func=cmd_status)
 
     ev = sub.add_parser("evaluate", help="the year against the zone's targets")

@@ -29,10 +29,10 @@ import yaml
 from pydantic import SecretStr
 
 from envmon.app import App, ensure_database, open_app, status_summary
-from envmon.evaluate.derive import process_dirty
-from envmon.schemas.readings import ReadingBatch
 from envmon.db.migrate import Options
 from envmon.db.upkeep import upkeep
+from envmon.evaluate.derive import process_dirty
+from envmon.schemas.readings import ReadingBatch
 from envmon.settings import Settings
 from envmon.timeutil import BEIJING, now
 
@@ -237,9 +237,7 @@ async def service(settings: Settings) -> AsyncIterator[dict[str, Any]]:
         parts: dict[str, Any] = {"app": app, "url": url, "counters": counters}
         parts["derive"] = await stack.enter_async_context(DeriveJob(app))
         # Daily pruning on plain PostgreSQL; grafana_reader's statement limit.
-        await stack.enter_async_context(
-            upkeep(app.pool, Options.from_settings(settings).retention)
-        )
+        await stack.enter_async_context(upkeep(app.pool, Options.from_settings(settings).retention))
         if settings.alerts.enabled:
             from envmon.alerts.service import AlertService
 
