@@ -101,29 +101,46 @@ def admin_dsn(pg_cluster: EmbeddedCluster | None) -> str:
 
 @pytest.fixture(scope="session")
 def template_db(admin_dsn: str) -> str:
-    name = sql.Identifier(TEMPLATE)
+    drop_template(admin_dsn, TEMPLATE)
     with psycopg.connect(admin_dsn, autocommit=True) as conn:
-        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (TEMPLATE,)).fetchone():
-            conn.execute(sql.SQL("ALTER DATABASE {} IS_TEMPLATE false").format(name))
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(name))
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(TEMPLATE)))
     url = _with_db(admin_dsn, TEMPLATE)
     migrate.migrate(url)
     if timescale_mode() == "on":
         with psycopg.connect(url) as conn:
             assert migrate.timescale_installed(conn), "ENVMON_TEST_TIMESCALE=on: no extension"
-    # TimescaleDB's scheduler connects to every database with the extension, and a
-    # clone needs its template free of sessions: a template that takes no
-    # connections is skipped by the scheduler (../shared/timescaledb/README.md).
+    close_template(admin_dsn, TEMPLATE)
+    return TEMPLATE
+
+
+def close_template(admin_dsn: str, name: str) -> None:
+    """Make ``name`` a template nobody connects to.
+
+    TimescaleDB's scheduler connects to every database with the extension, and a
+    clone needs its template free of sessions: a template that takes no
+    connections is skipped by the scheduler (../shared/timescaledb/README.md).
+    Every database the tests clone goes through this once it is filled.
+    """
     with psycopg.connect(admin_dsn, autocommit=True) as conn:
         conn.execute(
-            sql.SQL("ALTER DATABASE {} WITH IS_TEMPLATE true ALLOW_CONNECTIONS false").format(name)
+            sql.SQL("ALTER DATABASE {} WITH IS_TEMPLATE true ALLOW_CONNECTIONS false").format(
+                sql.Identifier(name)
+            )
         )
         conn.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
-            (TEMPLATE,),
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,)
         )
-    return TEMPLATE
+
+
+def drop_template(admin_dsn: str, name: str) -> None:
+    with psycopg.connect(admin_dsn, autocommit=True) as conn:
+        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
+            conn.execute(
+                sql.SQL("ALTER DATABASE {} IS_TEMPLATE false").format(sql.Identifier(name))
+            )
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
 
 
 @pytest.fixture
@@ -148,5 +165,7 @@ def timescale(db_url: str) -> str:
     """A database with TimescaleDB; skipped, with the reason, where the server lacks it."""
     with psycopg.connect(db_url) as conn:
         if not migrate.timescale_installed(conn):
-            pytest.skip("this PostgreSQL server has no timescaledb extension")
+            if timescale_mode() == "on":
+                pytest.fail("ENVMON_TEST_TIMESCALE=on, but the test database has no timescaledb")
+            pytest.skip("this PostgreSQL server has no timescaledb extension (or it is off)")
     return db_url

@@ -37,6 +37,8 @@ from envmon.schemas.readings import RawReading
 from envmon.settings import Settings
 from envmon.timeutil import BEIJING
 
+from ..conftest import close_template, drop_template
+
 REPO = Path(__file__).resolve().parents[2]
 CATALOG = load_catalog(REPO / "config" / "stations.yaml")
 AIR = "air-taiyuan-jiancaoping"  # 尖草坪, 太原市
@@ -139,8 +141,8 @@ async def receiver() -> AsyncIterator[Receiver]:
 def alerts_template(admin_dsn: str, template_db: str) -> str:
     """The migrated template plus the shipped catalog's stations, made once."""
     name = f"envmon_alerts_template_{os.getpid()}"
+    drop_template(admin_dsn, name)
     with psycopg.connect(admin_dsn, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
         conn.execute(
             sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
                 sql.Identifier(name), sql.Identifier(template_db)
@@ -154,6 +156,7 @@ def alerts_template(admin_dsn: str, template_db: str) -> str:
             await conn.commit()
 
     asyncio.run(load())
+    close_template(admin_dsn, name)
     return name
 
 
