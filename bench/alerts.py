@@ -9,15 +9,15 @@ receiving its notification, with 1,000 readings/s of background load.
   receiver (aiohttp on 127.0.0.1) that stamps each arrival with
   ``time.perf_counter()`` — one clock for sender and receiver.
 * Background: 1,000 readings/s in batches of 100 every 0.1 s through
-  ``app.store`` — every station of the catalog, the parameters of its kind,
+  ``app.sink.store`` — every station of the catalog, the parameters of its kind,
   hourly values of the last three hours (upserts after the first round), all in
   normal ranges: each passes through the in-stream rules without firing.
-* Probe via ``app.store`` (pollers, imports): PM2.5 150 µg/m³ at one of the 26
+* Probe via ``app.sink.store`` (pollers, imports): PM2.5 150 µg/m³ at one of the 26
   air stations (fires ``pm25-hourly-high``), later 60 µg/m³ (resolves it);
   t0 just before validation. Each probe gives two latencies (firing, resolved).
 * Probe via HJ 212: the same values in a 2061 hourly frame from a real TCP data
   logger to the real ``Hj212Server`` (default 0.2 s flush interval, ``on_batch =
-  app.notify``, as ``envmon run`` wires it); t0 just before the frame is sent.
+  the sink's listeners, as ``envmon run`` wires it); t0 just before the frame is sent.
 
 Tuning by environment: BENCH_ALERTS_PROBES (per path, default 120),
 BENCH_ALERTS_RATE (background readings/s, default 1000).
@@ -43,13 +43,12 @@ from aiohttp import web
 from bench.common import REPO, bench_cluster, figure
 from envmon.alerts.rules import parse_config
 from envmon.alerts.service import AlertService
-from envmon.alerts.settings import AlertSettings
 from envmon.app import App, open_app
 from envmon.ingest.hj212.device import Hj212Device
 from envmon.ingest.hj212.server import Hj212Server
 from envmon.parameters import BY_CODE
 from envmon.schemas.readings import RawReading
-from envmon.settings import Hj212Settings, Settings
+from envmon.settings import AlertSettings, Hj212Settings, Settings
 from envmon.timeutil import BEIJING
 
 PROBES = int(os.environ.get("BENCH_ALERTS_PROBES", 120))
@@ -100,7 +99,7 @@ def bench_config(app: App, url: str) -> Any:
 
 
 async def background(app: App, stop: asyncio.Event, hours: list[datetime], sent: list[int]) -> None:
-    """RATE readings/s through app.store, in batches of BATCH."""
+    """RATE readings/s through app.sink.store, in batches of BATCH."""
     keys = [
         (s.id, p.code)
         for s in app.catalog.stations
@@ -118,7 +117,7 @@ async def background(app: App, stop: asyncio.Event, hours: list[datetime], sent:
             ts = hours[(i // len(keys)) % len(hours)]
             raws.append(RawReading(sid, p, ts, round(NORMAL[p] * rng.uniform(0.97, 1.03), 3)))
             i += 1
-        await app.store(app.validator.validate(raws, "bench-background"))
+        await app.sink.store(app.validator.validate(raws, "bench-background"))
         sent[0] += len(raws)
         next_at += interval
         await asyncio.sleep(max(0.0, next_at - time.perf_counter()))
@@ -138,7 +137,9 @@ async def probe_store(
         sid = air[k % len(air)]
         value, kind = next_probe(firing, sid)
         t0 = time.perf_counter()
-        await app.store(app.validator.validate([RawReading(sid, "pm25", hour, value)], "probe"))
+        await app.sink.store(
+            app.validator.validate([RawReading(sid, "pm25", hour, value)], "probe")
+        )
         out.append(await hook.wait((sid, kind)) - t0)
         await asyncio.sleep(0.1)
     return out
@@ -209,18 +210,21 @@ async def run(url: str, data_dir: Path) -> None:
             pw = {s.mn: f"{i:06d}" for i, s in enumerate(app.catalog.stations) if s.mn}
             cfg = bench_config(app, hook_url)
             alert_settings = AlertSettings(tick_s=15.0)
-            async with AlertService(app, alert_settings, config=cfg) as svc:
+            # The service listens through a timed wrapper (as ``envmon run`` wires
+            # it, the sink calls the service's on_batch after each stored batch).
+            async with AlertService(
+                app.pool, app.catalog, settings=alert_settings, config=cfg
+            ) as svc:
                 engine = svc.engine
                 assert engine is not None
                 spent: list[float] = []
-                listen = app.listeners[-1]
 
                 async def timed(batch: Any) -> None:
                     t = time.perf_counter()
-                    await listen(batch)
+                    await svc.on_batch(batch)
                     spent.append(time.perf_counter() - t)
 
-                app.listeners[-1] = timed
+                unlisten = app.sink.listen(timed)
                 stop = asyncio.Event()
                 sent = [0]
                 t_start = time.perf_counter()
@@ -228,26 +232,18 @@ async def run(url: str, data_dir: Path) -> None:
                 await asyncio.sleep(2.0)  # the load is running before the first probe
                 firing: dict[str, bool] = {}
                 via_store = await probe_store(app, hook, air, hour, firing)
-                async with Hj212Server(
-                    settings,
-                    app.catalog,
-                    app.validator,
-                    app.writer,
-                    app.pool,
-                    secrets=pw,
-                    on_batch=app.notify,
-                ) as srv:
+                async with Hj212Server(settings, app.intake, secrets=pw) as srv:
                     via_hj212 = await probe_hj212(srv, hook, app, air, hour, pw, firing)
                 stop.set()
                 await load
                 elapsed = time.perf_counter() - t_start
-                app.listeners[-1] = listen
+                unlisten()
     finally:
         await runner.cleanup()
     figure("background load achieved", sent[0] / elapsed, "readings/s", f"target {RATE}")
     figure("alert engine time per batch (mean)", statistics.mean(spent) * 1000, "ms")
     figure("alert engine time per batch (max)", max(spent) * 1000, "ms")
-    report("app.store", via_store)
+    report("sink.store", via_store)
     report("HJ 212 frame", via_hj212)
     print(
         "  notifications received by rule: "

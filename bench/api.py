@@ -24,11 +24,11 @@ import aiohttp
 from pydantic import SecretStr
 
 from bench.common import REPO, Timer, bench_cluster, figure
-from envmon.api import ApiServer, ApiSettings
+from envmon.api.app import ApiServer
 from envmon.app import open_app
 from envmon.evaluate.derive import process_dirty
 from envmon.schemas.readings import Validator
-from envmon.settings import Settings
+from envmon.settings import ApiSettings, Settings
 from envmon.simulate import simulate
 from envmon.timeutil import BEIJING
 
@@ -56,7 +56,7 @@ async def _load(url: str, tmp: Path) -> tuple[int, int]:
             for frame in simulate(air, _t(2025), _t(2026), seed=8):
                 v = validator.validate_frame(frame, "bench")
                 n_year += len(v.batch)
-                await app.store(v)
+                await app.sink.store(v)
         figure("load: 26 air stations × 1 year (readings)", n_year, "rows")
         figure("load: write rate", n_year / t_load.seconds, "rows/s")
         with Timer() as t_derive:
@@ -68,7 +68,7 @@ async def _load(url: str, tmp: Path) -> tuple[int, int]:
         for frame in simulate([station], _t(2026 - YEARS), _t(2025), seed=9):
             v = validator.validate_frame(frame, "bench")
             n_export += len(v.batch)
-            await app.store(v)
+            await app.sink.store(v)
         async with app.pool.connection() as conn:
             # The export reads readings only; the derive queue of the older years is dropped.
             await conn.execute("DELETE FROM derive_dirty")
@@ -95,7 +95,7 @@ async def _run(url: str, tmp: Path) -> None:
     headers = {"Authorization": f"Bearer {TOKEN}"}
     async with (
         open_app(settings, url=url) as app,
-        ApiServer(app, api_settings) as server,
+        ApiServer(app.pool, app.catalog, api_settings, sink=app.sink) as server,
         aiohttp.ClientSession(headers=headers) as http,
     ):
         aqi_url = f"{server.url}/api/v1/aqi?resolution=daily&from=2025-01-01&to=2026-01-01"

@@ -51,6 +51,7 @@ from envmon.db.spool import Spool
 from envmon.db.writer import Writer
 from envmon.errors import DatabaseError
 from envmon.evaluate.derive import process_dirty
+from envmon.ingest.sink import Sink
 from envmon.schemas.readings import Validator
 from envmon.settings import Settings
 from envmon.simulate import simulate
@@ -76,12 +77,12 @@ async def load(url: str, data_dir: Path) -> tuple[int, float]:
             {s.id: s.kind for s in catalog.stations},
             clock=lambda: datetime(2030, 1, 1, tzinfo=BEIJING),
         )
-        writer = Writer(pool, Spool(data_dir / "spool"))
+        sink = Sink(Writer(pool), Spool(data_dir / "spool"))
         spans = [(START, END, ("air", "water", "weather")), (*BASELINE, ("air", "water"))]
         for start, end, kinds in spans:
             for frame in simulate(catalog.stations, start, end, seed=2025, kinds=kinds):
                 result = validator.validate_frame(frame, "simulator")
-                await writer.write(result.batch, result.rejected)
+                await sink.store(result, history=True)
                 n += len(result.batch)
                 async with pool.connection() as conn:
                     await process_dirty(conn)

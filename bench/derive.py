@@ -44,7 +44,7 @@ async def run(url: str, data_dir: Path) -> None:
         with Timer() as load:
             for frame in simulate(stations, start, end, kinds=("air", "water")):
                 v = app.validator.validate_frame(frame, "simulator")
-                await app.writer.write(v.batch, v.rejected)
+                await app.sink.store(v, history=True)
                 n += len(v.batch)
         print(f"  loaded {n:,} readings for {len(stations)} stations in {load.seconds:.1f} s")
         async with app.pool.connection() as conn:
@@ -67,7 +67,7 @@ async def run(url: str, data_dir: Path) -> None:
             frame = pd.concat(frames)
             frame = frame[frame["time"] >= (hour - timedelta(hours=3)).isoformat()]
             v = app.validator.validate_frame(frame.reset_index(drop=True), "bench-hour")
-            await app.writer.write(v.batch, v.rejected)
+            await app.sink.store(v, history=True)
             with Timer() as one:
                 st = await process_dirty(conn)
             figure("one new hour for every station → all derived", one.seconds, "s", "goal < 1")

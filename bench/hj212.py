@@ -65,6 +65,7 @@ from envmon.db.spool import Spool
 from envmon.db.writer import Writer
 from envmon.ingest.hj212 import CpData, Message, encode, format_time
 from envmon.ingest.hj212.server import Hj212Server
+from envmon.ingest.sink import Intake, Sink
 from envmon.schemas.readings import ReadingBatch, Validator
 from envmon.settings import Hj212Settings, Settings
 from envmon.timeutil import BEIJING
@@ -345,16 +346,13 @@ async def serve(cluster: EmbeddedCluster, tmp: Path) -> Outcome:
 
     loop = asyncio.get_running_loop()
     async with open_pool(settings, url=cluster.url()) as pool:
-        writer = Writer(pool, Spool(settings.spool_dir))
+        sink = Sink(Writer(pool), Spool(settings.spool_dir))
+        sink.listen(on_batch)
         validator = Validator({s.id: s.kind for s in catalog.stations})
         async with Hj212Server(
             settings,
-            catalog,
-            validator,
-            writer,
-            pool,
+            Intake(sink, validator, catalog, pool),
             secrets={s.mn: PASSWORD for s in catalog.stations if s.mn},
-            on_batch=on_batch,
         ) as srv:
             ctx = mp.get_context("spawn")
             ours, theirs = ctx.Pipe()

@@ -28,8 +28,11 @@ from pathlib import Path
 from bench.common import REPO, bench_cluster, figure
 from envmon.app import open_app
 from envmon.db.embedded import free_port
-from envmon.ingest.poller import Collectors, PollReport, backfill, client_session
-from envmon.ingest.sources_config import SourcesConfig, load_sources
+from envmon.ingest.backfill import backfill
+from envmon.ingest.collectors import Collectors, client_session
+from envmon.ingest.poller import PollReport
+from envmon.ingest.sources import load_sources
+from envmon.ingest.sources_config import SourcesConfig
 from envmon.settings import Settings
 from envmon.timeutil import now
 
@@ -87,7 +90,7 @@ async def run(url: str, base_url: str, data_dir: Path) -> None:
         t0 = time.perf_counter()
         for name in names:
             t = time.perf_counter()
-            r = await backfill(app, config, session, name, start, end)
+            r = await backfill(app.intake, config, session, name, start, end)
             reports.append(r)
             figure(
                 f"  {name}: {r.inserted:,} new + {r.unchanged:,} known, {r.requests} req",
@@ -100,7 +103,7 @@ async def run(url: str, base_url: str, data_dir: Path) -> None:
         figure("backfill readings stored", n["inserted"], "readings")
         figure("backfill rate", n["inserted"] / wall, "readings/s")
 
-        async with Collectors(app, config, session, schedule=False) as c:
+        async with Collectors(app.intake, config, session, schedule=False) as c:
             cpu, t = time.process_time(), time.perf_counter()
             first = await c.poll_now()
             figure(

@@ -154,7 +154,7 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
                 report = await import_file(
                     path,
                     validator=app.validator,
-                    writer=app.writer,
+                    sink=app.sink,
                     source=args.source,
                     on_progress=bar,
                 )
@@ -200,9 +200,7 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
     from envmon.evaluate.targets import load_targets
     from envmon.timeutil import now
 
-    targets = load_targets(
-        Path(args.targets) if args.targets else settings.config_dir / "targets.yaml"
-    )
+    targets = load_targets(Path(args.targets) if args.targets else settings.targets_path)
     as_of = date.fromisoformat(args.as_of) if args.as_of else now().date()
 
     async def run() -> int:
@@ -307,7 +305,7 @@ def cmd_spool(args: argparse.Namespace, settings: Settings) -> int:
     async def replay() -> int:
         url = ensure_database(settings)
         async with open_app(settings, url=url) as app:
-            r = await app.writer.replay_spool()
+            r = await app.sink.replay_spool()
         print(f"replayed: {r.as_dict()}")
         return 0
 
@@ -362,7 +360,8 @@ def _print_status(st: dict[str, Any]) -> None:
 
 
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
-    from envmon.app import ensure_database, open_app, status_summary
+    from envmon.app import ensure_database, open_app
+    from envmon.service import status_summary
 
     async def run() -> int:
         url = ensure_database(settings)
@@ -390,21 +389,25 @@ def cmd_backfill(args: argparse.Namespace, settings: Settings) -> int:
 
     from envmon.app import ensure_database, open_app
     from envmon.evaluate.derive import process_dirty
-    from envmon.ingest.poller import backfill, client_session
-    from envmon.ingest.sources_config import load_sources
+    from envmon.ingest.backfill import backfill
+    from envmon.ingest.collectors import client_session
+    from envmon.ingest.sources import load_sources
+    from envmon.simulate.serve import simulated_platforms
     from envmon.timeutil import to_beijing
 
     start = to_beijing(datetime.fromisoformat(args.start))
     end = to_beijing(datetime.fromisoformat(args.end))
-    config = load_sources(settings.collect.path(settings.config_dir))
+    config = load_sources(settings.sources_path)
 
     async def run() -> int:
         url = ensure_database(settings)
         async with open_app(settings, url=url) as app, client_session(settings.collect) as s:
             await app.load_stations()
-            report = await backfill(
-                app, config, s, args.source, start, end, secrets=settings.collect.secrets
-            )
+            # A simulator source (the demo's platforms) is served for the duration.
+            async with simulated_platforms(config, app.catalog, port=0, force=True) as bound:
+                report = await backfill(
+                    app.intake, bound, s, args.source, start, end, secrets=settings.collect.secrets
+                )
             _print_json(report.as_dict())
             async with app.pool.connection() as conn:
                 st = await process_dirty(conn)
@@ -416,10 +419,10 @@ def cmd_backfill(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_sources(args: argparse.Namespace, settings: Settings) -> int:
     from envmon.catalog import load_catalog
-    from envmon.ingest.poller import check_sources
-    from envmon.ingest.sources_config import load_sources
+    from envmon.ingest.backfill import check_sources
+    from envmon.ingest.sources import load_sources
 
-    config = load_sources(settings.collect.path(settings.config_dir))
+    config = load_sources(settings.sources_path)
     rows = check_sources(load_catalog(settings.stations_path), config, settings.collect.secrets)
     for r in rows:
         print(
@@ -438,7 +441,7 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
     from envmon.report import render_report
 
     out = Path(args.out or f"envmon-{args.year}.{args.format}")
-    targets = Path(args.targets) if args.targets else settings.config_dir / "targets.yaml"
+    targets = Path(args.targets) if args.targets else settings.targets_path
     as_of = date.fromisoformat(args.as_of) if args.as_of else None
 
     async def run() -> int:
@@ -574,7 +577,7 @@ def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
         async with open_app(settings, url=url) as app:
             await app.load_stations()
             t0 = time.monotonic()
-            res = await backfill(app, start, end, kinds=kinds, seed=args.seed)
+            res = await backfill(app.intake, start, end, kinds=kinds, seed=args.seed)
             print(
                 f"simulated {res.readings:,} readings ({res.rejected:,} rejected) for "
                 f"{start:%Y-%m-%d %H:%M} – {end:%Y-%m-%d %H:%M} in "

@@ -42,10 +42,6 @@ class DatabaseUnavailable(DatabaseError, RetriableError):
     """The database cannot be reached right now (the writer spools instead)."""
 
 
-class WriteRefused(DatabaseError):
-    """The database is up but refused a batch (a limit, a constraint): not spooled."""
-
-
 class EmbeddedDbError(DatabaseError, FatalError):
     """The embedded PostgreSQL cluster could not be created, started or stopped."""
 

@@ -28,10 +28,12 @@ from typing import Any
 import yaml
 from pydantic import SecretStr
 
-from envmon.app import App, ensure_database, open_app, status_summary
+from envmon.alerts.service import alert_status
+from envmon.app import App, ensure_database, open_app
 from envmon.db.migrate import Options
 from envmon.db.upkeep import upkeep
 from envmon.evaluate.derive import process_dirty
+from envmon.ingest.state import read_health
 from envmon.schemas.readings import ReadingBatch
 from envmon.settings import Settings
 from envmon.timeutil import BEIJING, now
@@ -58,11 +60,56 @@ class Counters:
         self.by_source[batch.source] = self.by_source.get(batch.source, 0) + len(batch)
 
 
+async def status_summary(app: App) -> dict[str, Any]:
+    """What ``envmon status`` and ``make run`` print."""
+    out: dict[str, Any] = {}
+    async with app.pool.connection() as conn:
+        rows = await (
+            await conn.execute(
+                "SELECT kind, count(*), count(*) FILTER (WHERE active) FROM station"
+                " GROUP BY kind ORDER BY kind"
+            )
+        ).fetchall()
+        out["stations"] = {k: {"total": n, "active": a} for k, n, a in rows}
+        rows = await (
+            await conn.execute(
+                "SELECT s.kind, count(r.*), max(r.ts), count(DISTINCT r.station_id)"
+                " FROM station s LEFT JOIN reading r ON r.station_id = s.id"
+                " WHERE r.ts > now() - interval '2 days' OR r.ts IS NULL GROUP BY s.kind"
+            )
+        ).fetchall()
+        out["recent_readings"] = {
+            k: {"readings_48h": n, "latest": t.isoformat() if t else None, "stations_reporting": c}
+            for k, n, t, c in rows
+        }
+        (total,) = await (await conn.execute("SELECT count(*) FROM reading")).fetchone() or (0,)
+        out["readings_total"] = total
+        rows = await (
+            await conn.execute(
+                "SELECT reason, count(*) FROM rejected WHERE received_at > now() - interval '1 day'"
+                " GROUP BY reason ORDER BY count(*) DESC LIMIT 5"
+            )
+        ).fetchall()
+        out["rejected_24h"] = {r: n for r, n in rows}
+        ts_row = await (
+            await conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'")
+        ).fetchone()
+        out["timescaledb"] = ts_row[0] if ts_row else None
+        ver = await (await conn.execute("SHOW server_version")).fetchone()
+        out["postgresql"] = ver[0] if ver else None
+        out["sources"] = await read_health(conn)
+    out["alerts"] = await alert_status(app.pool)
+    out["spool_pending_files"] = len(app.sink.spool.pending())
+    out["spool_quarantined_files"] = len(app.sink.spool.quarantined())
+    return out
+
+
 class DeriveJob:
     """Keeps the derived tables up to date: soon after new data, and every minute."""
 
     def __init__(self, app: App, *, debounce_s: float = 2.0, interval_s: float = 60.0) -> None:
         self.app = app
+        self._unlisten: Callable[[], None] | None = None
         self.debounce_s = debounce_s
         self.interval_s = interval_s
         self._wake = asyncio.Event()
@@ -74,11 +121,14 @@ class DeriveJob:
         self._wake.set()
 
     async def __aenter__(self) -> DeriveJob:
-        self.app.listeners.append(self.on_batch)
+        # Every stored batch, history included: the derived tables follow all data.
+        self._unlisten = self.app.sink.listen(self.on_batch, history=True)
         self._task = asyncio.create_task(self._loop(), name="derive")
         return self
 
     async def __aexit__(self, *exc: object) -> None:
+        if self._unlisten is not None:
+            self._unlisten()
         if self._task:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -123,7 +173,10 @@ class SimulatorFeed:
         if self.cfg.recent_days:
             self.state = f"loading the last {self.cfg.recent_days} days"
             res = await backfill(
-                self.app, end - timedelta(days=self.cfg.recent_days), end, seed=self.cfg.seed
+                self.app.intake,
+                end - timedelta(days=self.cfg.recent_days),
+                end,
+                seed=self.cfg.seed,
             )
             logger.info(
                 "simulator: %d readings for the last %d days", res.readings, self.cfg.recent_days
@@ -166,7 +219,9 @@ class SimulatorFeed:
                 continue  # already there
             self.state = f"loading {year} (air and water) in the background"
             try:
-                await backfill(self.app, start, end, kinds=("air", "water"), seed=self.cfg.seed)
+                await backfill(
+                    self.app.intake, start, end, kinds=("air", "water"), seed=self.cfg.seed
+                )
             except Exception:
                 logger.exception("simulator: loading %d failed", year)
         self.state = "live"
@@ -182,13 +237,13 @@ class SimulatorFeed:
                 return
             try:
                 await backfill(
-                    self.app,
+                    self.app.intake,
                     hour - timedelta(hours=2),
                     hour,
                     kinds=self.live_kinds,
                     seed=self.cfg.seed,
                     source="simulator-live",
-                    notify=True,
+                    history=False,
                 )
             except Exception:
                 logger.exception("simulator: live feed failed")
@@ -229,11 +284,11 @@ async def service(settings: Settings) -> AsyncIterator[dict[str, Any]]:
             sync.inserted,
             sync.updated,
         )
-        if app.writer.spool.pending():
-            replayed = await app.writer.replay_spool()
+        if app.sink.spool.pending():
+            replayed = await app.sink.replay_spool()
             logger.info("spool replayed: %d readings", replayed.accepted)
         counters = Counters()
-        app.listeners.append(counters.on_batch)
+        stack.callback(app.sink.listen(counters.on_batch))
         parts: dict[str, Any] = {"app": app, "url": url, "counters": counters}
         parts["derive"] = await stack.enter_async_context(DeriveJob(app))
         # Daily pruning on plain PostgreSQL; grafana_reader's statement limit.
@@ -241,16 +296,19 @@ async def service(settings: Settings) -> AsyncIterator[dict[str, Any]]:
         if settings.alerts.enabled:
             from envmon.alerts.service import AlertService
 
-            # Registers itself as a batch listener: every source's accepted
-            # batches are judged as they are written.
-            parts["alerts"] = await stack.enter_async_context(AlertService(app, settings.alerts))
+            # Listens to the sink: every source's stored batches are judged.
+            parts["alerts"] = await stack.enter_async_context(
+                AlertService(app.pool, app.catalog, settings.alerts, sink=app.sink)
+            )
         if settings.api.enabled:
             from envmon.api.app import ApiServer
 
             if settings.simulator_enabled and settings.api.read_token is None:
                 demo_api_tokens(settings)
 
-            parts["api"] = await stack.enter_async_context(ApiServer(app))
+            parts["api"] = await stack.enter_async_context(
+                ApiServer(app.pool, app.catalog, settings.api, sink=app.sink)
+            )
             logger.info(
                 "HTTP API on %s (OpenAPI: %s/api/v1/openapi.json)",
                 parts["api"].url,
@@ -265,31 +323,26 @@ async def service(settings: Settings) -> AsyncIterator[dict[str, Any]]:
                 generate_secrets(app.catalog, settings.hj212_secrets_path)
             secrets = load_secrets(settings.hj212_secrets_path, settings.hj212.passwords)
             srv = await stack.enter_async_context(
-                Hj212Server(
-                    settings,
-                    app.catalog,
-                    app.validator,
-                    app.writer,
-                    app.pool,
-                    secrets=secrets,
-                    on_batch=app.notify,
-                )
+                Hj212Server(settings, app.intake, secrets=secrets)
             )
             parts["hj212"] = srv
             logger.info("HJ 212 receiver listening on %s:%d", settings.hj212.host, srv.port)
         if settings.collect.enabled:
-            from envmon.ingest.poller import client_session, start_collection
-            from envmon.ingest.sources_config import load_sources
+            from envmon.ingest.collectors import Collectors, client_session
+            from envmon.ingest.sources import load_sources
+            from envmon.simulate.serve import simulated_platforms
 
-            sources = load_sources(settings.collect.path(settings.config_dir))
+            sources = load_sources(settings.sources_path)
             if sources.simulator is not None and not settings.simulator_enabled:
                 # The simulated platforms only ever run for the demo.
                 sources = sources.model_copy(
                     update={"simulator": sources.simulator.model_copy(update={"enabled": False})}
                 )
             session = await stack.enter_async_context(client_session(settings.collect))
+            # The demo's platforms are served here, not by the collectors.
+            sources = await stack.enter_async_context(simulated_platforms(sources, app.catalog))
             parts["collectors"] = await stack.enter_async_context(
-                start_collection(app, sources, session, secrets=settings.collect.secrets)
+                Collectors(app.intake, sources, session, secrets=settings.collect.secrets)
             )
         if settings.simulator_enabled:
             # Live hours come from the receiver and the collectors when they run;

@@ -1,19 +1,20 @@
 """Settings: one object built at start-up and passed down (prefix ``ENVMON_``).
 
 Nested groups use ``__`` in the environment, e.g. ``ENVMON_HJ212__PORT=9212``.
+This is the only module that reads the environment, and it imports nothing of
+the subsystems: each subsystem takes its own group. The paths of the files a
+bureau edits (stations, sources, targets, alert rules, HJ 212) are resolved
+once, here, when the settings are built.
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from pathlib import Path
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
-
-from envmon.alerts.settings import AlertSettings
-from envmon.api.config import ApiSettings
-from envmon.dashboards.settings import GrafanaSettings
-from envmon.ingest.sources_config import CollectSettings
 
 
 class WriterSettings(BaseModel):
@@ -37,7 +38,10 @@ class Hj212Settings(BaseModel):
     auth_failures_before_close: int = Field(default=3, ge=1)
     # Device access passwords by MN. Never in the catalog: a secrets file
     # (YAML mapping MN → password) and/or ENVMON_HJ212__PASSWORDS='{"MN": "pw"}'.
-    secrets_file: Path | None = None
+    secrets_file: Path | None = Field(
+        default=None, description="Default: DATA_DIR/hj212-secrets.yaml."
+    )
+    config_file: Path | None = Field(default=None, description="Default: <config_dir>/hj212.yaml.")
     passwords: dict[str, SecretStr] = Field(default_factory=dict)
     archive_retention_days: int = Field(default=90, ge=1)
     gap_recovery: bool = True
@@ -76,6 +80,127 @@ class SimulatorSettings(BaseModel):
         default=True, description="Also load the current year up to the recent days."
     )
     live_interval_s: float = Field(default=60.0, gt=0)
+
+
+class AlertSettings(BaseModel):
+    """Where the rules are, how often scheduled rules run, how delivery retries."""
+
+    enabled: bool = True
+    rules_file: Path | None = Field(
+        default=None, description="The rules file; unset = <config_dir>/alerts.yaml."
+    )
+    targets_file: Path | None = Field(
+        default=None,
+        description="Set from ``Settings.targets_file`` (one targets file for everything).",
+    )
+    grafana_url: str = Field(
+        default="http://localhost:3000",
+        description="Set from ``ENVMON_GRAFANA__URL``: the dashboard link in every message.",
+    )
+    tick_s: float = Field(
+        default=15.0,
+        ge=0,
+        description="How often scheduled rules, escalation and silence expiry are checked "
+        "(0 = never by itself; call run_scheduled()).",
+    )
+    delivery_workers: int = Field(default=4, ge=1)
+    max_attempts: int = Field(default=8, ge=1, description="Attempts before a dead letter.")
+    backoff_initial_s: float = Field(default=2.0, ge=0)
+    backoff_max_s: float = Field(default=600.0, ge=0)
+    http_timeout_s: float = Field(default=10.0, gt=0)
+    startup_grace_s: float = Field(
+        default=900.0,
+        ge=0,
+        description="After start-up, offline and data-quality rules wait this long "
+        "(stations reconnect; the accepted-reading counts fill up).",
+    )
+
+
+class ApiSettings(BaseModel):
+    """The HTTP API served inside ``envmon run``.
+
+    Tokens are sent as ``Authorization: Bearer <token>``. The read token is for
+    analysts (every GET); the admin token can do everything the read token can,
+    and acknowledge and silence alerts. With no read token configured the API
+    still starts, but every data endpoint answers 401: nothing is ever served
+    without a token.
+    """
+
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535, description="0 = any free port.")
+    read_token: SecretStr | None = None
+    admin_token: SecretStr | None = None
+    targets_file: Path | None = Field(
+        default=None,
+        description="Set from ``Settings.targets_file`` (one targets file for everything).",
+    )
+    metrics_public: bool = Field(
+        default=False, description="Serve /metrics without a token (a private scrape network)."
+    )
+    # Limits: a request that would exceed them is a 400 that says which limit and why.
+    default_page_size: int = Field(default=1000, ge=1)
+    max_page_size: int = Field(default=10_000, ge=1)
+    max_range_days: int = Field(
+        default=4018, ge=1, description="Longest from–to range of any request (11 years)."
+    )
+    max_station_days: int = Field(
+        default=4018,
+        ge=1,
+        description="Exports: stations × days at most (one station for 11 years, "
+        "or all 26 air stations for about five months).",
+    )
+    max_points: int = Field(
+        default=120_000,
+        ge=1,
+        description="JSON series (/aqi): stations × periods at most; use an export beyond.",
+    )
+    max_concurrent_exports: int = Field(default=2, ge=1)
+    export_chunk_rows: int = Field(default=50_000, ge=1000)
+    statement_timeout_s: float = Field(
+        default=30.0, gt=0, description="Per JSON request; exports are not limited."
+    )
+
+
+class GrafanaSettings(BaseModel):
+    """Grafana for ``envmon dashboards push`` (``ENVMON_GRAFANA__*``)."""
+
+    url: str = Field(
+        default="http://localhost:3000",
+        description="Grafana's base URL (a sub-path such as https://host/grafana works).",
+    )
+    token: SecretStr | None = Field(
+        default=None,
+        description="Service-account token: Editor rights on the folder; Admin to create the"
+        " data source. Unset: basic-auth credentials in the URL, if any.",
+    )
+    folder_uid: str = Field(default="envmon", min_length=1)
+    folder_title: str = Field(default="环境监测", min_length=1)
+    timeout_s: float = Field(default=10.0, gt=0)
+    verify_tls: bool = True
+    org_id: int | None = Field(default=None, ge=1, description="X-Grafana-Org-Id; unset: default")
+    # The data source push creates (or updates) when db_password is set; without it,
+    # push only checks that the data source exists (provisioning created it).
+    db_host: str = Field(default="db:5432", description="host:port as Grafana reaches it")
+    db_name: str = "envmon"
+    db_sslmode: str = "disable"
+    db_password: SecretStr | None = Field(
+        default=None, description="grafana_reader's password (the data source's)"
+    )
+
+
+class CollectSettings(BaseModel):
+    """The collectors' settings (``Settings.collect``, ``ENVMON_COLLECT__*``)."""
+
+    enabled: bool = True
+    sources_file: Path | None = Field(
+        default=None, description="Default: <config_dir>/sources.yaml."
+    )
+    # API keys / passwords by source name, never in sources.yaml:
+    # ENVMON_COLLECT__SECRETS='{"openaq": "…", "cma-surface": "…"}'
+    secrets: dict[str, SecretStr] = Field(default_factory=dict)
+    user_agent: str = "envmon/0.1 (Taiyuan-Xinzhou environmental monitoring)"
+    max_connections: int = Field(default=32, ge=1, description="HTTP connections in all.")
 
 
 class Settings(BaseSettings):
@@ -117,7 +242,22 @@ class Settings(BaseSettings):
     )
     embedded_port: int = Field(default=5433, ge=1024, le=65535)
     config_dir: Path = Field(default=Path("config"))
-    stations_file: Path | None = None
+    stations_file: Path | None = Field(
+        default=None, description="Default: <config_dir>/stations.yaml."
+    )
+    targets_file: Path | None = Field(
+        default=None, description="Default: <config_dir>/targets.yaml."
+    )
+    pg_bindir: Path | None = Field(
+        default=None,
+        validation_alias=AliasChoices("ENVMON_PG_BINDIR", "PG_BINDIR", "pg_bindir"),
+        description="PostgreSQL server binaries for the embedded cluster (default: found).",
+    )
+    user: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("ENVMON_USER", "user"),
+        description="Who runs a command (alert acks, silences); default: the login name.",
+    )
     log_level: str = "INFO"
     pool_min_size: int = Field(default=1, ge=0)
     pool_max_size: int = Field(default=8, ge=1)
@@ -129,9 +269,45 @@ class Settings(BaseSettings):
     alerts: AlertSettings = Field(default_factory=AlertSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
 
+    @model_validator(mode="after")
+    def _resolve_once(self) -> Settings:
+        """Resolve the config files' paths and the shared values once, into the groups."""
+        cfg = self.config_dir
+        self.stations_file = self.stations_file or cfg / "stations.yaml"
+        self.targets_file = self.targets_file or cfg / "targets.yaml"
+        self.alerts.rules_file = self.alerts.rules_file or cfg / "alerts.yaml"
+        self.alerts.targets_file = self.targets_file
+        self.alerts.grafana_url = self.grafana.url
+        self.api.targets_file = self.targets_file
+        self.collect.sources_file = self.collect.sources_file or cfg / "sources.yaml"
+        self.hj212.config_file = self.hj212.config_file or cfg / "hj212.yaml"
+        self.hj212.secrets_file = self.hj212.secrets_file or self.data_dir / "hj212-secrets.yaml"
+        return self
+
     @property
     def stations_path(self) -> Path:
-        return self.stations_file or self.config_dir / "stations.yaml"
+        assert self.stations_file is not None  # resolved in _resolve_once
+        return self.stations_file
+
+    @property
+    def targets_path(self) -> Path:
+        assert self.targets_file is not None
+        return self.targets_file
+
+    @property
+    def sources_path(self) -> Path:
+        assert self.collect.sources_file is not None
+        return self.collect.sources_file
+
+    @property
+    def alerts_path(self) -> Path:
+        assert self.alerts.rules_file is not None
+        return self.alerts.rules_file
+
+    @property
+    def hj212_config_path(self) -> Path:
+        assert self.hj212.config_file is not None
+        return self.hj212.config_file
 
     @property
     def pg_dir(self) -> Path:
@@ -143,7 +319,8 @@ class Settings(BaseSettings):
 
     @property
     def hj212_secrets_path(self) -> Path:
-        return self.hj212.secrets_file or self.data_dir / "hj212-secrets.yaml"
+        assert self.hj212.secrets_file is not None
+        return self.hj212.secrets_file
 
     @property
     def archive_dir(self) -> Path:
@@ -158,3 +335,9 @@ class Settings(BaseSettings):
         if self.simulator.enabled is None:
             return self.uses_embedded
         return self.simulator.enabled
+
+
+def environment() -> Mapping[str, str]:
+    """The process environment, for the secrets a config file names by variable
+    (``secret_env:`` of an alert channel). The only other read of the environment."""
+    return os.environ

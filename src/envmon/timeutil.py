@@ -45,3 +45,27 @@ def day_bounds(day: date) -> tuple[datetime, datetime]:
 def year_bounds(year: int) -> tuple[datetime, datetime]:
     """Half-open [start, end) of a Beijing calendar year."""
     return day_start(date(year, 1, 1)), day_start(date(year + 1, 1, 1))
+
+
+HOUR = timedelta(hours=1)
+
+
+def floor_hour(ts: datetime) -> datetime:
+    """The start of the whole hour ``ts`` falls in (same zone as ``ts``)."""
+    return ts.replace(minute=0, second=0, microsecond=0)
+
+
+def ceil_hour(ts: datetime) -> datetime:
+    """``ts`` if on a whole hour, else the start of the next one."""
+    f = floor_hour(ts)
+    return f if f == ts else f + HOUR
+
+
+def time_range(start: datetime, end: datetime, step: timedelta = HOUR) -> list[datetime]:
+    """``start``, ``start + step``, … before ``end`` (half-open)."""
+    out = []
+    t = start
+    while t < end:
+        out.append(t)
+        t += step
+    return out

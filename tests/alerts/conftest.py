@@ -1,7 +1,7 @@
 """Alert tests: the real app on a fresh database, real HTTP receivers, a settable clock.
 
 * ``app`` — ``open_app`` over the shipped catalog (loaded into the database);
-  readings go in through the real validator and ``app.store``, so the alert
+  readings go in through the real validator and ``app.sink.store``, so the alert
   engine sees exactly what it sees in production.
 * ``receiver`` — an aiohttp server on 127.0.0.1:0 that records every request and
   answers what the test tells it to (``receiver.answers``).
@@ -29,12 +29,11 @@ from psycopg import sql
 
 from envmon.alerts.rules import AlertConfig, parse_config
 from envmon.alerts.service import AlertService
-from envmon.alerts.settings import AlertSettings
 from envmon.app import App, open_app
 from envmon.catalog import load_catalog
 from envmon.db.catalog_sync import sync_catalog
 from envmon.schemas.readings import RawReading
-from envmon.settings import Settings
+from envmon.settings import AlertSettings, Settings
 from envmon.timeutil import BEIJING
 
 from ..conftest import close_template, drop_template
@@ -193,9 +192,9 @@ async def feed(
     period: str = "1h",
     source: str = "test",
 ) -> None:
-    """Readings through the real validator and ``app.store`` (which calls the listeners)."""
+    """Readings through the real validator and ``app.sink.store`` (which calls the listeners)."""
     raws = [RawReading(r[0], r[1], r[2], r[3], r[4] if len(r) > 4 else "N", period) for r in rows]
-    await app.store(app.validator.validate(raws, source))
+    await app.sink.store(app.validator.validate(raws, source))
 
 
 def config(
@@ -258,7 +257,9 @@ def quick(**over: Any) -> AlertSettings:
 async def service(
     app: App, cfg: AlertConfig, clock: Clock, **settings: Any
 ) -> AsyncIterator[AlertService]:
-    async with AlertService(app, quick(**settings), config=cfg, clock=clock) as svc:
+    async with AlertService(
+        app.pool, app.catalog, sink=app.sink, settings=quick(**settings), config=cfg, clock=clock
+    ) as svc:
         yield svc
 
 

@@ -9,9 +9,8 @@ from pathlib import Path
 import pytest
 
 from envmon.alerts import cli
-from envmon.alerts.settings import AlertSettings
 from envmon.app import App
-from envmon.settings import Settings
+from envmon.settings import AlertSettings, Settings
 
 from .conftest import AIR, PM25_RULE, Clock, base_hour, config, feed, rows, service
 

@@ -115,9 +115,13 @@ async def test_silence_holds_the_message_until_it_ends(app: App, receiver: Recei
     )
     start = clock.now - timedelta(minutes=1)
     end = clock.now + timedelta(hours=1)
-    await add_silence(app, starts_at=start, ends_at=end, station_id=AIR, comment="校准")
+    await add_silence(
+        app.pool, app.catalog, starts_at=start, ends_at=end, station_id=AIR, comment="校准"
+    )
     end = clock.now + timedelta(hours=5)
-    await add_silence(app, starts_at=start, ends_at=end, rule="pm25-*", city="忻州市")
+    await add_silence(
+        app.pool, app.catalog, starts_at=start, ends_at=end, rule="pm25-*", city="忻州市"
+    )
     async with service(app, cfg, clock) as svc:
         await feed(app, [(AIR, "pm25", h0, 150.0), (AIR_XZ, "pm25", h0, 150.0)])
         await feed(app, [(AIR2, "pm25", h0, 150.0)])  # not silenced
@@ -138,7 +142,7 @@ async def test_silence_holds_the_message_until_it_ends(app: App, receiver: Recei
         # so nothing is sent about it at all.
         await feed(app, [(AIR_XZ, "pm25", h0 + timedelta(hours=1), 20.0)])
         ((sil_id,),) = await rows(app, "SELECT id FROM alert_silence WHERE city = '忻州市'")
-        assert await expire_silence(app, sil_id, clock.now)
+        assert await expire_silence(app.pool, sil_id, clock.now)
         await svc.run_scheduled()
         await svc.wait_delivered()
     assert len(receiver.requests) == 2
@@ -155,7 +159,8 @@ async def test_maintenance_flags_and_windows_suppress(app: App, receiver: Receiv
         [rule], channels={"hook": hook(receiver)}, routes=[{"name": "d", "channels": ["hook"]}]
     )
     await add_maintenance(
-        app,
+        app.pool,
+        app.catalog,
         station_id=AIR2,
         starts_at=h0 - timedelta(hours=1),
         ends_at=h0 + timedelta(hours=3),

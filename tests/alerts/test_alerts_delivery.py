@@ -48,7 +48,7 @@ async def test_failing_channel_retries_then_dead_letter(app: App, receiver: Rece
         " WHERE channel = 'hook' ORDER BY d.id",
     )
     assert log == [("hook", i, False, 'HTTP 500: {"error": "boom"}') for i in (1, 2, 3)]
-    status = await alert_status(app)
+    status = await alert_status(app.pool)
     assert status["notifications"]["dead"] == 1
     (dead,) = status["dead_letters"]
     assert dead["channel"] == "hook" and dead["attempts"] == 3 and dead["kind"] == "firing"
@@ -61,7 +61,7 @@ async def test_failing_channel_retries_then_dead_letter(app: App, receiver: Rece
         await receiver.wait_for(4, "/hook")
         await svc.wait_delivered()
     assert receiver.on("/hook")[-1].json["kind"] == "firing"
-    status = await alert_status(app)
+    status = await alert_status(app.pool)
     assert status["notifications"] == {"pending": 0, "sent_24h": 2, "dead": 0}
     assert status["dead_letters"] == []
 

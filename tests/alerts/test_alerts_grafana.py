@@ -10,8 +10,9 @@ import pytest
 import yaml
 
 from envmon.alerts.errors import AlertConfigError
-from envmon.alerts.grafana import DATASOURCE_UID, build, render
 from envmon.alerts.rules import load_config
+from envmon.dashboards.alert_rules import build, render
+from envmon.dashboards.sql import DATASOURCE_UID
 
 from .conftest import CATALOG, REPO
 

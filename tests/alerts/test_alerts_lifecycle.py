@@ -1,4 +1,4 @@
-"""Episodes end to end: app.store → engine → outbox → a real webhook receiver.
+"""Episodes end to end: app.sink.store → engine → outbox → a real webhook receiver.
 
 One message when an episode fires, none while it goes on, one when it is over —
 across a restart of the service in the middle of the episode.

@@ -10,14 +10,8 @@ from typing import Any
 import pytest
 
 from envmon.alerts.errors import AlertConfigError
-from envmon.alerts.rules import (
-    ThresholdRule,
-    format_duration,
-    load_config,
-    parse_config,
-    parse_duration,
-    stations_of,
-)
+from envmon.alerts.rules import ThresholdRule, load_config, parse_config, stations_of
+from envmon.durations import format_duration, parse_duration
 
 from .conftest import CATALOG, PM25_RULE, REPO
 

@@ -174,7 +174,9 @@ async def test_target_risk(app: App, receiver: Receiver, tmp_path: Path) -> None
          "measure": "pm25_remaining_max_mean", "below": 35},
     ]  # fmt: skip
     settings = quick(targets_file=targets)
-    async with AlertService(app, settings, config=_cfg(receiver, *rules)) as svc:
+    async with AlertService(
+        app.pool, app.catalog, sink=app.sink, settings=settings, config=_cfg(receiver, *rules)
+    ) as svc:
         await svc.run_scheduled()
         await receiver.wait_for(2)
         await svc.wait_delivered()

@@ -25,11 +25,11 @@ import pytest
 from psycopg import sql
 from pydantic import SecretStr
 
-from envmon.api import ApiServer, ApiSettings
+from envmon.api.app import ApiServer
 from envmon.app import App, open_app
 from envmon.evaluate.derive import process_dirty
 from envmon.schemas.readings import RawReading
-from envmon.settings import Settings
+from envmon.settings import ApiSettings, Settings
 from envmon.simulate import simulate
 from envmon.timeutil import BEIJING
 
@@ -97,7 +97,7 @@ async def load_dataset(app: App) -> None:
     await app.load_stations()
     stations = [app.catalog.by_id[s] for s in [*AIR, WATER_SIM]]
     for frame in simulate(stations, SIM_START, SIM_END, seed=8):
-        await app.store(app.validator.validate_frame(frame, "sim"))
+        await app.sink.store(app.validator.validate_frame(frame, "sim"))
     raws = [
         RawReading(
             WATER_TREND,
@@ -111,7 +111,7 @@ async def load_dataset(app: App) -> None:
     ]
     v = app.validator.validate(raws, "lab")
     assert not v.rejected, v.rejected[:3]
-    await app.store(v)
+    await app.sink.store(v)
     async with app.pool.connection() as conn:
         await process_dirty(conn)
 
@@ -172,7 +172,7 @@ async def api(dataset_url: str, tmp_path_factory: pytest.TempPathFactory) -> Asy
     tmp = tmp_path_factory.mktemp("api")
     async with (
         open_app(settings_for(tmp), url=dataset_url) as app,
-        ApiServer(app, api_settings(tmp)) as server,
+        ApiServer(app.pool, app.catalog, api_settings(tmp), sink=app.sink) as server,
         aiohttp.ClientSession() as http,
     ):
         yield Api(server.url, server, app, http)
@@ -183,7 +183,7 @@ async def fresh_api(db_url: str, tmp_path: Path) -> AsyncIterator[Api]:
     """An API over an empty (migrated, catalog loaded) database, for tests that write."""
     async with (
         open_app(settings_for(tmp_path), url=db_url) as app,
-        ApiServer(app, api_settings(tmp_path)) as server,
+        ApiServer(app.pool, app.catalog, api_settings(tmp_path), sink=app.sink) as server,
         aiohttp.ClientSession() as http,
     ):
         await app.load_stations()

@@ -8,7 +8,7 @@ import aiohttp
 import pytest
 from pydantic import SecretStr
 
-from envmon.api import ApiServer
+from envmon.api.app import ApiServer
 from envmon.api.auth import granted
 
 from .conftest import ADMIN, READ, Api, api_settings
@@ -102,7 +102,12 @@ def test_granted_roles() -> None:
 async def test_no_tokens_configured_serves_nothing(fresh_api: Api, tmp_path: Path) -> None:
     # An API started without any token answers 401 to every guess; health stays open.
     settings = api_settings(tmp_path, read_token=None, admin_token=None)
-    async with ApiServer(fresh_api.app, settings) as server, aiohttp.ClientSession() as http:
+    async with (
+        ApiServer(
+            fresh_api.app.pool, fresh_api.app.catalog, settings, sink=fresh_api.app.sink
+        ) as server,
+        aiohttp.ClientSession() as http,
+    ):
         for token in ("", "anything", READ):
             async with http.get(
                 server.url + "/api/v1/stations", headers={"Authorization": f"Bearer {token}"}

@@ -6,7 +6,7 @@ import re
 from datetime import timedelta
 from pathlib import Path
 
-from envmon.api import ApiServer
+from envmon.api.app import ApiServer
 from envmon.schemas.readings import RawReading, Validator
 from envmon.timeutil import now
 
@@ -43,7 +43,7 @@ async def test_metrics(fresh_api: Api) -> None:
     validator = Validator({s.id: s.kind for s in app.catalog.stations})
     raws = [RawReading(AIR[0], "pm25", t0 + timedelta(hours=h), 30.0 + h) for h in range(3)]
     raws += [RawReading(AIR[0], "no2", t0, "bad", raw="no2=bad")]
-    await app.store(validator.validate(raws, "hj212"))
+    await app.sink.store(validator.validate(raws, "hj212"))
     async with app.pool.connection() as conn:
         await conn.execute(
             "INSERT INTO ingest_cursor (source, station_id, last_ts, last_success_at,"
@@ -91,11 +91,13 @@ async def test_metrics(fresh_api: Api) -> None:
         m["envmon_api_request_duration_seconds_count", frozenset({("route", "/api/v1/stations")})]
         == 1
     )
-    assert fresh_api.server.metrics.on_batch in app.listeners
+    assert fresh_api.server.metrics.on_batch in app.sink.listeners
 
 
 async def test_metrics_listener_removed_on_exit(fresh_api: Api, tmp_path: Path) -> None:
-    n = len(fresh_api.app.listeners)
-    async with ApiServer(fresh_api.app, api_settings(tmp_path)) as server:
-        assert len(fresh_api.app.listeners) == n + 1 and server.port > 0
-    assert len(fresh_api.app.listeners) == n
+    n = len(fresh_api.app.sink.listeners)
+    async with ApiServer(
+        fresh_api.app.pool, fresh_api.app.catalog, api_settings(tmp_path), sink=fresh_api.app.sink
+    ) as server:
+        assert len(fresh_api.app.sink.listeners) == n + 1 and server.port > 0
+    assert len(fresh_api.app.sink.listeners) == n

@@ -25,7 +25,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from envmon.api import ApiServer, build_app
+from envmon.api.app import ApiServer, build_app
 from envmon.api.openapi import spec
 from envmon.app import open_app
 
@@ -75,7 +75,7 @@ class ThreadedServer:
         self.stop = asyncio.Event()
         async with (
             open_app(settings_for(self.tmp), url=self.db_url) as app,
-            ApiServer(app, api_settings(self.tmp)) as server,
+            ApiServer(app.pool, app.catalog, api_settings(self.tmp), sink=app.sink) as server,
         ):
             self.url = server.url
             self.ready.set()

@@ -29,6 +29,7 @@ from envmon.db.connection import open_pool
 from envmon.db.spool import Spool
 from envmon.db.writer import Writer
 from envmon.evaluate.derive import process_dirty
+from envmon.ingest.sink import Sink
 from envmon.schemas.readings import RawReading, Validator
 from envmon.settings import Settings
 from envmon.simulate import simulate
@@ -66,11 +67,11 @@ async def load_simulation(
             {s.id: s.kind for s in catalog.stations},
             clock=lambda: datetime(2030, 1, 1, tzinfo=BEIJING),
         )
-        writer = Writer(pool, Spool(data_dir / "spool"))
+        sink = Sink(Writer(pool), Spool(data_dir / "spool"))
         for start, end, kinds in spans:
             for frame in simulate(catalog.stations, start, end, seed=seed, kinds=kinds):
                 result = validator.validate_frame(frame, "simulator")
-                await writer.write(result.batch, result.rejected)
+                await sink.store(result, history=True)
         # What a data logger sends that cannot be stored: kept with the reason.
         bad = validator.validate(
             [
@@ -82,7 +83,7 @@ async def load_simulation(
             "hj212",
         )
         assert len(bad.rejected) == 4, bad.rejected
-        await writer.write(bad.batch, bad.rejected)
+        await sink.store(bad, history=True)
         async with pool.connection() as conn:
             await process_dirty(conn)
     return catalog

@@ -12,12 +12,12 @@ import pytest
 import yaml
 
 from envmon.dashboards._sdk import JSONEncoder, dm
+from envmon.dashboards.boards import UIDS
 from envmon.dashboards.build import (
     DATASOURCE_FILE,
     PROVIDER_FILE,
     build,
 )
-from envmon.dashboards.dashboards import UIDS
 from envmon.dashboards.runner import iter_panels
 from envmon.dashboards.sql import DATASOURCE_TYPE, DATASOURCE_UID, Dataquery, register
 from envmon.standards.aqi import CATEGORIES

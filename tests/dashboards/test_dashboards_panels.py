@@ -21,7 +21,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from envmon.dashboards.dashboards import UIDS, all_boards
+from envmon.dashboards.boards import UIDS, all_boards
 from envmon.dashboards.panels import PanelSpec
 from envmon.dashboards.runner import PanelQuery, panel_queries, resolve_variables
 from envmon.evaluate.targets import load_targets

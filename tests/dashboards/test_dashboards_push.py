@@ -18,10 +18,10 @@ import pytest
 from aiohttp import web
 from pydantic import SecretStr
 
-from envmon.dashboards.dashboards import UIDS
+from envmon.dashboards.boards import UIDS
 from envmon.dashboards.push import push
-from envmon.dashboards.settings import GrafanaSettings
 from envmon.errors import ConfigError, FatalError, RetriableError
+from envmon.settings import GrafanaSettings
 
 from .conftest import REPO
 

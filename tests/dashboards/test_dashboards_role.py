@@ -8,7 +8,7 @@ from importlib import resources
 import psycopg
 import pytest
 
-from envmon.dashboards.dashboards import READ_TABLES, all_boards
+from envmon.dashboards.boards import READ_TABLES, all_boards
 from envmon.evaluate.targets import load_targets
 
 from .conftest import REPO

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import psycopg
 
-from envmon.dashboards.dashboards import UIDS, all_boards
+from envmon.dashboards.boards import UIDS, all_boards
 from envmon.dashboards.macros import TimeRange
 from envmon.dashboards.runner import panel_queries, resolve_variables
 from envmon.evaluate.targets import load_targets

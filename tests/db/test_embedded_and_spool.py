@@ -106,7 +106,7 @@ async def test_server_stopped_mid_import_loses_nothing(short_dir: Path) -> None:
                 await asyncio.to_thread(cluster.stop, "immediate")
 
         async with open_app(settings, url=url) as app:
-            app.writer.timeout = 1.0
+            app.sink.writer.timeout = 1.0
             from envmon.ingest import files
 
             # Small chunks so that the import has several batches.
@@ -116,7 +116,7 @@ async def test_server_stopped_mid_import_loses_nothing(short_dir: Path) -> None:
             report = await import_file(
                 f,
                 validator=app.validator,
-                writer=app.writer,
+                sink=app.sink,
                 on_batch=lambda k: asyncio.ensure_future(stop_after_first(k)),
                 reader=chunks,
             )
@@ -125,13 +125,13 @@ async def test_server_stopped_mid_import_loses_nothing(short_dir: Path) -> None:
             assert r.inserted > 0
             assert r.spooled > 0
             assert r.inserted + r.spooled == n
-            assert app.writer.spool.pending()
+            assert app.sink.spool.pending()
             # The server comes back; the next write (or `envmon spool replay`) drains the spool.
             await asyncio.to_thread(cluster.start)
-            app.writer.timeout = 30.0  # the pool reconnects with its own back-off
-            again = await app.writer.replay_spool()
+            app.sink.writer.timeout = 30.0  # the pool reconnects with its own back-off
+            again = await app.sink.replay_spool()
             assert again.inserted + again.unchanged == r.spooled
-            assert app.writer.spool.pending() == []
+            assert app.sink.spool.pending() == []
         with psycopg.connect(url) as conn:
             assert conn.execute("SELECT count(*) FROM reading").fetchone() == (n,)
     finally:

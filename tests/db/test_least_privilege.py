@@ -18,7 +18,6 @@ from pydantic import SecretStr
 from envmon.db import migrate
 from envmon.db.connection import database_url, open_pool
 from envmon.db.roles import READER_TIMEOUT_S
-from envmon.db.spool import Spool
 from envmon.db.upkeep import cancel_overrunning_readers
 from envmon.db.writer import Writer
 from envmon.schemas.readings import RawReading, Validator
@@ -86,8 +85,8 @@ async def test_runtime_role_owns_its_schema_and_is_no_superuser(
             "test",
         )
         async with open_pool(settings) as pool:
-            result = await Writer(pool, Spool(tmp_path / "spool")).write(v.batch)
-        assert result.inserted == 1
+            result, unwritten = await Writer(pool).write_readings(v.batch)
+        assert result.inserted == 1 and not unwritten
     finally:
         _drop_role(db_url, role)
 

@@ -1,5 +1,5 @@
-"""TimescaleDB as the production store (issue 12): compressed chunks, refused batches,
-the compression and pruning jobs. Tests marked ``timescale`` skip, with the reason,
+"""TimescaleDB as the production store (issue 12): compressed chunks, which errors mean
+"unavailable", the compression and pruning jobs. Tests marked ``timescale`` skip, with the reason,
 where the test server has no TimescaleDB; the rest run on both stores.
 
 Facts of the extension used here (TimescaleDB 2.28 docs and ../shared/timescaledb/README.md):
@@ -20,9 +20,7 @@ import pytest
 from envmon.db import migrate
 from envmon.db.connection import open_pool
 from envmon.db.embedded import free_port
-from envmon.db.spool import Spool
-from envmon.db.writer import Writer, connection_lost
-from envmon.errors import WriteRefused
+from envmon.db.writer import Writer, is_unavailable
 from envmon.schemas.readings import ReadingBatch
 from envmon.settings import Settings
 from envmon.timeutil import BEIJING
@@ -64,8 +62,9 @@ async def test_compression_policy_then_writes_of_any_size_into_compressed_chunks
     settings = Settings(data_dir=tmp_path, pool_min_size=0)
     async with open_pool(settings, url=timescale) as pool:
         # One transaction for the whole batch (no split over two connections).
-        writer = Writer(pool, Spool(tmp_path / "spool"), parallel=1)
-        first = await writer.write(minute_batch(10.0))
+        writer = Writer(pool, parallel=1)
+        first, unwritten = await writer.write_readings(minute_batch(10.0))
+        assert not unwritten
         assert first.inserted == len(STATIONS) * 7 * 1440
         # The policy itself, run as the scheduler would (README: run jobs explicitly).
         with psycopg.connect(timescale, autocommit=True) as conn:
@@ -76,12 +75,12 @@ async def test_compression_policy_then_writes_of_any_size_into_compressed_chunks
             ).fetchone()
         assert compressed is not None and compressed[0] == compressed[1] >= 1
         # A re-import with corrected values: 110,880 rows decompressed in one transaction.
-        again = await writer.write(minute_batch(11.5))
-        assert (again.updated, again.spooled) == (len(STATIONS) * 7 * 1440, 0)
-        assert not writer.spool.pending()
+        again, unwritten = await writer.write_readings(minute_batch(11.5))
+        assert [u.error for u in unwritten] == []
+        assert again.updated == len(STATIONS) * 7 * 1440
         # A resend of the same values into the (partly) compressed chunk changes nothing.
-        same = await writer.write(minute_batch(11.5))
-        assert (same.unchanged, same.spooled) == (len(STATIONS) * 7 * 1440, 0)
+        same, unwritten = await writer.write_readings(minute_batch(11.5))
+        assert not unwritten and same.unchanged == len(STATIONS) * 7 * 1440
     with psycopg.connect(timescale) as conn:
         assert conn.execute("SELECT min(value), max(value), count(*) FROM reading").fetchone() == (
             11.5,
@@ -90,52 +89,19 @@ async def test_compression_policy_then_writes_of_any_size_into_compressed_chunks
         )
 
 
-async def test_a_refused_batch_is_not_spooled_and_blocks_nothing(
-    db_url: str, tmp_path: Path
-) -> None:
-    """The server refuses one batch (SQLSTATE 53400, as TimescaleDB's cap does): it
-    raises WriteRefused, the spool stays empty, and the next batch is written."""
-    with psycopg.connect(db_url) as conn:
-        conn.execute(
-            "CREATE FUNCTION refuse_air_0() RETURNS trigger LANGUAGE plpgsql AS $$"
-            " BEGIN IF NEW.station_id = 'air-0' THEN"
-            "  RAISE EXCEPTION 'tuple decompression limit exceeded' USING ERRCODE = '53400';"
-            " END IF; RETURN NEW; END $$"
-        )
-        conn.execute(
-            "CREATE TRIGGER refuse BEFORE INSERT ON reading"
-            " FOR EACH ROW EXECUTE FUNCTION refuse_air_0()"
-        )
-    settings = Settings(data_dir=tmp_path, pool_min_size=0)
-    batch = minute_batch(1.0, minutes=60)
-    async with open_pool(settings, url=db_url) as pool:
-        writer = Writer(pool, Spool(tmp_path / "spool"))
-        with pytest.raises(WriteRefused, match="53400"):
-            await writer.write(batch)
-        assert not writer.spool.pending()
-        later = await writer.write(batch.take(batch.station_id != "air-0"))
-        assert (later.inserted, later.spooled) == (600, 0)
-        # A spooled file the server refuses is set aside; the files behind it replay.
-        writer.spool.append_batch(batch.take(batch.station_id == "air-0"))
-        writer.spool.append_batch(minute_batch(2.0, minutes=60).take(batch.station_id == "air-1"))
-        replayed = await writer.replay_spool()
-        assert replayed.updated == 60 and not writer.spool.pending()
-        assert len(list((tmp_path / "spool" / "refused").iterdir())) == 1
-
-
 def test_only_connection_failures_mean_unavailable(db_url: str) -> None:
     # Nobody listens on the port: no SQLSTATE, a connection failure.
     with pytest.raises(psycopg.OperationalError) as refused:
         psycopg.connect(f"host=127.0.0.1 port={free_port()} dbname=x connect_timeout=2")
-    assert connection_lost(refused.value)
+    assert is_unavailable(refused.value)
     with psycopg.connect(db_url, autocommit=True) as conn:
         # A limit: OperationalError too (class 53), but the server is fine.
         with pytest.raises(psycopg.OperationalError) as limit:
             conn.execute("DO $$ BEGIN RAISE EXCEPTION 'cap' USING ERRCODE = '53400'; END $$")
-        assert limit.value.sqlstate == "53400" and not connection_lost(limit.value)
+        assert limit.value.sqlstate == "53400" and not is_unavailable(limit.value)
         with pytest.raises(psycopg.errors.QueryCanceled) as cancelled:
             conn.execute("SET statement_timeout = '10ms'; SELECT pg_sleep(1)")
-        assert not connection_lost(cancelled.value)
+        assert not is_unavailable(cancelled.value)
         conn.execute("SET statement_timeout = 0")
         # Terminated by an administrator: 57P01, then a closed connection.
         with psycopg.connect(db_url, autocommit=True) as victim:
@@ -143,10 +109,10 @@ def test_only_connection_failures_mean_unavailable(db_url: str) -> None:
             conn.execute("SELECT pg_terminate_backend(%s)", (pid,))
             with pytest.raises(psycopg.OperationalError) as terminated:
                 victim.execute("SELECT 1")
-            assert connection_lost(terminated.value)
+            assert is_unavailable(terminated.value)
             with pytest.raises(psycopg.OperationalError) as closed:
                 victim.execute("SELECT 1")
-            assert closed.value.sqlstate is None and connection_lost(closed.value)
+            assert closed.value.sqlstate is None and is_unavailable(closed.value)
 
 
 def _prune_fixture(conn: psycopg.Connection[tuple[object, ...]]) -> None:

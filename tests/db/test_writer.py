@@ -1,4 +1,4 @@
-"""The writer against a real PostgreSQL: COPY → upsert counts, rejects, the spool."""
+"""The sink and its writer against a real PostgreSQL: COPY → upsert counts, rejects, the spool."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from envmon.db.connection import open_pool
 from envmon.db.embedded import free_port
 from envmon.db.spool import Spool
 from envmon.db.writer import Writer
+from envmon.ingest.sink import Sink
 from envmon.schemas.readings import RawReading, Validator
 from envmon.settings import Settings
 from envmon.timeutil import BEIJING
@@ -43,11 +44,11 @@ async def test_insert_resend_correct(db_url: str, settings: Settings, tmp_path: 
     )
     assert not v.rejected
     async with open_pool(settings, url=db_url) as pool:
-        w = Writer(pool, Spool(tmp_path / "spool"))
-        r1 = await w.write(v.batch)
+        w = Sink(Writer(pool), Spool(tmp_path / "spool"))
+        r1 = await w.store_batch(v.batch)
         assert (r1.inserted, r1.updated, r1.unchanged) == (25, 0, 0)
         # An identical resend changes nothing.
-        r2 = await w.write(v.batch)
+        r2 = await w.store_batch(v.batch)
         assert (r2.inserted, r2.updated, r2.unchanged) == (0, 0, 25)
         # A late correction of one value and one flag replaces them and is counted as updated.
         v3 = VALIDATOR.validate(
@@ -58,7 +59,7 @@ async def test_insert_resend_correct(db_url: str, settings: Settings, tmp_path: 
             ],
             "test2",
         )
-        r3 = await w.write(v3.batch)
+        r3 = await w.store_batch(v3.batch)
         assert (r3.inserted, r3.updated, r3.unchanged) == (0, 2, 1)
     got = rows(db_url)
     assert len(got) == 25
@@ -72,7 +73,7 @@ async def test_same_key_twice_in_one_batch_keeps_the_last(
 ) -> None:
     v = VALIDATOR.validate([raw("air-a", "o3", 0, 10), raw("air-a", "o3", 0, 12)], "t")
     async with open_pool(settings, url=db_url) as pool:
-        r = await Writer(pool, Spool(tmp_path / "s")).write(v.batch)
+        r = await Sink(Writer(pool), Spool(tmp_path / "s")).store_batch(v.batch)
     assert (r.inserted, r.duplicates) == (1, 1)
     assert rows(db_url)[0][4] == 12
 
@@ -94,7 +95,7 @@ async def test_rejects_are_kept_with_reason(
     )
     assert len(v.batch) == 1
     async with open_pool(settings, url=db_url) as pool:
-        r = await Writer(pool, Spool(tmp_path / "s")).write(v.batch, v.rejected)
+        r = await Sink(Writer(pool), Spool(tmp_path / "s")).store(v)
     assert r.rejected == 6
     with psycopg.connect(db_url) as conn:
         got = dict(conn.execute("SELECT raw, reason FROM rejected ORDER BY id").fetchall())
@@ -116,15 +117,15 @@ async def test_database_down_spools_then_replays_once(
     bad = VALIDATOR.validate([raw("x", "pm25", 0, 1)], "t").rejected
     dead = f"postgresql://envmon@127.0.0.1:{free_port()}/envmon?connect_timeout=1"
     async with open_pool(settings, url=dead) as pool:
-        w = Writer(pool, spool, timeout=1.0)
+        w = Sink(Writer(pool, timeout=1.0), spool)
         for b in batches:
-            r = await w.write(b, bad)
+            r = await w.store_batch(b, bad)
             assert r.spooled == 1 and r.inserted == 0
     assert len(spool.pending()) == 6  # three batches, three reject files, in order
     async with open_pool(settings, url=db_url) as pool:
-        w = Writer(pool, spool)
+        w = Sink(Writer(pool), spool)
         # The next write drains the spool first, in order, then writes its own batch.
-        r = await w.write(VALIDATOR.validate([raw("air-a", "pm25", 5, 5)], "t").batch)
+        r = await w.store_batch(VALIDATOR.validate([raw("air-a", "pm25", 5, 5)], "t").batch)
         assert r.inserted == 1
         assert spool.pending() == []
         # Replaying the same batches again (a crash between commit and delete) adds nothing.

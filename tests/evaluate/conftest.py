@@ -12,6 +12,7 @@ import pytest
 from envmon.db.connection import open_pool
 from envmon.db.spool import Spool
 from envmon.db.writer import Writer
+from envmon.ingest.sink import Sink
 from envmon.schemas.readings import RawReading, Validator
 from envmon.settings import Settings
 
@@ -48,10 +49,10 @@ def insert_stations(url: str) -> None:
 
 
 class Feed:
-    """Writes readings through the real validator and writer."""
+    """Writes readings through the real validator and the sink."""
 
-    def __init__(self, writer: Writer) -> None:
-        self.writer = writer
+    def __init__(self, sink: Sink) -> None:
+        self.sink = sink
         self.validator = Validator(
             {s[0]: s[1] for s in STATIONS}, clock=lambda: datetime(2030, 1, 1).astimezone()
         )
@@ -67,14 +68,14 @@ class Feed:
         ]
         v = self.validator.validate(raws, "test")
         assert not v.rejected, v.rejected
-        await self.writer.write(v.batch)
+        await self.sink.store(v)
 
 
 @pytest.fixture
 async def feed(db_url: str, tmp_path: Path) -> AsyncIterator[Feed]:
     insert_stations(db_url)
     async with open_pool(Settings(data_dir=tmp_path), url=db_url) as pool:
-        yield Feed(Writer(pool, Spool(tmp_path / "spool")))
+        yield Feed(Sink(Writer(pool), Spool(tmp_path / "spool")))
 
 
 @pytest.fixture

@@ -96,7 +96,7 @@ async def report_db(
             for frame in simulate(stations, start, end, seed=2026):
                 if stations[0].kind == "water":
                     frame = frame[frame["time"].str.slice(11, 13) == "08"]
-                await app.store(validator.validate_frame(frame, "sim"))
+                await app.sink.store(validator.validate_frame(frame, "sim"))
         bad = validator.validate(
             [
                 RawReading(AIR_LONG[0], "pm25", t(2026, 5, 1, h), -5.0, raw=f"pm25=-5 h{h}")
@@ -106,7 +106,7 @@ async def report_db(
             "sim",
         )
         assert len(bad.rejected) == 4
-        await app.store(bad)
+        await app.sink.store(bad)
         async with app.pool.connection() as conn:
             await conn.execute(
                 "INSERT INTO dust_period (region, starts_at, ends_at, note)"

@@ -15,7 +15,6 @@ import argparse
 import asyncio
 import getpass
 import json
-import os
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,7 @@ from envmon import timeutil
 from envmon.alerts import episodes as store_db
 from envmon.alerts.delivery import requeue_dead
 from envmon.alerts.message import fmt_number, fmt_time
-from envmon.alerts.rules import SEVERITY_ZH, load_config, parse_duration, stations_of
+from envmon.alerts.rules import SEVERITY_ZH, load_config, stations_of
 from envmon.alerts.service import (
     AlertService,
     add_maintenance,
@@ -32,15 +31,15 @@ from envmon.alerts.service import (
     alert_status,
     expire_silence,
 )
-from envmon.alerts.settings import AlertSettings, rules_path
 from envmon.app import App
+from envmon.durations import parse_duration
 from envmon.errors import ConfigError
-from envmon.settings import Settings
+from envmon.settings import AlertSettings, Settings
 
 
-def _me() -> str:
+def _me(app: App) -> str:
     try:
-        return os.environ.get("ENVMON_USER") or getpass.getuser()
+        return app.settings.user or getpass.getuser()
     except (KeyError, OSError):  # no user name in a bare container
         return "unknown"
 
@@ -54,12 +53,6 @@ def _time(text: str) -> datetime:
 
 def _print_json(obj: Any) -> None:
     print(json.dumps(obj, ensure_ascii=False, indent=2, default=str))
-
-
-def alert_settings(settings: Settings) -> AlertSettings:
-    """``settings.alerts`` once it is wired into Settings; the defaults until then."""
-    value = getattr(settings, "alerts", None)
-    return value if isinstance(value, AlertSettings) else AlertSettings()
 
 
 # ------------------------------------------------------------------ commands
@@ -83,7 +76,7 @@ async def alerts_list(app: App, args: argparse.Namespace) -> int:
                 " WHERE ends_at > now() ORDER BY starts_at"
             )
         ).fetchall()
-    status = await alert_status(app)
+    status = await alert_status(app.pool)
     if getattr(args, "json", False):
         _print_json(
             {
@@ -163,7 +156,7 @@ async def alerts_list(app: App, args: argparse.Namespace) -> int:
 
 
 async def alerts_ack(app: App, args: argparse.Namespace) -> int:
-    by = args.by or _me()
+    by = args.by or _me(app)
     async with app.pool.connection() as conn:
         ok = await store_db.ack(conn, args.id, by, args.note, timeutil.now())
     if not ok:
@@ -175,7 +168,7 @@ async def alerts_ack(app: App, args: argparse.Namespace) -> int:
 
 async def alerts_silence(app: App, args: argparse.Namespace) -> int:
     if args.op == "expire":
-        ok = await expire_silence(app, args.id)
+        ok = await expire_silence(app.pool, args.id)
         print(f"silence #{args.id} " + ("ended" if ok else "was not active"))
         return 0 if ok else 1
     if args.op == "list":
@@ -191,12 +184,13 @@ async def alerts_silence(app: App, args: argparse.Namespace) -> int:
     if args.rule and args.rule not in {r.id for r in _rules(app).rules} and "*" not in args.rule:
         raise ConfigError(f"no rule '{args.rule}' in the rules file")
     sid = await add_silence(
-        app,
+        app.pool,
+        app.catalog,
         ends_at=ends,
         rule=args.rule,
         station_id=args.station,
         city=args.city,
-        created_by=args.by or _me(),
+        created_by=args.by or _me(app),
         comment=args.comment,
     )
     print(
@@ -212,13 +206,14 @@ async def alerts_maintenance(app: App, args: argparse.Namespace) -> int:
     if not args.station and not args.city:
         raise ConfigError("give --station or --city")
     wid = await add_maintenance(
-        app,
+        app.pool,
+        app.catalog,
         starts_at=_time(args.start),
         ends_at=_time(args.end),
         station_id=args.station,
         city=args.city,
         note=args.note,
-        created_by=args.by or _me(),
+        created_by=args.by or _me(app),
     )
     print(f"maintenance window #{wid}: {args.station or args.city} {args.start} → {args.end}")
     return 0
@@ -230,14 +225,13 @@ async def alerts_requeue(app: App, args: argparse.Namespace) -> int:
     return 0
 
 
-def _rules(app: App, settings: AlertSettings | None = None) -> Any:
-    path = rules_path(settings or AlertSettings(), app.settings.config_dir)
-    return load_config(path, app.catalog, require_secrets=False)
+def _rules(app: App) -> Any:
+    return load_config(app.settings.alerts_path, app.catalog, require_secrets=False)
 
 
 async def alerts_test(app: App, args: argparse.Namespace, settings: AlertSettings) -> int:
     """Check the rules file; unless ``--check``, send a test message to each channel."""
-    path = rules_path(settings, app.settings.config_dir)
+    path = app.settings.alerts_path
     config = load_config(path, app.catalog, require_secrets=not args.check)
     print(f"{path}: {len(config.rules)} rules, {len(config.channels)} channels, "
           f"{len(config.routes)} routes — valid")  # fmt: skip
@@ -251,7 +245,7 @@ async def alerts_test(app: App, args: argparse.Namespace, settings: AlertSetting
     if args.check:
         return 0
     quiet = AlertSettings(**{**settings.model_dump(), "tick_s": 0})
-    async with AlertService(app, quiet, config=config, listen=False) as svc:
+    async with AlertService(app.pool, app.catalog, quiet, config=config) as svc:
         results = await svc.send_test(list(args.channel) or None)
     failed = 0
     for name, ok, status in results:
@@ -261,13 +255,12 @@ async def alerts_test(app: App, args: argparse.Namespace, settings: AlertSetting
 
 
 def alerts_grafana(args: argparse.Namespace, settings: Settings) -> int:
-    from envmon.alerts.grafana import DEFAULT_OUT, build
+    from envmon.dashboards.alert_rules import DEFAULT_OUT, build
 
-    a = alert_settings(settings)
     out = Path(args.out) if args.out else DEFAULT_OUT
     changed = build(
         args.check,
-        rules_file=rules_path(a, settings.config_dir),
+        rules_file=settings.alerts_path,
         out=out,
         stations_file=settings.stations_path,
     )
@@ -302,7 +295,7 @@ def cmd_alerts(args: argparse.Namespace, settings: Settings) -> int:
                 return await alerts_maintenance(app, args)
             if action == "requeue":
                 return await alerts_requeue(app, args)
-            return await alerts_test(app, args, alert_settings(settings))
+            return await alerts_test(app, args, settings.alerts)
 
     return asyncio.run(run())
 

@@ -31,8 +31,8 @@ from envmon.alerts.channels import Channel
 from envmon.alerts.errors import DeliveryFailed, DeliveryRejected
 from envmon.alerts.message import Message
 from envmon.alerts.model import Notice
-from envmon.alerts.settings import AlertSettings
 from envmon.db.writer import Pool
+from envmon.settings import AlertSettings
 
 logger = logging.getLogger(__name__)
 

@@ -71,7 +71,6 @@ from envmon.alerts.series import (
     hourly_indicators,
     mean_mapping,
 )
-from envmon.alerts.settings import AlertSettings
 from envmon.catalog import Catalog, Station
 from envmon.db.writer import Pool
 from envmon.errors import EnvmonError
@@ -79,6 +78,7 @@ from envmon.evaluate.derive import VALID_FLAGS
 from envmon.evaluate.regions import REGION_NAMES
 from envmon.parameters import BY_CODE, PERIODS
 from envmon.schemas.readings import ReadingBatch
+from envmon.settings import AlertSettings
 from envmon.standards import aqi as aqi_std
 from envmon.standards import water as water_std
 from envmon.standards.editions import StandardsError

@@ -25,7 +25,6 @@ The first four evaluate in the ingest path (threshold, spike) or on a schedule
 from __future__ import annotations
 
 import fnmatch
-import os
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -48,7 +47,9 @@ from pydantic import (
 
 from envmon.alerts.errors import AlertConfigError
 from envmon.catalog import CITIES, COUNTIES, Catalog, Station
+from envmon.durations import Duration
 from envmon.parameters import BY_CODE, PERIODS
+from envmon.settings import environment
 from envmon.standards import water as water_std
 from envmon.timeutil import to_beijing
 
@@ -66,49 +67,6 @@ WATER_CLASS_PARAMETERS: Final = tuple(
 )
 
 _ID = re.compile(r"[a-z0-9]+(?:[-_][a-z0-9]+)*")
-_DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)\s*(d|h|min|m|s))", re.IGNORECASE)
-_UNITS: Final = {"d": 86400.0, "h": 3600.0, "m": 60.0, "min": 60.0, "s": 1.0}
-
-
-def parse_duration(value: Any) -> timedelta:
-    """``90m``, ``1h30m``, ``3h``, ``2d``, ``45s`` or a number of seconds."""
-    if isinstance(value, timedelta):
-        return value
-    if isinstance(value, bool):
-        raise ValueError("a duration such as 90m, 3h or 1d")
-    if isinstance(value, int | float):
-        if value < 0:
-            raise ValueError("a duration cannot be negative")
-        return timedelta(seconds=float(value))
-    if isinstance(value, str):
-        text = value.strip().replace(" ", "")
-        if text in ("0", ""):
-            return timedelta(0)
-        pos, total = 0, 0.0
-        for m in _DURATION.finditer(text):
-            if m.start() != pos:
-                break
-            total += float(m.group(1)) * _UNITS[m.group(2).lower()]
-            pos = m.end()
-        if pos == len(text) and pos > 0:
-            return timedelta(seconds=total)
-    raise ValueError(f"{value!r} is not a duration (write e.g. 30s, 90m, 3h, 1d or 1h30m)")
-
-
-def format_duration(d: timedelta) -> str:
-    """The shortest form ``parse_duration`` reads back (``90m`` → ``1h30m``)."""
-    s = int(d.total_seconds())
-    if s == 0:
-        return "0s"
-    out = ""
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
-        if s >= size:
-            out += f"{s // size}{unit}"
-            s %= size
-    return out
-
-
-Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
 
 
 def _listify(value: Any) -> Any:
@@ -654,7 +612,7 @@ def parse_config(
     ``require_secrets=False`` (generating Grafana rules, a CI check): a secret's
     environment variable may be unset.
     """
-    env = os.environ if env is None else env
+    env = environment() if env is None else env
     if not isinstance(data, dict):
         raise AlertConfigError(f"{where}: expected a mapping with 'rules:', 'routes:', 'channels:'")
     unknown = sorted(set(data) - {"defaults", "channels", "routes", "rules", "maintenance"})

@@ -3,13 +3,13 @@ task and the delivery workers.
 
 ::
 
-    async with open_app(settings, url=url) as app, AlertService(app, settings.alerts) as alerts:
-        ...   # every app.store() now reaches alerts.on_batch; scheduled rules run every tick
+    async with AlertService(pool, catalog, settings.alerts, sink=sink) as alerts:
+        ...   # every batch the sink stores reaches alerts.on_batch; scheduled rules every tick
 
 On entry it loads and validates the rules file (failing with every problem
 listed), builds the channels over one HTTP session, loads the open episodes and
-pending notifications from the database, registers itself as a batch listener
-of the app and starts the periodic task. On exit it unregisters, stops the
+pending notifications from the database, listens to the sink's stored
+batches and starts the periodic task. On exit it unregisters, stops the
 periodic task, delivers what is due (briefly) and closes the session.
 """
 
@@ -18,13 +18,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any
 
 import aiohttp
+from psycopg import AsyncConnection
+from psycopg.rows import TupleRow
 from psycopg.types.json import Jsonb
+from psycopg_pool import AsyncConnectionPool
 
 from envmon import timeutil
 from envmon.alerts.channels import build_channels
@@ -33,19 +36,23 @@ from envmon.alerts.engine import AlertEngine, Clock
 from envmon.alerts.message import test_message
 from envmon.alerts.model import Notice
 from envmon.alerts.rules import AlertConfig, load_config
-from envmon.alerts.settings import AlertSettings, rules_path, targets_path
-from envmon.app import App
+from envmon.catalog import Catalog
 from envmon.errors import ConfigError
 from envmon.evaluate.targets import load_targets
+from envmon.ingest.sink import Sink
 from envmon.schemas.readings import ReadingBatch
+from envmon.settings import AlertSettings
 
 logger = logging.getLogger(__name__)
+Pool = AsyncConnectionPool[AsyncConnection[TupleRow]]
 
 
 def load_rules(
-    app: App, settings: AlertSettings, env: Mapping[str, str] | None = None
+    catalog: Catalog, settings: AlertSettings, env: Mapping[str, str] | None = None
 ) -> AlertConfig:
-    return load_config(rules_path(settings, app.settings.config_dir), app.catalog, env=env)
+    if settings.rules_file is None:
+        raise ConfigError("no alert rules file (ENVMON_ALERTS__RULES_FILE)")
+    return load_config(settings.rules_file, catalog, env=env)
 
 
 class AlertService:
@@ -53,23 +60,26 @@ class AlertService:
 
     def __init__(
         self,
-        app: App,
+        pool: Pool,
+        catalog: Catalog,
         settings: AlertSettings | None = None,
         *,
+        sink: Sink | None = None,
         config: AlertConfig | None = None,
         clock: Clock = timeutil.now,
         session: aiohttp.ClientSession | None = None,
         env: Mapping[str, str] | None = None,
-        listen: bool = True,
     ) -> None:
-        self.app = app
+        self.pool = pool
+        self.catalog = catalog
         self.settings = settings or AlertSettings()
+        self._sink = sink
+        self._unlisten: Callable[[], None] | None = None
         self.clock = clock
         self._config = config
         self._env = env
         self._session = session
         self._own_session = session is None
-        self._listen = listen
         self._ticker: asyncio.Task[None] | None = None
         self.engine: AlertEngine | None = None
         self.dispatcher: Dispatcher | None = None
@@ -85,26 +95,28 @@ class AlertService:
             logger.info("alerts disabled (ENVMON_ALERTS__ENABLED=false)")
             return self
         if self._config is None:
-            self._config = load_rules(self.app, self.settings, self._env)
+            self._config = load_rules(self.catalog, self.settings, self._env)
         targets = None
         if any(r.kind == "target_risk" for r in self._config.rules):
             try:
-                targets = load_targets(targets_path(self.settings, self.app.settings.config_dir))
+                if self.settings.targets_file is None:
+                    raise ConfigError("no targets file (ENVMON_TARGETS_FILE)")
+                targets = load_targets(self.settings.targets_file)
             except ConfigError as err:
                 logger.warning("target-risk rules disabled: %s", err)
         if self._session is None:
             self._session = aiohttp.ClientSession()
         channels = build_channels(self._config, self._session, self.settings.http_timeout_s)
         self.dispatcher = Dispatcher(
-            self.app.pool,
+            self.pool,
             channels,
             self.settings,
             per_minute={n: c.per_minute for n, c in self._config.channels.items()},
         )
         self.engine = AlertEngine(
             self._config,
-            self.app.catalog,
-            self.app.pool,
+            self.catalog,
+            self.pool,
             settings=self.settings,
             targets=targets,
             clock=self.clock,
@@ -116,8 +128,8 @@ class AlertService:
         except BaseException:
             await self._close_session()
             raise
-        if self._listen:
-            self.app.listeners.append(self.on_batch)
+        if self._sink is not None:
+            self._unlisten = self._sink.listen(self.on_batch)
         if self.settings.tick_s > 0:
             self._ticker = asyncio.create_task(self._tick_loop(), name="alerts-scheduled")
         return self
@@ -131,8 +143,9 @@ class AlertService:
         await self.aclose()
 
     async def aclose(self) -> None:
-        with contextlib.suppress(ValueError):
-            self.app.listeners.remove(self.on_batch)
+        if self._unlisten is not None:
+            self._unlisten()
+            self._unlisten = None
         if self._ticker is not None:
             self._ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -158,7 +171,7 @@ class AlertService:
     # ------------------------------------------------------------------ the two entry points
 
     async def on_batch(self, batch: ReadingBatch) -> None:
-        """The app's batch listener (also usable as the HJ 212 server's ``on_batch``)."""
+        """The sink's listener: judge a batch just stored."""
         if self.engine is not None:
             await self.engine.on_batch(batch)
 
@@ -192,7 +205,7 @@ class AlertService:
         now = self.clock()
         for name in names:
             payload = test_message(name, now).as_payload()
-            async with self.app.pool.connection() as conn:
+            async with self.pool.connection() as conn:
                 cur = await conn.execute(
                     "INSERT INTO alert_notification (kind, channel, payload, claimed_until)"
                     " VALUES ('test', %s, %s, now() + interval '2 minutes') RETURNING id",
@@ -211,7 +224,8 @@ class AlertService:
 
 
 async def add_silence(
-    app: App,
+    pool: Pool,
+    catalog: Catalog,
     *,
     ends_at: datetime,
     rule: str | None = None,
@@ -223,9 +237,9 @@ async def add_silence(
 ) -> int:
     if rule is None and station_id is None and city is None:
         raise ConfigError("a silence needs a rule, a station or a city (not everything at once)")
-    if station_id is not None and station_id not in app.catalog.by_id:
+    if station_id is not None and station_id not in catalog.by_id:
         raise ConfigError(f"unknown station '{station_id}'")
-    async with app.pool.connection() as conn:
+    async with pool.connection() as conn:
         cur = await conn.execute(
             "INSERT INTO alert_silence (rule, station_id, city, starts_at, ends_at, created_by,"
             " comment) VALUES (%s, %s, %s, coalesce(%s, now()), %s, %s, %s) RETURNING id",
@@ -236,10 +250,10 @@ async def add_silence(
     return int(row[0])
 
 
-async def expire_silence(app: App, silence_id: int, at: datetime | None = None) -> bool:
+async def expire_silence(pool: Pool, silence_id: int, at: datetime | None = None) -> bool:
     """End a silence now (``at``: the service clock's now)."""
     at = at or timeutil.now()
-    async with app.pool.connection() as conn:
+    async with pool.connection() as conn:
         cur = await conn.execute(
             "UPDATE alert_silence SET ends_at = greatest(starts_at + interval '1 microsecond', %s)"
             " WHERE id = %s AND ends_at > %s RETURNING id",
@@ -249,7 +263,8 @@ async def expire_silence(app: App, silence_id: int, at: datetime | None = None) 
 
 
 async def add_maintenance(
-    app: App,
+    pool: Pool,
+    catalog: Catalog,
     *,
     starts_at: datetime,
     ends_at: datetime,
@@ -258,11 +273,11 @@ async def add_maintenance(
     note: str | None = None,
     created_by: str | None = None,
 ) -> int:
-    if station_id is not None and station_id not in app.catalog.by_id:
+    if station_id is not None and station_id not in catalog.by_id:
         raise ConfigError(f"unknown station '{station_id}'")
     if ends_at <= starts_at:
         raise ConfigError("a maintenance window must end after it starts")
-    async with app.pool.connection() as conn:
+    async with pool.connection() as conn:
         cur = await conn.execute(
             "INSERT INTO alert_maintenance (station_id, city, starts_at, ends_at, note, created_by)"
             " VALUES (%s, %s, %s, %s, %s, %s) RETURNING id",
@@ -276,10 +291,10 @@ async def add_maintenance(
 # ------------------------------------------------------------------ status
 
 
-async def alert_status(app: App) -> dict[str, Any]:
+async def alert_status(pool: Pool) -> dict[str, Any]:
     """Open episodes, the outbox, dead letters, silences (for ``envmon status``)."""
     out: dict[str, Any] = {}
-    async with app.pool.connection() as conn:
+    async with pool.connection() as conn:
         rows = await (
             await conn.execute(
                 "SELECT severity, state, count(*) FROM alert_event WHERE resolved_at IS NULL"

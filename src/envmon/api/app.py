@@ -1,10 +1,10 @@
 """The aiohttp application and :class:`ApiServer`, the async context manager that serves it.
 
-``envmon run`` opens one ``ApiServer(app, settings.api)`` beside its other
-resources: it binds host/port (port 0 = any free port, read back from
-``.port``), registers a batch listener on ``app.listeners`` for the ingest
-counters of ``/metrics``, and on exit stops accepting, lets running requests
-finish for a moment, and removes the listener.
+``envmon run`` opens one ``ApiServer(pool, catalog, settings.api, sink=sink)``
+beside its other resources: it binds host/port (port 0 = any free port, read
+back from ``.port``), listens to the sink for the ingest counters of
+``/metrics``, and on exit stops accepting, lets running requests finish for a
+moment, and stops listening.
 """
 
 from __future__ import annotations
@@ -18,18 +18,22 @@ from typing import Final
 
 import psycopg
 from aiohttp import web
-from psycopg_pool import PoolTimeout
+from psycopg import AsyncConnection
+from psycopg.rows import TupleRow
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from envmon.api.auth import check, role_of
-from envmon.api.config import ApiSettings
-from envmon.api.keys import ENVMON, EXPORTS, METRICS, SETTINGS
+from envmon.api.keys import ENVMON, EXPORTS, METRICS, SETTINGS, ApiParts
 from envmon.api.metrics import ApiMetrics
 from envmon.api.problems import Problem
 from envmon.api.routes import ROUTES
-from envmon.app import App
+from envmon.catalog import Catalog
 from envmon.errors import ConfigError
+from envmon.ingest.sink import Sink
+from envmon.settings import ApiSettings
 
 logger = logging.getLogger(__name__)
+Pool = AsyncConnectionPool[AsyncConnection[TupleRow]]
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 SHUTDOWN_TIMEOUT_S: Final = 10.0
@@ -106,13 +110,13 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
 
 
 def build_app(
-    app: App, settings: ApiSettings, metrics: ApiMetrics | None = None
+    parts: ApiParts, settings: ApiSettings, metrics: ApiMetrics | None = None
 ) -> web.Application:
-    """The aiohttp application over an opened envmon ``App``."""
+    """The aiohttp application over an open pool and the catalog."""
     web_app = web.Application(
         middlewares=[problems_middleware, auth_middleware], client_max_size=MAX_REQUEST_BYTES
     )
-    web_app[ENVMON] = app
+    web_app[ENVMON] = parts
     web_app[SETTINGS] = settings
     web_app[METRICS] = metrics or ApiMetrics()
     web_app[EXPORTS] = asyncio.Semaphore(settings.max_concurrent_exports)
@@ -121,22 +125,22 @@ def build_app(
 
 
 class ApiServer:
-    """Serve the API for the lifetime of an ``async with`` block.
+    """Serve the API for the lifetime of an ``async with`` block."""
 
-    ``settings`` defaults to ``app.settings.api`` (the nested ``ENVMON_API__*``
-    group, once it is part of ``Settings``).
-    """
-
-    def __init__(self, app: App, settings: ApiSettings | None = None) -> None:
-        if settings is None:
-            nested = getattr(app.settings, "api", None)
-            if not isinstance(nested, ApiSettings):
-                raise ConfigError("no API settings: pass ApiSettings or add Settings.api")
-            settings = nested
-        self.app = app
+    def __init__(
+        self,
+        pool: Pool,
+        catalog: Catalog,
+        settings: ApiSettings,
+        *,
+        sink: Sink | None = None,
+    ) -> None:
         self.settings = settings
         self.metrics = ApiMetrics()
-        self.web_app = build_app(app, settings, self.metrics)
+        self._sink = sink
+        self._unlisten: Callable[[], None] | None = None
+        parts = ApiParts(pool, catalog, sink.spool if sink is not None else None)
+        self.web_app = build_app(parts, settings, self.metrics)
         self._runner: web.AppRunner | None = None
         self.port: int = settings.port
         self.host: str = settings.host
@@ -166,7 +170,8 @@ class ApiServer:
         sockets = [a for a in runner.addresses if isinstance(a, tuple)]
         if sockets:
             self.port = int(sockets[0][1])
-        self.app.listeners.append(self.metrics.on_batch)
+        if self._sink is not None:
+            self._unlisten = self._sink.listen(self.metrics.on_batch)
         logger.info("api: listening on %s", self.url)
         return self
 
@@ -176,8 +181,9 @@ class ApiServer:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self.metrics.on_batch in self.app.listeners:
-            self.app.listeners.remove(self.metrics.on_batch)
+        if self._unlisten is not None:
+            self._unlisten()
+            self._unlisten = None
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None

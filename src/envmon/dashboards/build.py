@@ -26,7 +26,7 @@ from typing import Any, Final
 import yaml
 
 from envmon.dashboards._sdk import JSONEncoder
-from envmon.dashboards.dashboards import all_boards
+from envmon.dashboards.boards import all_boards
 from envmon.dashboards.panels import Board
 from envmon.dashboards.sql import DATASOURCE_TYPE, DATASOURCE_UID
 from envmon.errors import ConfigError

@@ -27,7 +27,7 @@ def add_parser(sub: Any) -> None:
 
 
 def cmd_dashboards(args: argparse.Namespace, settings: Any) -> int:
-    from envmon.dashboards.settings import GrafanaSettings
+    from envmon.settings import GrafanaSettings
 
     targets_file = settings.config_dir / "targets.yaml"
     if args.action == "build":

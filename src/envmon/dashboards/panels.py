@@ -1,4 +1,5 @@
-"""Building blocks of the dashboards: colours, thresholds, SQL fragments, and the panel registry.
+"""Building blocks of the dashboards: colours, thresholds, SQL fragments, panel builders
+and the panel registry.
 
 Every panel query is a :class:`Query` (its SQL as Grafana stores it, with
 macros and variables unexpanded). A :class:`Board` adds panels to an SDK
@@ -23,7 +24,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
-from envmon.dashboards._sdk import cogbuilder, common, common_b, dash, dm
+from envmon.dashboards._sdk import cogbuilder, common, common_b, dash, dm, stat_b, timeseries_b
 from envmon.dashboards.sql import Format, SqlQuery
 from envmon.evaluate.derive import AIR, VALID_FLAGS
 from envmon.parameters import PARAMETERS
@@ -36,6 +37,11 @@ DAY_FROM: Final = f"($__timeFrom()::timestamptz AT TIME ZONE '{TZ}')::date"
 DAY_TO: Final = f"($__timeTo()::timestamptz AT TIME ZONE '{TZ}')::date"
 YEAR_TO: Final = f"extract(year FROM {DAY_TO})::int"
 VALID: Final = "(" + ", ".join(f"'{f}'" for f in VALID_FLAGS) + ")"
+UG: Final = "suffix:µg/m³"
+MG: Final = "suffix:mg/m³"
+MGL: Final = "suffix:mg/L"
+ALERT_TABLE: Final = "alert_event"  # migration 0004 (alert engine)
+SOURCE_HEALTH_TABLE: Final = "source_health"  # migration 0003 (HTTP pull sources)
 
 # What each kind of station is expected to send, for completeness and "last
 # seen": air — the six GB 3095 basic items, hourly; water — the nine basic
@@ -125,6 +131,46 @@ def not_dust(alias: str = "d") -> str:
 def month_start(expr: str) -> str:
     """First day of the month of a ``date`` expression (no time-zone dependent cast)."""
     return f"({expr} - extract(day FROM {expr})::int + 1)"
+
+
+# -- "latest value" panels: a fixed window before the end of the range -----------------------------
+# Every query reads a bounded time window (issue 12; tests/dashboards/
+# test_dashboards_time_bounds.py): a panel showing the latest value looks this far
+# back from the range's end, so that it never scans older (compressed) chunks. A
+# station silent for longer shows "no data" there.
+
+LATEST_WINDOW: Final = "7 days"
+LATEST_MONTHS: Final = "1 year"  # monthly water classes
+
+
+def ts_window(column: str, window: str = LATEST_WINDOW) -> str:
+    """A ``timestamptz`` column within ``window`` before the end of the dashboard's range."""
+    return f"{column} <= $__timeTo() AND {column} > $__timeTo()::timestamptz - interval '{window}'"
+
+
+def day_window(column: str, window: str = LATEST_WINDOW) -> str:
+    """A ``date`` column (Beijing days) within ``window`` up to the range's last day."""
+    return f"{column} <= {DAY_TO} AND {column} > ({DAY_TO} - interval '{window}')::date"
+
+
+def last_report(params: str, period: str) -> str:
+    """``CROSS JOIN LATERAL (…) l`` after ``station s``: ``l.last_ts``, the newest reading
+    of any of ``params`` (a ``text[]`` expression) within :data:`LATEST_WINDOW`."""
+    return f"""CROSS JOIN LATERAL (
+    SELECT max(x.ts) AS last_ts FROM unnest({params}) AS p(code)
+    CROSS JOIN LATERAL (
+        SELECT max(r.ts) AS ts FROM reading r
+        WHERE r.station_id = s.id AND r.parameter = p.code AND r.period = {period}
+          AND {ts_window("r.ts")}) x) l"""
+
+
+def latest_section_month(columns: str) -> str:
+    """``LEFT JOIN LATERAL (…) m ON true`` after ``station s``: the section's newest
+    ``water_section_month`` row (``columns`` of ``w``) within :data:`LATEST_MONTHS`."""
+    return f"""LEFT JOIN LATERAL (
+    SELECT {columns} FROM water_section_month w
+    WHERE w.station_id = s.id AND {day_window("w.month", LATEST_MONTHS)}
+    ORDER BY w.month DESC LIMIT 1) m ON true"""
 
 
 # -- colours, thresholds, mappings ---------------------------------------------------------------
@@ -226,6 +272,25 @@ def fixed_colour(colour: str) -> dm.DynamicConfigValue:
     return prop("color", {"mode": "fixed", "fixedColor": colour})
 
 
+def mappings_prop(mappings: Sequence[dm.ValueMapping]) -> dm.DynamicConfigValue:
+    return prop("mappings", [m.to_json() for m in mappings])
+
+
+def status_cells(colours: dict[str, str] = STATUS_COLOURS) -> list[dm.DynamicConfigValue]:
+    """A table column of status texts, each cell's background in its text's colour."""
+    return [colour_background(), mappings_prop(text_mappings(colours))]
+
+
+def threshold_colours(
+    steps: dash.ThresholdsConfig, mappings: Sequence[dm.ValueMapping] = ()
+) -> list[dm.DynamicConfigValue]:
+    """A field coloured by ``steps`` (and shown through ``mappings``): a column, a map layer."""
+    out = [prop("thresholds", steps.build().to_json())]
+    if mappings:
+        out.append(mappings_prop(mappings))
+    return [*out, prop("color", {"mode": "thresholds"})]
+
+
 def legend_bottom() -> common_b.VizLegendOptions:
     return (
         common_b.VizLegendOptions()
@@ -250,6 +315,38 @@ def tooltip_all() -> common_b.VizTooltipOptions:
         .mode(common.TooltipDisplayMode.MULTI)
         .sort(common.SortOrder.DESCENDING)
     )
+
+
+def stat_panel(unit: str | None = None) -> stat_b.Panel:
+    p = (
+        stat_b.Panel()
+        .reduce_options(
+            common_b.ReduceDataOptions().values(False).calcs(["lastNotNull"]).fields("/.*/")
+        )
+        .text_mode(common.BigValueTextMode.VALUE_AND_NAME)
+        .color_mode(common.BigValueColorMode.BACKGROUND)
+        .graph_mode(common.BigValueGraphMode.NONE)
+        .justify_mode(common.BigValueJustifyMode.CENTER)
+        .orientation(common.VizOrientation.HORIZONTAL)
+    )
+    if unit:
+        p = p.unit(unit)
+    return p
+
+
+def timeseries_panel(unit: str | None = None) -> timeseries_b.Panel:
+    p = (
+        timeseries_b.Panel()
+        .legend(legend_bottom())
+        .tooltip(tooltip_all())
+        .line_width(1)
+        .fill_opacity(0)
+        .show_points(common.VisibilityMode.NEVER)
+        .span_nulls(False)
+    )
+    if unit:
+        p = p.unit(unit)
+    return p
 
 
 # -- queries and the registry ----------------------------------------------------------------------

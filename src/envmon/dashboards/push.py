@@ -17,17 +17,17 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from envmon.dashboards.boards import all_boards
 from envmon.dashboards.build import (
     READER_ROLE,
     dashboard_model,
     datasource_provisioning,
     load_board_targets,
 )
-from envmon.dashboards.dashboards import all_boards
 from envmon.dashboards.panels import Board
-from envmon.dashboards.settings import GrafanaSettings
 from envmon.dashboards.sql import DATASOURCE_UID
 from envmon.errors import ConfigError, FatalError, RetriableError
+from envmon.settings import GrafanaSettings
 
 logger = logging.getLogger(__name__)
 

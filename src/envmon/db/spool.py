@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
@@ -57,20 +57,7 @@ class Spool:
 
     def append_batch(self, batch: ReadingBatch) -> Path:
         path = self._next_name("readings.npz")
-
-        def write(f: object) -> None:
-            np.savez(
-                f,  # type: ignore[arg-type]
-                source=np.array(batch.source),
-                station_id=batch.station_id.astype(str),
-                parameter=batch.parameter.astype(str),
-                period=batch.period.astype(str),
-                ts=batch.ts.astype("datetime64[us]"),
-                value=batch.value,
-                flag=batch.flag.astype(str),
-            )
-
-        self._write_atomic(path, write)
+        self._write_atomic(path, _npz_writer(batch))
         logger.warning("database unavailable: %d readings spooled to %s", len(batch), path.name)
         return path
 
@@ -89,6 +76,35 @@ class Spool:
 
     def pending(self) -> list[Path]:
         return self._files()
+
+    # Quarantine: batches the database refused for a reason other than being
+    # unreachable (a constraint, a TimescaleDB limit, a bug). They must never
+    # block the spool or the batches after them, and must never be lost:
+    # each is kept with its reason for an operator (``envmon spool status``).
+    @property
+    def quarantine_dir(self) -> Path:
+        return self.directory / "quarantine"
+
+    def quarantine(self, path_or_batch: Path | ReadingBatch, reason: str) -> Path:
+        """Move a spool file, or write a batch, into the quarantine with its reason."""
+        qdir = self.quarantine_dir
+        qdir.mkdir(parents=True, exist_ok=True)
+        if isinstance(path_or_batch, Path):
+            target = qdir / path_or_batch.name
+            os.replace(path_or_batch, target)
+        else:
+            spool = Spool(qdir)
+            target = spool._next_name("readings.npz")
+            spool._write_atomic(target, _npz_writer(path_or_batch))
+        target.with_name(target.name + ".reason.txt").write_text(reason + "\n", encoding="utf-8")
+        logger.error("batch quarantined file=%s reason=%s", target, reason)
+        return target
+
+    def quarantined(self) -> list[Path]:
+        qdir = self.quarantine_dir
+        if not qdir.exists():
+            return []
+        return sorted(p for p in qdir.iterdir() if p.name.endswith((".npz", ".jsonl")))
 
     def pending_readings(self) -> int:
         total = 0
@@ -121,3 +137,19 @@ class Spool:
 
     def __iter__(self) -> Iterator[Path]:
         return iter(self._files())
+
+
+def _npz_writer(batch: ReadingBatch) -> Callable[[object], None]:
+    def write(f: object) -> None:
+        np.savez(
+            f,  # type: ignore[arg-type]
+            source=np.array(batch.source),
+            station_id=batch.station_id.astype(str),
+            parameter=batch.parameter.astype(str),
+            period=batch.period.astype(str),
+            ts=batch.ts.astype("datetime64[us]"),
+            value=batch.value,
+            flag=batch.flag.astype(str),
+        )
+
+    return write

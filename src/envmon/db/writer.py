@@ -5,17 +5,13 @@ Each batch is COPYed into a temporary staging table and merged with a single
 identical resend changes nothing, a corrected value or flag replaces the old
 one (late corrections are normal) and the counts say which was which.
 
-When the database cannot be reached, batches go to the durable spool and are
-replayed, in order, before anything newer is written. Only a lost or unreachable
-server counts as "cannot be reached" (:func:`connection_lost`); a batch the server
-refuses for any other reason raises :class:`WriteRefused` and is never spooled, so
-it cannot hold up the spool or the batches after it.
+The writer only talks to the database: spooling, quarantine and telling
+listeners are the sink's (``envmon.ingest.sink``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from typing import Any
@@ -28,9 +24,7 @@ from psycopg.rows import TupleRow
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from envmon.db.copy_binary import STAGE_DDL, stage_rows
-from envmon.db.spool import Spool
-from envmon.errors import DatabaseUnavailable, WriteRefused
-from envmon.log import db_logger as logger
+from envmon.errors import DatabaseUnavailable
 from envmon.schemas.readings import ReadingBatch, Rejection
 
 Pool = AsyncConnectionPool[AsyncConnection[TupleRow]]
@@ -82,6 +76,7 @@ class WriteResult:
     duplicates: int = 0  # same key twice in one batch: the later one was kept
     rejected: int = 0
     spooled: int = 0
+    quarantined: int = 0  # refused by the database for another reason: kept on disk
 
     def __iadd__(self, other: WriteResult) -> WriteResult:
         for f in fields(self):
@@ -102,35 +97,6 @@ class WriteResult:
 # transactions lift that limit (0 = none). On plain PostgreSQL the name is an
 # ordinary placeholder setting and changes nothing.
 NO_DECOMPRESSION_LIMIT = "SET LOCAL timescaledb.max_tuples_decompressed_per_dml_transaction = 0"
-
-# SQLSTATEs that mean the server went away: class 08 (connection exception) and
-# admin/crash shutdown, cannot-connect-now (57P01–57P03).
-_SHUTDOWN_STATES = frozenset({"57P01", "57P02", "57P03"})
-
-
-def connection_lost(err: BaseException) -> bool:
-    """Whether ``err`` means "the database cannot be reached" (spool and retry later).
-
-    Only connection-class failures do: no connection from the pool in time, a
-    closed or broken connection (psycopg raises these without a SQLSTATE), class
-    08 and the shutdown states. Everything else — a limit (53400), a constraint,
-    a cancelled statement — is the server refusing this batch.
-    """
-    if isinstance(err, PoolTimeout):
-        return True
-    if not isinstance(err, psycopg.Error):
-        return False
-    state = err.sqlstate
-    if state is None:
-        return isinstance(err, psycopg.OperationalError)
-    return state.startswith("08") or state in _SHUTDOWN_STATES
-
-
-def _classify(err: psycopg.Error | PoolTimeout) -> DatabaseUnavailable | WriteRefused:
-    if connection_lost(err):
-        return DatabaseUnavailable(str(err))
-    state = getattr(err, "sqlstate", None)
-    return WriteRefused(f"the database refused the batch ({state or type(err).__name__}): {err}")
 
 
 def dedupe(batch: ReadingBatch) -> tuple[ReadingBatch, int]:
@@ -154,70 +120,72 @@ def dedupe(batch: ReadingBatch) -> tuple[ReadingBatch, int]:
     return batch.take(~dup), n
 
 
+def is_unavailable(err: BaseException) -> bool:
+    """Whether an error means "the database cannot be reached right now".
+
+    Only connection-class failures do (no server answer, SQLSTATE class 08,
+    the server shutting down, too many connections, a pool time-out): the
+    batch is spooled and retried. Anything else (a constraint, a limit such as
+    TimescaleDB's 53400, a bug) is the database refusing this batch: retrying
+    it would block every later batch behind it.
+    """
+    if isinstance(err, PoolTimeout | DatabaseUnavailable):
+        return True
+    if isinstance(err, psycopg.OperationalError):
+        state = err.sqlstate
+        return state is None or state.startswith("08") or state in _UNAVAILABLE_STATES
+    return False
+
+
+# admin_shutdown, crash_shutdown, cannot_connect_now, too_many_connections
+_UNAVAILABLE_STATES = frozenset({"57P01", "57P02", "57P03", "53300"})
+
+
+@dataclass
+class Unwritten:
+    """Parts of a batch the database did not take, and why."""
+
+    batch: ReadingBatch
+    error: BaseException
+
+    @property
+    def unavailable(self) -> bool:
+        return is_unavailable(self.error)
+
+
 class Writer:
+    """Validated batches → ``reading`` and ``rejected``; nothing else.
+
+    The writer only talks to the database. What to do when it cannot (spool,
+    quarantine) and who to tell afterwards is the sink's business
+    (``envmon.ingest.sink``), so that there is one place for it.
+    """
+
     def __init__(
         self,
         pool: Pool,
-        spool: Spool,
         *,
         timeout: float = 5.0,
         parallel: int = 2,
         parallel_min_rows: int = 20_000,
-        retry_after: float = 5.0,
     ) -> None:
         self.pool = pool
-        self.spool = spool
         self.timeout = timeout
         self.parallel = parallel
         self.parallel_min_rows = parallel_min_rows
-        self.retry_after = retry_after
-        self._down_until = 0.0
 
-    # While the database is known to be down, batches go straight to the spool
-    # instead of each waiting ``timeout`` for a connection (a circuit breaker):
-    # ingestion stays fast, and the first write after ``retry_after`` tries again.
-    def _known_down(self) -> bool:
-        return time.monotonic() < self._down_until
+    async def write_readings(self, batch: ReadingBatch) -> tuple[WriteResult, list[Unwritten]]:
+        """Store a batch; returns the counts and the parts that were not stored.
 
-    def _mark_down(self) -> None:
-        self._down_until = time.monotonic() + self.retry_after
-
-    async def write(self, batch: ReadingBatch, rejects: Sequence[Rejection] = ()) -> WriteResult:
-        """Store a validated batch and its rejects; spool them if the database is down."""
-        result = WriteResult(rejected=len(rejects))
-        if self.spool.pending() and not self._known_down():
-            try:
-                await self.replay_spool()
-            except DatabaseUnavailable:
-                self._mark_down()
-        if self.spool.pending() or self._known_down():
-            # Still down, or not yet drained: keep the order by spooling behind.
-            if len(batch):
-                self.spool.append_batch(batch)
-                result.spooled += len(batch)
-            if rejects:
-                self.spool.append_rejects(list(rejects))
-            return result
-        if len(batch):
-            result += await self._write_partitioned(batch)
-        if rejects:
-            try:
-                await self._write_rejects(rejects)
-            except DatabaseUnavailable:
-                self._mark_down()
-                self.spool.append_rejects(list(rejects))
-        return result
-
-    async def _write_partitioned(self, batch: ReadingBatch) -> WriteResult:
-        """Large batches are split by station over ``parallel`` connections.
-
-        The merge is CPU-bound in the server; two backends use both cores of a
+        Large batches are split by station over ``parallel`` connections: the
+        merge is CPU-bound in the server, and two backends use both cores of a
         small server. A station's readings always go to the same part, so the
-        file order of one key is kept. A part that finds the database down is
-        spooled on its own; parts already committed stay committed.
+        order of one key is kept. Parts already committed stay committed.
         """
         batch, duplicates = dedupe(batch)
         result = WriteResult(duplicates=duplicates)
+        if not len(batch):
+            return result, []
         if self.parallel < 2 or len(batch) < self.parallel_min_rows:
             parts = [batch]
         else:
@@ -227,22 +195,15 @@ class Writer:
         outcomes = await asyncio.gather(
             *(self._write_staged(p) for p in parts), return_exceptions=True
         )
+        unwritten: list[Unwritten] = []
         for part, outcome in zip(parts, outcomes, strict=True):
-            if isinstance(outcome, DatabaseUnavailable):
-                self._mark_down()
-                self.spool.append_batch(part)
-                result.spooled += len(part)
+            if isinstance(outcome, Exception):  # unavailable, refused, or a bug: never lost
+                unwritten.append(Unwritten(part, outcome))
             elif isinstance(outcome, BaseException):
                 raise outcome
             else:
                 result += outcome
-        return result
-
-    async def _write_batch(self, batch: ReadingBatch) -> WriteResult:
-        batch, duplicates = dedupe(batch)
-        result = await self._write_staged(batch)
-        result.duplicates += duplicates
-        return result
+        return result, unwritten
 
     async def _write_staged(self, batch: ReadingBatch) -> WriteResult:
         si, s_u = pd.factorize(batch.station_id)
@@ -257,27 +218,24 @@ class Writer:
             "f": [str(x) for x in f_u],
             "source": batch.source,
         }
-        try:
-            async with self.pool.connection(timeout=self.timeout) as conn:
-                async with conn.transaction():
-                    await conn.execute(NO_DECOMPRESSION_LIMIT)
-                    await conn.execute(STAGE_DDL)
-                    async with conn.cursor().copy(
-                        "COPY reading_stage FROM STDIN (FORMAT BINARY)"
-                    ) as copy:
-                        await copy.write(data)
-                    try:
-                        async with conn.transaction():  # a savepoint
-                            cur = await conn.execute(INSERT_NEW, params)
-                            inserted = cur.rowcount
-                            await conn.execute(MARK_NEW, params)
-                        return WriteResult(inserted=inserted)
-                    except psycopg.errors.UniqueViolation:
-                        pass  # some keys exist: merge instead
-                    cur = await conn.execute(UPSERT, params)
-                    row = await cur.fetchone()
-        except (psycopg.Error, PoolTimeout) as err:
-            raise _classify(err) from err
+        async with self.pool.connection(timeout=self.timeout) as conn:
+            async with conn.transaction():
+                await conn.execute(NO_DECOMPRESSION_LIMIT)
+                await conn.execute(STAGE_DDL)
+                async with conn.cursor().copy(
+                    "COPY reading_stage FROM STDIN (FORMAT BINARY)"
+                ) as copy:
+                    await copy.write(data)
+                try:
+                    async with conn.transaction():  # a savepoint
+                        cur = await conn.execute(INSERT_NEW, params)
+                        inserted = cur.rowcount
+                        await conn.execute(MARK_NEW, params)
+                    return WriteResult(inserted=inserted)
+                except psycopg.errors.UniqueViolation:
+                    pass  # some keys exist: merge instead
+                cur = await conn.execute(UPSERT, params)
+                row = await cur.fetchone()
         inserted, updated = (int(row[0]), int(row[1])) if row else (0, 0)
         return WriteResult(
             inserted=inserted,
@@ -285,7 +243,8 @@ class Writer:
             unchanged=len(batch) - inserted - updated,
         )
 
-    async def _write_rejects(self, rejects: Sequence[Rejection]) -> None:
+    async def write_rejects(self, rejects: Sequence[Rejection]) -> None:
+        """Store rejects; :class:`DatabaseUnavailable` when the database cannot be reached."""
         try:
             async with self.pool.connection(timeout=self.timeout) as conn:
                 async with conn.transaction():
@@ -304,29 +263,6 @@ class Writer:
                                 )
                             )
         except (psycopg.Error, PoolTimeout) as err:
-            raise _classify(err) from err
-
-    async def replay_spool(self) -> WriteResult:
-        """Write what the spool holds, oldest first; stops (raising) if the database is down.
-
-        A file the server refuses for another reason is moved to ``refused/`` in the
-        spool directory (kept for the operator, logged) and replay goes on.
-        """
-        total = WriteResult()
-        for path in self.spool.pending():
-            item = Spool.load(path)
-            try:
-                if isinstance(item, ReadingBatch):
-                    total += await self._write_batch(item)
-                else:
-                    await self._write_rejects(item)
-                    total.rejected += len(item)
-            except WriteRefused as err:
-                refused = path.parent / "refused"
-                refused.mkdir(exist_ok=True)
-                path.replace(refused / path.name)
-                logger.error("spool file refused, moved to %s: %s", refused / path.name, err)
-                continue
-            path.unlink()
-            logger.info("spool replayed file=%s", path.name)
-        return total
+            if is_unavailable(err):
+                raise DatabaseUnavailable(str(err)) from err
+            raise

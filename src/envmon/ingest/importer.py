@@ -1,4 +1,4 @@
-"""``envmon import``: a file → validation → writer, pipelined.
+"""``envmon import``: a file → validation → the sink, pipelined.
 
 Reading and validating the next chunk (in a worker thread) overlaps with the
 database merging the previous one, so the two cores of a small server are both
@@ -8,12 +8,14 @@ busy; at most two chunks are in memory at once, whatever the file's size.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from envmon.db.writer import Writer, WriteResult
+from envmon.db.writer import WriteResult
 from envmon.ingest.files import Chunk, read_chunks
+from envmon.ingest.sink import Sink
 from envmon.schemas.readings import Rejection, ValidationResult, Validator
 
 Progress = Callable[[int, int, WriteResult], None]  # rows read, bytes read, result so far
@@ -32,7 +34,7 @@ async def import_file(
     path: Path,
     *,
     validator: Validator,
-    writer: Writer,
+    sink: Sink,
     source: str | None = None,
     on_progress: Progress | None = None,
     on_batch: Callable[[int], object] | None = None,
@@ -60,9 +62,9 @@ async def import_file(
                 if item is None:
                     break
                 await queue.put(item)
-        except BaseException as err:
+        except Exception as err:  # handed to the consumer, which raises it
             await queue.put(err)
-            raise
+            return
         await queue.put(None)
 
     producer = asyncio.create_task(produce())
@@ -76,7 +78,7 @@ async def import_file(
                 raise item
             chunk, validated = item
             report.rows += len(chunk.frame)
-            report.result += await writer.write(validated.batch, validated.rejected)
+            report.result += await sink.store(validated, history=True)
             report.rejected_total += len(validated.rejected)
             room = keep_rejects - len(report.rejects)
             if room > 0:
@@ -89,8 +91,8 @@ async def import_file(
     finally:
         if not producer.done():
             producer.cancel()
-        try:
+        # The producer never raises (its errors reach the consumer above); only the
+        # cancellation of a producer stopped early is expected here.
+        with contextlib.suppress(asyncio.CancelledError):
             await producer
-        except (asyncio.CancelledError, Exception):
-            pass
     return report

@@ -1,4 +1,4 @@
-"""Pull collectors: scheduling, cursors, backoff, health — around sources that only fetch.
+"""One pull source's coordinator: windows, cursors, retries, storage, health.
 
 Each configured source (``config/sources.yaml``, kinds in
 :data:`envmon.ingest.sources.REGISTRY`) gets a :class:`SourcePoller`, the
@@ -19,6 +19,9 @@ Cursors (``ingest_cursor``):
 * ``(source, station)`` — the latest period received from that station, when,
   and the last error that concerned it alone (a sensor gone, a location 404).
 
+The scheduler that runs every poller is :mod:`envmon.ingest.collectors`; the
+cursor and health SQL is :mod:`envmon.ingest.state`.
+
 Errors, by what the poller does: retriable (timeouts, connection errors, 5xx,
 429 honouring Retry-After, unreadable pages) → retried within the poll with
 exponential backoff and jitter, then the source is "down" and later polls back
@@ -34,91 +37,38 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import random
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass, field, fields, replace
-from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields, replace
+from datetime import datetime, timedelta
+from typing import Any
 
 import aiohttp
 import pandas as pd
 import psycopg
-from apscheduler.schedulers.asyncio import AsyncIOScheduler
-from apscheduler.triggers.interval import IntervalTrigger
 from psycopg.types.json import Jsonb
 from psycopg_pool import PoolTimeout
 from pydantic import SecretStr
 
 from envmon import timeutil
-from envmon.app import App
-from envmon.catalog import Catalog
-from envmon.errors import ConfigError, EnvmonError, FatalError, RetriableError
-from envmon.ingest.sources import REGISTRY, Fetched, Http, PayloadError, Source, StationMap
-from envmon.ingest.sources.base import HOUR, Sleep, TransientSourceError, raw_text
-from envmon.ingest.sources_config import CollectSettings, SourceConfig, SourcesConfig
+from envmon.errors import ConfigError, FatalError, RetriableError
+from envmon.ingest import state as st
+from envmon.ingest.sink import Intake
+from envmon.ingest.sources import REGISTRY, Fetched, Http, PayloadError, Source
+from envmon.ingest.sources.base import Sleep, TransientSourceError, raw_text
+from envmon.ingest.sources_config import SourceConfig
+from envmon.ingest.state import SourceHealth, default_stale_after, iso
+from envmon.retry import Backoff
 from envmon.schemas.readings import ReadingBatch, Rejection, ValidationResult
+from envmon.timeutil import HOUR, ceil_hour, floor_hour, time_range
 
-__all__ = [
-    "Backoff",
-    "Collectors",
-    "PollReport",
-    "SourceHealth",
-    "SourcePoller",
-    "backfill",
-    "check_sources",
-    "client_session",
-    "read_health",
-    "start_collection",
-]
+__all__ = ["PollReport", "SourcePoller"]
 
 logger = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
-State = Literal["starting", "ok", "down", "disabled"]
 _DB_ERRORS = (psycopg.Error, PoolTimeout)
-
-
-def floor_hour(t: datetime) -> datetime:
-    t = t.astimezone(UTC)
-    return t.replace(minute=0, second=0, microsecond=0)
-
-
-def ceil_hour(t: datetime) -> datetime:
-    f = floor_hour(t)
-    return f if f == t.astimezone(UTC) else f + HOUR
-
-
-# --------------------------------------------------------------------------- backoff
-
-
-class Backoff:
-    """Exponential backoff with "equal jitter": half the step fixed, half random.
-
-    The fixed half keeps retries from hammering a platform that just failed;
-    the random half keeps many sources (or workers) from retrying in step.
-    A Retry-After from the platform is a floor, never shortened.
-    """
-
-    def __init__(self, base_s: float, cap_s: float, rng: random.Random) -> None:
-        self.base_s = base_s
-        self.cap_s = cap_s
-        self.rng = rng
-
-    def step(self, failures: int) -> float:
-        return min(self.cap_s, self.base_s * 2.0 ** max(0, failures - 1))
-
-    def delay(self, failures: int, retry_after: float | None = None) -> float:
-        d = self.step(failures)
-        d = d / 2.0 + self.rng.uniform(0.0, d / 2.0)
-        if retry_after is not None and math.isfinite(retry_after):
-            d = max(d, min(retry_after, 86400.0))
-        return d
-
-
-# --------------------------------------------------------------------------- reports
 
 
 @dataclass
@@ -154,188 +104,10 @@ class PollReport:
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"source": self.source, **self.counts()}
         for name in ("start", "end", "completed_until"):
-            out[name] = _iso(getattr(self, name))
+            out[name] = iso(getattr(self, name))
         out["skipped"] = self.skipped
         out["error"] = self.error
         return out
-
-
-@dataclass
-class SourceHealth:
-    source: str
-    kind: str
-    stale_after: timedelta
-    period: timedelta
-    state: State = "starting"
-    state_since: datetime = field(default_factory=lambda: datetime.now(UTC))
-    failures: int = 0
-    last_attempt_at: datetime | None = None
-    last_success_at: datetime | None = None
-    last_error_at: datetime | None = None
-    last_error: str | None = None
-    next_attempt_at: datetime | None = None
-    fetched_until: datetime | None = None
-    stations: dict[str, datetime] = field(default_factory=dict)  # latest period start
-    station_errors: dict[str, str] = field(default_factory=dict)
-    mapped: list[str] = field(default_factory=list)
-    last_poll: dict[str, Any] = field(default_factory=dict)
-
-    def as_dict(self, now: datetime) -> dict[str, Any]:
-        return health_dict(
-            source=self.source,
-            kind=self.kind,
-            state=self.state,
-            state_since=self.state_since,
-            failures=self.failures,
-            last_attempt_at=self.last_attempt_at,
-            last_success_at=self.last_success_at,
-            last_error_at=self.last_error_at,
-            last_error=self.last_error,
-            next_attempt_at=self.next_attempt_at,
-            fetched_until=self.fetched_until,
-            stale_after=self.stale_after,
-            period=self.period,
-            stations=self.stations,
-            station_errors=self.station_errors,
-            mapped=self.mapped,
-            last_poll=self.last_poll,
-            now=now,
-        )
-
-
-def _iso(t: datetime | None) -> str | None:
-    return timeutil.to_beijing(t).isoformat() if t else None
-
-
-def health_dict(
-    *,
-    source: str,
-    kind: str,
-    state: str,
-    state_since: datetime | None,
-    failures: int,
-    last_attempt_at: datetime | None,
-    last_success_at: datetime | None,
-    last_error_at: datetime | None,
-    last_error: str | None,
-    next_attempt_at: datetime | None,
-    fetched_until: datetime | None,
-    stale_after: timedelta,
-    period: timedelta,
-    stations: Mapping[str, datetime],
-    station_errors: Mapping[str, str],
-    mapped: Sequence[str],
-    last_poll: Mapping[str, Any],
-    now: datetime,
-) -> dict[str, Any]:
-    """The health of one source as ``envmon status`` shows it (same shape live and from the DB).
-
-    ``lag_s``: seconds since the end of the newest period received from any
-    station; a station is stale when its own lag exceeds ``stale_after``; the
-    source is stale when it has not succeeded within ``stale_after`` or its
-    newest data are older than that.
-    """
-    newest = max(stations.values(), default=None)
-    # 0 while the newest period is still running (a 4-hourly sample taken an hour ago).
-    lag = max(0.0, (now - (newest + period)).total_seconds()) if newest else None
-    stale_stations = sorted(
-        sid
-        for sid in (mapped or stations.keys())
-        if sid not in stations or now - (stations[sid] + period) > stale_after
-    )
-    stale = (
-        state == "disabled"
-        or last_success_at is None
-        or now - last_success_at > stale_after
-        or lag is None
-        or lag > stale_after.total_seconds()
-    )
-    return {
-        "source": source,
-        "kind": kind,
-        "state": state,
-        "since": _iso(state_since),
-        "failures": failures,
-        "last_attempt_at": _iso(last_attempt_at),
-        "last_success_at": _iso(last_success_at),
-        "last_error_at": _iso(last_error_at),
-        "last_error": last_error,
-        "next_attempt_at": _iso(next_attempt_at),
-        "fetched_until": _iso(fetched_until),
-        "newest_data": _iso(newest),
-        "lag_s": None if lag is None else round(lag, 1),
-        "stale_after_s": stale_after.total_seconds(),
-        "stale": stale,
-        "stations": {
-            "mapped": len(mapped) or len(stations),
-            "reporting": sum(1 for s in stations if s not in stale_stations),
-            "stale": stale_stations,
-            "errors": dict(station_errors),
-        },
-        "last_poll": dict(last_poll),
-    }
-
-
-def default_stale_after(config: SourceConfig, period: timedelta) -> timedelta:
-    return config.stale_after or max(3 * config.interval, 2 * period + HOUR)
-
-
-# --------------------------------------------------------------------------- SQL
-
-_SOURCE_CURSOR = """
-INSERT INTO ingest_cursor AS c (source, station_id, last_ts, last_success_at, updated_at)
-VALUES (%(source)s, '', %(ts)s, %(at)s, now())
-ON CONFLICT (source, station_id) DO UPDATE
-    SET last_ts = GREATEST(c.last_ts, EXCLUDED.last_ts),
-        last_success_at = EXCLUDED.last_success_at, updated_at = now()
-"""
-_STATION_CURSORS = """
-INSERT INTO ingest_cursor AS c (source, station_id, last_ts, last_success_at, updated_at)
-SELECT %(source)s, s, t, %(at)s, now()
-FROM unnest(%(stations)s::text[], %(ts)s::timestamptz[]) AS u(s, t)
-ON CONFLICT (source, station_id) DO UPDATE
-    SET last_ts = GREATEST(c.last_ts, EXCLUDED.last_ts),
-        last_success_at = EXCLUDED.last_success_at, updated_at = now()
-"""
-_STATION_ERRORS = """
-INSERT INTO ingest_cursor AS c (source, station_id, last_error_at, last_error, updated_at)
-SELECT %(source)s, s, %(at)s, e, now()
-FROM unnest(%(stations)s::text[], %(errors)s::text[]) AS u(s, e)
-ON CONFLICT (source, station_id) DO UPDATE
-    SET last_error_at = EXCLUDED.last_error_at, last_error = EXCLUDED.last_error,
-        updated_at = now()
-"""
-_SOURCE_ERROR = """
-INSERT INTO ingest_cursor AS c (source, station_id, last_error_at, last_error, updated_at)
-VALUES (%(source)s, '', %(at)s, %(error)s, now())
-ON CONFLICT (source, station_id) DO UPDATE
-    SET last_error_at = EXCLUDED.last_error_at, last_error = EXCLUDED.last_error,
-        updated_at = now()
-"""
-_LOAD_CURSORS = """
-SELECT station_id, last_ts, last_error FROM ingest_cursor WHERE source = %(source)s
-"""
-_LOAD_HEALTH = """
-SELECT state, state_since, failures, last_success_at, last_error_at, last_error
-FROM source_health WHERE source = %(source)s
-"""
-_SAVE_HEALTH = """
-INSERT INTO source_health AS h (source, kind, state, state_since, failures, last_attempt_at,
-    last_success_at, last_error_at, last_error, next_attempt_at, stale_after, period, details,
-    updated_at)
-VALUES (%(source)s, %(kind)s, %(state)s, %(state_since)s, %(failures)s, %(last_attempt_at)s,
-    %(last_success_at)s, %(last_error_at)s, %(last_error)s, %(next_attempt_at)s,
-    %(stale_after)s, %(period)s, %(details)s, now())
-ON CONFLICT (source) DO UPDATE SET kind = EXCLUDED.kind, state = EXCLUDED.state,
-    state_since = EXCLUDED.state_since, failures = EXCLUDED.failures,
-    last_attempt_at = EXCLUDED.last_attempt_at, last_success_at = EXCLUDED.last_success_at,
-    last_error_at = EXCLUDED.last_error_at, last_error = EXCLUDED.last_error,
-    next_attempt_at = EXCLUDED.next_attempt_at, stale_after = EXCLUDED.stale_after,
-    period = EXCLUDED.period, details = EXCLUDED.details, updated_at = now()
-"""
-
-
-# --------------------------------------------------------------------------- one source
 
 
 class SourcePoller:
@@ -343,7 +115,7 @@ class SourcePoller:
 
     def __init__(
         self,
-        app: App,
+        intake: Intake,
         config: SourceConfig,
         session: aiohttp.ClientSession,
         *,
@@ -352,7 +124,7 @@ class SourcePoller:
         sleep: Sleep = asyncio.sleep,
         rng: random.Random | None = None,
     ) -> None:
-        self.app = app
+        self.intake = intake
         self.config = config
         self.name = config.name
         self.clock = clock
@@ -398,7 +170,7 @@ class SourcePoller:
                 raise ConfigError(f"source '{config.name}': base_url is required")
             self.source = cls(
                 config,
-                app.catalog,
+                intake.catalog,
                 self.http,
                 secret=config.secret(secrets or {}),
                 clock=clock,
@@ -435,7 +207,7 @@ class SourcePoller:
                 "source=%s unavailable: %s (next attempt %s)",
                 self.name,
                 h.last_error,
-                _iso(h.next_attempt_at),
+                iso(h.next_attempt_at),
             )
             h.state = "down"
             h.state_since = at
@@ -463,9 +235,9 @@ class SourcePoller:
     async def load(self) -> None:
         """Cursors and the last known health from the database (on start; writes nothing)."""
         try:
-            async with self.app.pool.connection() as conn:
-                rows = await (await conn.execute(_LOAD_CURSORS, {"source": self.name})).fetchall()
-                hrow = await (await conn.execute(_LOAD_HEALTH, {"source": self.name})).fetchone()
+            async with self.intake.pool.connection() as conn:
+                rows = await (await conn.execute(st.LOAD_CURSORS, {"source": self.name})).fetchall()
+                hrow = await (await conn.execute(st.LOAD_HEALTH, {"source": self.name})).fetchone()
         except _DB_ERRORS as err:
             logger.warning("source=%s cursors not loaded (database): %s", self.name, err)
             return
@@ -493,9 +265,9 @@ class SourcePoller:
             "interval_s": self.config.interval.total_seconds(),
         }
         try:
-            async with self.app.pool.connection() as conn:
+            async with self.intake.pool.connection() as conn:
                 await conn.execute(
-                    _SAVE_HEALTH,
+                    st.SAVE_HEALTH,
                     {
                         "source": h.source,
                         "kind": h.kind,
@@ -514,7 +286,7 @@ class SourcePoller:
                 )
                 if h.state in ("down", "disabled") and h.last_error:
                     await conn.execute(
-                        _SOURCE_ERROR,
+                        st.SOURCE_ERROR,
                         {"source": h.source, "at": h.last_error_at, "error": h.last_error},
                     )
         except _DB_ERRORS as err:
@@ -530,9 +302,9 @@ class SourcePoller:
             self.cursor = until
             self.health.fetched_until = until
         try:
-            async with self.app.pool.connection() as conn:
+            async with self.intake.pool.connection() as conn:
                 await conn.execute(
-                    _SOURCE_CURSOR, {"source": self.name, "ts": until, "at": self.clock()}
+                    st.SOURCE_CURSOR, {"source": self.name, "ts": until, "at": self.clock()}
                 )
             self._db_warned = False
         except _DB_ERRORS as err:
@@ -557,13 +329,13 @@ class SourcePoller:
         for s, e in errors.items():
             self.health.station_errors[s] = e
         try:
-            async with self.app.pool.connection() as conn:
+            async with self.intake.pool.connection() as conn:
                 if params is not None:
-                    await conn.execute(_STATION_CURSORS, params)
+                    await conn.execute(st.STATION_CURSORS, params)
                 if errors:
                     names = sorted(errors)
                     await conn.execute(
-                        _STATION_ERRORS,
+                        st.STATION_ERRORS,
                         {
                             "source": self.name,
                             "stations": names,
@@ -591,11 +363,11 @@ class SourcePoller:
                         "source=%s fetched only up to %s: catching up the last %s; for the rest "
                         "run: envmon backfill --source %s --from %s --to %s",
                         self.name,
-                        _iso(self.cursor),
+                        iso(self.cursor),
                         c.max_catchup,
                         self.name,
-                        _iso(self.cursor - c.overlap),
-                        _iso(oldest),
+                        iso(self.cursor - c.overlap),
+                        iso(oldest),
                     )
                     self._warned_catchup = self.cursor
                 start = oldest
@@ -610,7 +382,7 @@ class SourcePoller:
             report.skipped = f"disabled: {h.last_error}"
             return report
         if not force and h.next_attempt_at is not None and now < h.next_attempt_at:
-            report.skipped = f"backing off until {_iso(h.next_attempt_at)}"
+            report.skipped = f"backing off until {iso(h.next_attempt_at)}"
             return report
         h.last_attempt_at = now
         start, end = self.window(now)
@@ -704,7 +476,7 @@ class SourcePoller:
         assert self.source is not None
         out = Fetched()
         steps = (
-            [(t, min(t + HOUR, end)) for t in _range(start, end, HOUR)]
+            [(t, min(t + HOUR, end)) for t in time_range(start, end, HOUR)]
             if end - start > HOUR
             else []
         )
@@ -725,15 +497,15 @@ class SourcePoller:
         logger.warning(
             "source=%s page for %s–%s unreadable after retries; quarantined: %s",
             self.name,
-            _iso(start),
-            _iso(end),
+            iso(start),
+            iso(end),
             err,
         )
         out.rejects.append(
             Rejection(
                 source=self.name,
                 raw=err.raw or str(err),
-                reason=f"unreadable page for {_iso(start)}–{_iso(end)}, "
+                reason=f"unreadable page for {iso(start)}–{iso(end)}, "
                 f"quarantined after repeated attempts: {err}",
                 ts=start,
             )
@@ -763,7 +535,7 @@ class SourcePoller:
                     "source=%s attempt %d for %s failed (%s); retrying in %.1f s",
                     self.name,
                     attempt,
-                    _iso(start),
+                    iso(start),
                     err,
                     delay,
                 )
@@ -789,13 +561,13 @@ class SourcePoller:
         report.ignored += fetched.ignored
         report.missing += fetched.missing
         if len(fetched):
-            validated = self.app.validator.validate_frame(fetched.frame(), self.name)
+            validated = self.intake.validator.validate_frame(fetched.frame(), self.name)
         else:
             validated = ValidationResult(ReadingBatch.empty(self.name))
         rejects = self._fresh(
             [_with_record(r, fetched) for r in validated.rejected] + fetched.rejects
         )
-        result = await self.app.store(ValidationResult(validated.batch, rejects))
+        result = await self.intake.sink.store(ValidationResult(validated.batch, rejects))
         report.inserted += result.inserted
         report.updated += result.updated
         report.unchanged += result.unchanged + result.duplicates
@@ -814,349 +586,4 @@ def _with_record(r: Rejection, fetched: Fetched) -> Rejection:
     return replace(r, raw=raw_text(fetched.records[r.line]), line=None)
 
 
-def _range(start: datetime, end: datetime, step: timedelta) -> list[datetime]:
-    out = []
-    t = start
-    while t < end:
-        out.append(t)
-        t += step
-    return out
-
-
 # --------------------------------------------------------------------------- the service
-
-
-class Collectors:
-    """Every configured source, scheduled; ``envmon run`` holds one for its lifetime.
-
-    ::
-
-        async with Collectors(app, sources_config, session) as c:
-            ...            # polling runs on the loop
-            c.health()     # for status
-            await c.backfill("cnemc-air", t1, t2)
-
-    ``clock``, ``sleep`` and ``rng`` are injectable (tests, replays);
-    ``schedule=False`` builds the pollers without starting the scheduler
-    (one-off commands, :meth:`poll_now` in tests and benchmarks).
-    """
-
-    def __init__(
-        self,
-        app: App,
-        config: SourcesConfig,
-        session: aiohttp.ClientSession,
-        *,
-        secrets: Mapping[str, SecretStr] | None = None,
-        clock: Clock = timeutil.now,
-        sleep: Sleep = asyncio.sleep,
-        rng: random.Random | None = None,
-        schedule: bool = True,
-        only: Sequence[str] | None = None,
-    ) -> None:
-        self.app = app
-        self.config = config
-        self.session = session
-        self.secrets = dict(secrets or {})
-        self.clock = clock
-        self.sleep = sleep
-        self.rng = rng or random.Random()
-        self.schedule = schedule
-        self.only = set(only) if only is not None else None
-        self.pollers: dict[str, SourcePoller] = {}
-        self.scheduler: AsyncIOScheduler | None = None
-        self._running: set[asyncio.Task[Any]] = set()
-
-    async def __aenter__(self) -> Collectors:
-        for cfg in self.config.active():
-            if self.only is not None and cfg.name not in self.only:
-                continue
-            self.pollers[cfg.name] = SourcePoller(
-                self.app,
-                cfg,
-                self.session,
-                secrets=self.secrets,
-                clock=self.clock,
-                sleep=self.sleep,
-                rng=random.Random(self.rng.random()),
-            )
-        await asyncio.gather(*(p.load() for p in self.pollers.values()))
-        await asyncio.gather(*(p.save_health() for p in self.pollers.values()))
-        if self.schedule:
-            self._start_scheduler()
-        logger.info(
-            "collectors started sources=%d (%s)",
-            len(self.pollers),
-            ", ".join(f"{n}:{p.health.state}" for n, p in self.pollers.items()),
-        )
-        return self
-
-    def _start_scheduler(self) -> None:
-        scheduler = AsyncIOScheduler(timezone=timeutil.BEIJING)
-        now = datetime.now(timeutil.BEIJING)
-        for name, p in self.pollers.items():
-            if p.disabled:
-                continue
-            seconds = p.config.interval.total_seconds()
-            scheduler.add_job(
-                self._job,
-                IntervalTrigger(
-                    seconds=seconds, timezone=timeutil.BEIJING, jitter=min(5.0, seconds / 10)
-                ),
-                args=[name],
-                id=name,
-                name=f"poll {name}",
-                next_run_time=now,  # the first poll right away
-                # A run that starts late (a busy loop, a suspended laptop) still runs:
-                # APScheduler's default grace of 1 s would drop it silently.
-                misfire_grace_time=max(1, int(seconds)),
-                coalesce=True,  # several missed runs → one
-                max_instances=1,  # never two polls of one source at once
-                replace_existing=True,
-            )
-        scheduler.start()
-        self.scheduler = scheduler
-
-    async def _job(self, name: str) -> None:
-        task = asyncio.current_task()
-        if task is not None:
-            self._running.add(task)
-        try:
-            await self.pollers[name].poll()
-        finally:
-            if task is not None:
-                self._running.discard(task)
-
-    async def __aexit__(self, *exc: object) -> None:
-        if self.scheduler is not None and self.scheduler.running:
-            self.scheduler.shutdown(wait=False)
-            await asyncio.sleep(0)  # AsyncIOScheduler shuts down on the next loop turn
-        self.scheduler = None
-        running = list(self._running)
-        for t in running:
-            t.cancel()
-        if running:
-            await asyncio.gather(*running, return_exceptions=True)
-        await asyncio.gather(
-            *(p.save_health() for p in self.pollers.values()), return_exceptions=True
-        )
-        logger.info("collectors stopped")
-
-    def health(self) -> list[dict[str, Any]]:
-        now = self.clock()
-        return [p.health.as_dict(now) for p in self.pollers.values()]
-
-    def poller(self, name: str) -> SourcePoller:
-        try:
-            return self.pollers[name]
-        except KeyError:
-            raise ConfigError(
-                f"no active source named '{name}' ({', '.join(self.pollers) or 'none'})"
-            ) from None
-
-    async def poll_now(self, names: Sequence[str] | None = None) -> dict[str, PollReport]:
-        """One poll of each (or the named) source, concurrently, now."""
-        chosen = [self.poller(n) for n in names] if names else list(self.pollers.values())
-        reports = await asyncio.gather(*(p.poll(force=True) for p in chosen))
-        return {r.source: r for r in reports}
-
-    async def backfill(self, source: str, start: datetime, end: datetime) -> PollReport:
-        return await self.poller(source).backfill(start, end)
-
-
-async def backfill(
-    app: App,
-    config: SourcesConfig,
-    session: aiohttp.ClientSession,
-    source: str,
-    start: datetime,
-    end: datetime,
-    *,
-    secrets: Mapping[str, SecretStr] | None = None,
-    sleep: Sleep = asyncio.sleep,
-) -> PollReport:
-    """``envmon backfill --source S --from T1 --to T2``: fetch [T1, T2) of one source.
-
-    The source may be disabled in the file (a platform that is only backfilled
-    from); a simulator source gets the simulated platforms started for the
-    duration. Raises on a fatal error, or on a transient one that outlasts the
-    retries — the message says up to where the range was stored.
-    """
-    cfg = config.get(source)
-    if end <= start:
-        raise ConfigError(f"backfill: --to ({_iso(end)}) must be after --from ({_iso(start)})")
-    if not cfg.enabled:
-        cfg = cfg.model_copy(update={"enabled": True})
-    sim = config.simulator
-    if not cfg.base_url and sim is not None and cfg in sim.sources:
-        from envmon.simulate.platforms import serve_platforms
-
-        async with serve_platforms(
-            app.catalog, sim.host, 0, seed=sim.seed, fault_rate=sim.fault_rate
-        ) as url:
-            cfg = cfg.model_copy(update={"base_url": url})
-            return await _backfill(app, cfg, session, start, end, secrets, sleep)
-    return await _backfill(app, cfg, session, start, end, secrets, sleep)
-
-
-async def _backfill(
-    app: App,
-    cfg: SourceConfig,
-    session: aiohttp.ClientSession,
-    start: datetime,
-    end: datetime,
-    secrets: Mapping[str, SecretStr] | None,
-    sleep: Sleep,
-) -> PollReport:
-    poller = SourcePoller(app, cfg, session, secrets=secrets, sleep=sleep)
-    if poller.source is None:
-        raise ConfigError(poller.health.last_error or f"source '{cfg.name}' is not usable")
-    # The live health (source_health) belongs to `envmon run`: a backfill leaves it alone;
-    # the stations' cursors do move (to the newest period received).
-    report = PollReport(cfg.name)
-    try:
-        await poller.run(floor_hour(start), ceil_hour(end), report, live=False)
-    except EnvmonError as err:
-        done = _iso(report.completed_until) or "nothing"
-        raise type(err)(f"backfill of '{cfg.name}' stopped (stored up to {done}): {err}") from err
-    return report
-
-
-def check_sources(
-    catalog: Catalog, config: SourcesConfig, secrets: Mapping[str, SecretStr] | None = None
-) -> list[dict[str, Any]]:
-    """``envmon sources check``: every source's station mapping and options, no network."""
-    out: list[dict[str, Any]] = []
-    active = {s.name for s in config.active()}
-    for cfg in config.all_sources():
-        row: dict[str, Any] = {
-            "source": cfg.name,
-            "kind": cfg.kind,
-            "active": cfg.name in active,
-            "base_url": cfg.base_url or ("(simulator)" if cfg.name in active else None),
-            "stations": 0,
-            "problem": None,
-        }
-        cls = REGISTRY.get(cfg.kind)
-        try:
-            if cls is None:
-                raise ConfigError(f"unknown kind '{cfg.kind}'")
-            options = cls.parse_options(cfg)
-            row["stations"] = len(StationMap.build(cfg, catalog, cls.feeds_with(options)))
-            if cls.needs_secret and cfg.name in active and not cfg.secret(secrets or {}):
-                hint = f'ENVMON_COLLECT__SECRETS=\'{{"{cfg.name}": "…"}}\''
-                raise ConfigError(f"source '{cfg.name}' needs a key: {hint}")
-        except ConfigError as err:
-            row["problem"] = str(err)
-        out.append(row)
-    return out
-
-
-# --------------------------------------------------------------------------- status / wiring
-
-
-async def read_health(
-    conn: psycopg.AsyncConnection[Any], *, now: datetime | None = None
-) -> list[dict[str, Any]]:
-    """Every source's health as the last ``envmon run`` left it (for ``envmon status``)."""
-    now = now or timeutil.now()
-    rows = await (
-        await conn.execute(
-            "SELECT source, kind, state, state_since, failures, last_attempt_at, last_success_at,"
-            " last_error_at, last_error, next_attempt_at, stale_after, period, details"
-            " FROM source_health ORDER BY source"
-        )
-    ).fetchall()
-    cursors = await (
-        await conn.execute(
-            "SELECT c.source, c.station_id, c.last_ts, c.last_error FROM ingest_cursor c"
-            " JOIN source_health h ON h.source = c.source"
-        )
-    ).fetchall()
-    by_source: dict[str, dict[str, Any]] = {}
-    for source, station, last_ts, last_error in cursors:
-        d = by_source.setdefault(source, {"until": None, "stations": {}, "errors": {}})
-        if station == "":
-            d["until"] = last_ts
-        else:
-            if last_ts is not None:
-                d["stations"][station] = last_ts
-            if last_error:
-                d["errors"][station] = last_error
-    out = []
-    for (
-        source,
-        kind,
-        state,
-        since,
-        failures,
-        attempt,
-        success,
-        err_at,
-        err,
-        next_at,
-        stale_after,
-        period,
-        details,
-    ) in rows:
-        c = by_source.get(source, {"until": None, "stations": {}, "errors": {}})
-        details = details or {}
-        out.append(
-            health_dict(
-                source=source,
-                kind=kind,
-                state=state,
-                state_since=since,
-                failures=failures,
-                last_attempt_at=attempt,
-                last_success_at=success,
-                last_error_at=err_at,
-                last_error=err,
-                next_attempt_at=next_at,
-                fetched_until=c["until"],
-                stale_after=stale_after,
-                period=period,
-                stations=c["stations"],
-                station_errors=c["errors"],
-                mapped=details.get("mapped") or [],
-                last_poll=details.get("last_poll") or {},
-                now=now,
-            )
-        )
-    return out
-
-
-def client_session(collect: CollectSettings | None = None) -> aiohttp.ClientSession:
-    """The one HTTP session ``envmon run`` passes to :class:`Collectors` (close it on exit)."""
-    collect = collect or CollectSettings()
-    return aiohttp.ClientSession(
-        headers={"User-Agent": collect.user_agent},
-        connector=aiohttp.TCPConnector(limit=collect.max_connections, ttl_dns_cache=300),
-        raise_for_status=False,
-    )
-
-
-@asynccontextmanager
-async def start_collection(
-    app: App,
-    config: SourcesConfig,
-    session: aiohttp.ClientSession,
-    *,
-    secrets: Mapping[str, SecretStr] | None = None,
-    schedule: bool = True,
-) -> AsyncIterator[Collectors]:
-    """What ``envmon run`` starts: the simulator's platforms (when enabled) and the collectors."""
-    async with AsyncExitStack() as stack:
-        if config.simulator is not None and config.simulator.enabled:
-            from envmon.simulate.platforms import serve_platforms
-
-            sim = config.simulator
-            base_url = await stack.enter_async_context(
-                serve_platforms(
-                    app.catalog, sim.host, sim.port, seed=sim.seed, fault_rate=sim.fault_rate
-                )
-            )
-            config = config.bind_simulator(base_url)
-        yield await stack.enter_async_context(
-            Collectors(app, config, session, secrets=secrets, schedule=schedule)
-        )

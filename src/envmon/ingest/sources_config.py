@@ -24,12 +24,11 @@ import re
 from collections.abc import Iterable, Mapping
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import (
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
     SecretStr,
@@ -38,29 +37,12 @@ from pydantic import (
     model_validator,
 )
 
+from envmon.durations import Duration
 from envmon.errors import ConfigError
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|sec|m|min|h|d)?\s*$")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "d": 86400}
 _NAME = re.compile(r"[a-z0-9]+(?:[-_][a-z0-9]+)*")
 
 
-def parse_duration(value: Any) -> timedelta:
-    """``90s``, ``5m``, ``3h``, ``1d``, a number of seconds, or a timedelta."""
-    if isinstance(value, timedelta):
-        return value
-    if isinstance(value, bool):
-        raise ValueError("a duration such as 30s, 5m, 3h or 1d")
-    if isinstance(value, int | float):
-        return timedelta(seconds=float(value))
-    if isinstance(value, str):
-        m = _DURATION.match(value)
-        if m:
-            return timedelta(seconds=float(m.group(1)) * _UNIT_SECONDS[m.group(2) or "s"])
-    raise ValueError(f"'{value}' is not a duration (write e.g. 30s, 5m, 3h or 1d)")
-
-
-Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
 MatchField = Literal["id", "station_no", "mn", "name"]
 
 
@@ -174,23 +156,6 @@ class SourceConfig(BaseModel):
         return found.get_secret_value() if found is not None else None
 
 
-class CollectSettings(BaseModel):
-    """The collectors' settings (``Settings.collect``, ``ENVMON_COLLECT__*``)."""
-
-    enabled: bool = True
-    sources_file: Path | None = Field(
-        default=None, description="Default: <config_dir>/sources.yaml."
-    )
-    # API keys / passwords by source name, never in sources.yaml:
-    # ENVMON_COLLECT__SECRETS='{"openaq": "…", "cma-surface": "…"}'
-    secrets: dict[str, SecretStr] = Field(default_factory=dict)
-    user_agent: str = "envmon/0.1 (Taiyuan-Xinzhou environmental monitoring)"
-    max_connections: int = Field(default=32, ge=1, description="HTTP connections in all.")
-
-    def path(self, config_dir: Path) -> Path:
-        return self.sources_file or config_dir / "sources.yaml"
-
-
 class SimulatorConfig(BaseModel):
     """envmon's fake platforms (``envmon.simulate.platforms``) and the sources that use them."""
 
@@ -283,8 +248,12 @@ def _with_defaults(entries: Any, defaults: Mapping[str, Any]) -> Any:
     return [{**defaults, **e} if isinstance(e, Mapping) else e for e in entries]
 
 
-def parse_sources(raw: Any, *, path: str = "sources.yaml") -> SourcesConfig:
-    """Validate the parsed YAML; every problem is reported, each naming its source."""
+def parse_schema(raw: Any, *, path: str = "sources.yaml") -> SourcesConfig:
+    """Validate the parsed YAML's shape; every problem is reported, each naming its source.
+
+    The kinds and their options are checked by
+    :func:`envmon.ingest.sources.parse_sources`, which knows the registry.
+    """
     if raw is None:
         raw = {}
     if not isinstance(raw, Mapping):
@@ -303,36 +272,11 @@ def parse_sources(raw: Any, *, path: str = "sources.yaml") -> SourcesConfig:
     except ValidationError as err:
         problems = [f"{_where(path, data, tuple(e['loc']))}: {e['msg']}" for e in err.errors()]
         raise ConfigError(f"{path}: " + "; ".join(problems)) from err
-    _check_kinds(config, path)
     return config
 
 
-def _check_kinds(config: SourcesConfig, path: str) -> None:
-    # The registry imports the source modules, which import this one: import late.
-    from envmon.ingest.sources import REGISTRY
-
-    problems: list[str] = []
-    for src in config.all_sources():
-        cls = REGISTRY.get(src.kind)
-        if cls is None:
-            problems.append(
-                f"source '{src.name}': unknown kind '{src.kind}' "
-                f"(one of {', '.join(sorted(REGISTRY))})"
-            )
-            continue
-        try:
-            cls.parse_options(src)
-        except ConfigError as err:
-            problems.append(str(err))
-    for src in config.sources:
-        if src.enabled and not src.base_url:
-            problems.append(f"source '{src.name}': base_url is required")
-    if problems:
-        raise ConfigError(f"{path}: " + "; ".join(problems))
-
-
-def load_sources(path: Path) -> SourcesConfig:
-    """Read and validate ``config/sources.yaml``."""
+def read_yaml(path: Path) -> Any:
+    """The parsed YAML of ``config/sources.yaml`` (validated by ``sources.load_sources``)."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as err:
@@ -341,7 +285,7 @@ def load_sources(path: Path) -> SourcesConfig:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as err:
         raise ConfigError(f"{path}: not valid YAML: {err}") from err
-    return parse_sources(raw, path=str(path))
+    return raw
 
 
 def names(sources: Iterable[SourceConfig]) -> list[str]:

@@ -11,7 +11,7 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime
 
-from envmon.app import App
+from envmon.ingest.sink import Intake
 from envmon.simulate.generator import simulate
 
 logger = logging.getLogger(__name__)
@@ -24,7 +24,7 @@ class FeedResult:
 
 
 async def backfill(
-    app: App,
+    intake: Intake,
     start: datetime,
     end: datetime,
     *,
@@ -32,21 +32,19 @@ async def backfill(
     seed: int = 2025,
     source: str = "simulator",
     progress: Callable[[datetime], None] | None = None,
-    notify: bool = False,
+    history: bool = True,
 ) -> FeedResult:
     """Simulate [start, end) for every active catalog station and store it.
 
-    History is written without telling the batch listeners (no alerts for
-    last year's episodes); ``notify=True`` for the live feed.
+    History reaches only the sink's history listeners (the derive job, not the
+    alerts: no alerts for last year's episodes); ``history=False`` for the
+    live feed.
     """
-    stations = [s for s in app.catalog.stations if s.active and s.kind in kinds]
+    stations = [s for s in intake.catalog.stations if s.active and s.kind in kinds]
     out = FeedResult()
     for frame in simulate(stations, start, end, seed=seed, kinds=tuple(kinds), chunk_hours=24 * 7):
-        validated = app.validator.validate_frame(frame, source)
-        if notify:
-            await app.store(validated)
-        else:
-            await app.writer.write(validated.batch, validated.rejected)
+        validated = intake.validator.validate_frame(frame, source)
+        await intake.sink.store(validated, history=history)
         out.readings += len(validated.batch)
         out.rejected += len(validated.rejected)
         if progress and len(frame):

@@ -23,7 +23,8 @@ from envmon.db.connection import open_pool
 from envmon.db.spool import Spool
 from envmon.db.writer import Writer
 from envmon.ingest.hj212.device import Hj212Device
-from envmon.ingest.hj212.server import Hj212Server, OnBatch
+from envmon.ingest.hj212.server import Hj212Server
+from envmon.ingest.sink import Intake, Listener, Sink
 from envmon.schemas.readings import Validator
 from envmon.settings import Hj212Settings, Settings
 
@@ -55,7 +56,7 @@ class Harness:
         *,
         catalog: Catalog | None = None,
         secrets: dict[str, str] | None = None,
-        on_batch: OnBatch | None = None,
+        on_batch: Listener | None = None,
         flush_interval: float = 0.05,
         server_args: dict[str, Any] | None = None,
         **hj212: Any,
@@ -63,16 +64,14 @@ class Harness:
         catalog = catalog or self.catalog
         settings = self.settings(**hj212)
         async with open_pool(settings, url=self.db_url) as pool:
-            writer = Writer(pool, Spool(settings.spool_dir))
+            sink = Sink(Writer(pool), Spool(settings.spool_dir))
+            if on_batch is not None:
+                sink.listen(on_batch)
             validator = Validator({s.id: s.kind for s in catalog.stations})
             async with Hj212Server(
                 settings,
-                catalog,
-                validator,
-                writer,
-                pool,
+                Intake(sink, validator, catalog, pool),
                 secrets=dict(PASSWORDS) if secrets is None else secrets,
-                on_batch=on_batch,
                 flush_interval=flush_interval,
                 **(server_args or {}),
             ) as srv:

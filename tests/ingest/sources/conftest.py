@@ -3,7 +3,7 @@
 * :class:`FakePlatform` — a real ``aiohttp.web`` server answering each path
   from a script of replies (fixtures, 500s, 429s, hangs, slow or truncated
   pages) and recording every request.
-* ``app`` — the service's real :class:`~envmon.app.App` (validator, writer,
+* ``app`` — the service's real :class:`~envmon.app.App` (validator, sink,
   pool) over a fresh migrated database, with the shipped catalog loaded.
 * :class:`FakeClock` / :class:`FakeSleep` — injected into pollers so that
   backoff and Retry-After are observed without waiting.

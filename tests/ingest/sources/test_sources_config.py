@@ -7,13 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from envmon.durations import parse_duration
 from envmon.errors import ConfigError
-from envmon.ingest.sources_config import (
-    CollectSettings,
-    load_sources,
-    parse_duration,
-    parse_sources,
-)
+from envmon.ingest.sources import load_sources, parse_sources
+from envmon.settings import Settings
 
 from .conftest import CATALOG, REPO
 
@@ -136,12 +133,12 @@ def test_secrets_come_from_the_settings_before_the_file() -> None:
     assert src.secret({}) == "from-file"
     assert src.secret({"cnemc-air": SecretStr("from-env")}) == "from-env"
     assert "from-file" not in repr(src)
-    collect = CollectSettings()
-    assert collect.path(Path("config")) == Path("config/sources.yaml")
+    # The file's path is resolved once, by the settings.
+    assert Settings(config_dir=Path("config")).sources_path == Path("config/sources.yaml")
 
 
 def test_check_sources_without_network() -> None:
-    from envmon.ingest.poller import check_sources
+    from envmon.ingest.backfill import check_sources
 
     shipped = load_sources(REPO / "config" / "sources.yaml")
     rows = {r["source"]: r for r in check_sources(CATALOG, shipped)}

@@ -30,8 +30,8 @@ from envmon.ingest.sources import (
     PayloadError,
     SourceFatalError,
     TransientSourceError,
+    load_sources,
 )
-from envmon.ingest.sources_config import load_sources
 from envmon.parameters import BY_CODE, PERIODS
 from envmon.schemas.readings import Validator
 

@@ -19,11 +19,14 @@ import pytest
 from aiohttp import web
 
 from envmon.app import App
-from envmon.ingest.poller import Collectors, PollReport, SourcePoller, backfill
-from envmon.ingest.sources import TransientSourceError
-from envmon.ingest.sources_config import SourcesConfig, load_sources
+from envmon.ingest.backfill import backfill
+from envmon.ingest.collectors import Collectors
+from envmon.ingest.poller import PollReport, SourcePoller
+from envmon.ingest.sources import TransientSourceError, load_sources
+from envmon.ingest.sources_config import SourcesConfig
 from envmon.simulate import simulate
 from envmon.simulate.platforms import SimData, serve_platforms
+from envmon.simulate.serve import simulated_platforms
 
 from .conftest import (
     CATALOG,
@@ -87,13 +90,13 @@ async def test_restart_after_an_outage_resumes_without_gap_or_duplicate(
     first: dict[str, PollReport] = {}
     async with simulator(clock, sim_data) as config:
         async with Collectors(
-            app, config, session, clock=clock, sleep=FakeSleep(), schedule=False, only=LIVE
+            app.intake, config, session, clock=clock, sleep=FakeSleep(), schedule=False, only=LIVE
         ) as c:
             first = await c.poll_now()
         # The service stops; a day and 5 hours later it starts again.
         clock.advance(days=1, hours=5)
         async with Collectors(
-            app, config, session, clock=clock, sleep=FakeSleep(), schedule=False, only=LIVE
+            app.intake, config, session, clock=clock, sleep=FakeSleep(), schedule=False, only=LIVE
         ) as c:
             assert c.pollers["sim-cnemc-air"].cursor == bj(2025, 1, 10, 13)  # from the database
             second = await c.poll_now()
@@ -130,7 +133,7 @@ async def test_backfill_fetches_an_old_range_without_moving_the_cursor(
     clock = FakeClock(bj(2025, 1, 12, 8, 5))
     async with simulator(clock, sim_data) as config:
         report = await backfill(
-            app,
+            app.intake,
             config,
             session,
             "sim-cnemc-air",
@@ -164,7 +167,7 @@ async def test_catch_up_is_bounded_and_says_how_to_fetch_the_rest(
     cfg = SHIPPED.simulator.sources[0].model_copy(  # type: ignore[union-attr]
         update={"base_url": "http://127.0.0.1:1"}
     )
-    p = SourcePoller(app, cfg, session, clock=FakeClock(bj(2025, 1, 20, 9, 30)))
+    p = SourcePoller(app.intake, cfg, session, clock=FakeClock(bj(2025, 1, 20, 9, 30)))
     await p.load()
     caplog.set_level(logging.WARNING, logger="envmon.ingest.poller")
     start, end = p.window(bj(2025, 1, 20, 9, 30))
@@ -184,9 +187,10 @@ async def test_backfill_of_a_simulator_source_starts_the_simulator(
     quiet = SHIPPED.model_copy(
         update={"simulator": SHIPPED.simulator.model_copy(update={"fault_rate": 0.0})}
     )
-    report = await backfill(
-        app, quiet, session, "sim-cnemc-air", bj(2025, 1, 8, 0), bj(2025, 1, 8, 6)
-    )
+    async with simulated_platforms(quiet, app.catalog, port=0, force=True) as bound:
+        report = await backfill(
+            app.intake, bound, session, "sim-cnemc-air", bj(2025, 1, 8, 0), bj(2025, 1, 8, 6)
+        )
     got = await stored(db_url, "sim-cnemc-air")
     assert keys(got) == keys(expected("air", bj(2025, 1, 8, 0), bj(2025, 1, 8, 6)))
     assert report.inserted == len(got) > 0
@@ -206,6 +210,6 @@ async def test_a_failed_backfill_says_how_far_it_got(
     )
     with pytest.raises(TransientSourceError, match=r"stored up to 2025-01-09T00:00:00\+08:00"):
         await backfill(
-            app, config_of(cfg), session, cfg.name, bj(2025, 1, 7), bj(2025, 1, 10),
+            app.intake, config_of(cfg), session, cfg.name, bj(2025, 1, 7), bj(2025, 1, 10),
             sleep=FakeSleep(),
         )  # fmt: skip

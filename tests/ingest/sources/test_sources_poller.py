@@ -17,9 +17,12 @@ import pytest
 from aiohttp import web
 
 from envmon.app import App
-from envmon.ingest.poller import Backoff, Collectors, SourcePoller, read_health
+from envmon.ingest.collectors import Collectors
+from envmon.ingest.poller import SourcePoller
 from envmon.ingest.sources import Http
 from envmon.ingest.sources_config import RateLimit, SourceConfig
+from envmon.ingest.state import read_health
+from envmon.retry import Backoff
 
 from .conftest import (
     FakeClock,
@@ -68,7 +71,7 @@ def by_hour(*later: Reply) -> Any:
 
 def poller(app: App, cfg: SourceConfig, session: aiohttp.ClientSession, clock: FakeClock,
            sleep: FakeSleep) -> SourcePoller:  # fmt: skip
-    return SourcePoller(app, cfg, session, clock=clock, sleep=sleep, rng=random.Random(7))
+    return SourcePoller(app.intake, cfg, session, clock=clock, sleep=sleep, rng=random.Random(7))
 
 
 def test_backoff_doubles_with_jitter_caps_and_honours_retry_after() -> None:
@@ -216,7 +219,7 @@ async def test_bad_config_disables_only_that_source(
     bad = cnemc(platform.base_url, name="t-bad", stations={"X": "air-nowhere"})
     clock = FakeClock(NOW)
     async with Collectors(
-        app, config_of(good, bad), session, clock=clock, sleep=FakeSleep(), schedule=False
+        app.intake, config_of(good, bad), session, clock=clock, sleep=FakeSleep(), schedule=False
     ) as c:
         reports = await c.poll_now()
         health = {h["source"]: h for h in c.health()}
@@ -258,7 +261,7 @@ async def test_one_failing_source_never_delays_the_others(
     stuck = cnemc(platform.base_url, name="t-stuck", options={"path": "/hang"}, timeout="1h")
     healthy = cnemc(platform.base_url, interval="30s")
     async with Collectors(
-        app, config_of(stuck, healthy), session, clock=FakeClock(NOW), sleep=FakeSleep()
+        app.intake, config_of(stuck, healthy), session, clock=FakeClock(NOW), sleep=FakeSleep()
     ) as c:
         assert c.scheduler is not None
         jobs = {j.id: j for j in c.scheduler.get_jobs()}

@@ -15,9 +15,12 @@ import aiohttp
 import psycopg
 
 from envmon.app import App
-from envmon.ingest.poller import Collectors, read_health, start_collection
-from envmon.ingest.sources_config import SourcesConfig, load_sources
+from envmon.ingest.collectors import Collectors
+from envmon.ingest.sources import load_sources
+from envmon.ingest.sources_config import SourcesConfig
+from envmon.ingest.state import read_health
 from envmon.simulate.platforms import SimData, serve_platforms
+from envmon.simulate.serve import simulated_platforms
 
 from .conftest import CATALOG, REPO, FakeClock, FakeSleep, bj, eventually, query
 
@@ -49,7 +52,9 @@ async def test_all_207_stations_flow_despite_faults(
         ]
         config = SourcesConfig(simulator=sim.model_copy(update={"sources": sources}))
         config = config.bind_simulator(url)
-        async with Collectors(app, config, session, clock=clock, sleep=sleep, schedule=False) as c:
+        async with Collectors(
+            app.intake, config, session, clock=clock, sleep=sleep, schedule=False
+        ) as c:
             for _ in range(6):
                 reports = await c.poll_now()
                 if all(p.health.state == "ok" for p in c.pollers.values()):
@@ -113,7 +118,7 @@ async def test_openaq_simulator_wants_a_key(
     assert body["meta"]["found"] == 26 and len(body["results"][0]["sensors"]) == 6
 
 
-async def test_start_collection_is_what_envmon_run_starts(
+async def test_simulated_platforms_and_collectors_are_what_envmon_run_starts(
     app: App, db_url: str, session: aiohttp.ClientSession
 ) -> None:
     # The shipped block, on the real clock, without faults and with a short first look back.
@@ -121,7 +126,10 @@ async def test_start_collection_is_what_envmon_run_starts(
     assert sim is not None and sim.enabled and sim.port == 0
     sources = [s.model_copy(update={"initial_lookback": s.overlap}) for s in sim.sources]
     config = SourcesConfig(simulator=sim.model_copy(update={"fault_rate": 0.0, "sources": sources}))
-    async with start_collection(app, config, session) as c:
+    async with (
+        simulated_platforms(config, app.catalog) as bound,
+        Collectors(app.intake, bound, session) as c,
+    ):
         assert c.scheduler is not None and len(c.scheduler.get_jobs()) == 4
         await eventually(lambda: all(p.health.last_success_at for p in c.pollers.values()))
     # Every station reports, but for those the simulator has in a multi-day outage now.

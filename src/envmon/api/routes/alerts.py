@@ -183,7 +183,8 @@ async def silence(request: web.Request) -> web.Response:
     assert end is not None
     try:
         sid = await add_silence(
-            request.app[ENVMON],
+            request.app[ENVMON].pool,
+            request.app[ENVMON].catalog,
             rule=rule,
             station_id=station,
             city=city,

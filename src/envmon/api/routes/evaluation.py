@@ -8,7 +8,7 @@ from pathlib import Path
 from aiohttp import web
 
 from envmon.api.auth import requires
-from envmon.api.keys import ENVMON, SETTINGS
+from envmon.api.keys import SETTINGS
 from envmon.api.params import Query
 from envmon.api.problems import Problem, bad_request
 from envmon.api.routes.common import check_order, connection, json_response, known_stations
@@ -26,8 +26,10 @@ TREND_PARAMETERS = (*tr.AIR_COLUMNS, *sorted(tr.WATER_PARAMETERS))
 
 
 def targets_path(request: web.Request) -> Path:
-    app = request.app[ENVMON]
-    return request.app[SETTINGS].targets_file or app.settings.config_dir / "targets.yaml"
+    path = request.app[SETTINGS].targets_file
+    if path is None:
+        raise Problem(503, "no targets file is configured", kind="targets-unavailable")
+    return path
 
 
 def _load_targets(request: web.Request) -> list[Target]:

@@ -31,7 +31,7 @@ async def health(request: web.Request) -> web.Response:
     except (TimeoutError, psycopg.Error, PoolTimeout) as err:
         logger.warning("health: database unavailable: %s", err)
         db = "unavailable"
-    pending = len(app.writer.spool.pending())
+    pending = app.spool_pending()
     body = {
         "status": "ok" if db == "ok" else "degraded",
         "database": db,
@@ -46,7 +46,7 @@ async def metrics(request: web.Request) -> web.Response:
     if not request.app[SETTINGS].metrics_public:
         check(request, "read")
     app = request.app[ENVMON]
-    out = m.render(request.app[METRICS], len(app.writer.spool.pending()))
+    out = m.render(request.app[METRICS], app.spool_pending())
     up = True
     db = m.Exposition()  # merged only when complete: no half-written families
     try:

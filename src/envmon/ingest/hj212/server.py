@@ -2,7 +2,7 @@
 
 Everything protocol-shaped lives in :mod:`.session`; this module only moves
 bytes, time and data between sockets, the sessions, the raw-frame archive and
-the writer:
+the sink (``envmon.ingest.sink``):
 
 * each connection is an asyncio protocol (no task per connection, which with
   thousands of loggers would cost a task switch per frame); what it reads is
@@ -14,10 +14,11 @@ the writer:
   ``flush_interval`` (0.2 s) after the oldest value arrived, or as soon as
   ``max_batch`` values wait, whatever arrived during the previous write
   included (under load the batches grow by themselves) — as one DataFrame
-  per batch, then calls ``on_batch``: below saturation an alert waits well
-  under half a second for its data.  ``ingest_cursor`` is updated with the
-  batch's stations at most every ``CURSOR_INTERVAL`` (1 s): one upsert per
-  station per batch would cost the database as much as the readings;
+  per batch, stored through the sink (which tells the alerts and the derive
+  job): below saturation an alert waits well under half a second for its
+  data.  ``ingest_cursor`` is updated with the batch's stations at most
+  every ``CURSOR_INTERVAL`` (1 s): one upsert per station per batch would
+  cost the database as much as the readings;
 * one housekeeping task closes idle connections, times out unanswered
   requests and split groups, flushes and prunes the archive;
 * a gap-recovery task per newly seen station asks it for missing hours (2061);
@@ -45,7 +46,7 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from types import TracebackType
@@ -58,7 +59,8 @@ from psycopg_pool import PoolTimeout
 
 from envmon import timeutil
 from envmon.catalog import Catalog
-from envmon.db.writer import Pool, Writer, WriteResult
+from envmon.db.writer import Pool, WriteResult
+from envmon.ingest.sink import Intake, Sink
 from envmon.parameters import PARAMETERS
 from envmon.schemas.readings import ReadingBatch, Rejection, Validator
 from envmon.settings import Settings
@@ -81,7 +83,6 @@ from .session import (
 
 logger = logging.getLogger(__name__)
 
-OnBatch = Callable[[ReadingBatch], Awaitable[None]]
 
 CURSOR_INTERVAL: Final = 1.0  # s between ingest_cursor updates of successful stations
 GAP_MIN_AGE: Final = timedelta(hours=2)
@@ -176,10 +177,9 @@ class _Pipeline:
     def __init__(
         self,
         validator: Validator,
-        writer: Writer,
+        sink: Sink,
         pool: Pool,
         archive: FrameArchive,
-        on_batch: OnBatch | None,
         stats: ServerStats,
         *,
         interval: float,
@@ -187,10 +187,9 @@ class _Pipeline:
         max_pending: int,
     ) -> None:
         self.validator = validator
-        self.writer = writer
+        self.sink = sink
         self.pool = pool
         self.archive = archive
-        self.on_batch = on_batch
         self.stats = stats
         self.interval = interval
         self.max_batch = max_batch
@@ -296,7 +295,6 @@ class _Pipeline:
                 if self.on_room is not None:
                     self.on_room()
             batch = ReadingBatch.empty(SOURCE)
-            handed_over = False
             clock = asyncio.get_running_loop().time
             started = clock()
             try:
@@ -307,8 +305,7 @@ class _Pipeline:
                     rejects.extend(result.rejected)
                 validated = clock()
                 if len(batch) or rejects:
-                    written = await self.writer.write(batch, rejects)
-                    handed_over = True
+                    written = await self.sink.store_batch(batch, rejects)
                     self.stats.batches += 1
                     self.stats.written += written
                     if len(batch) and not written.spooled:
@@ -325,6 +322,8 @@ class _Pipeline:
                     (clock() - validated) * 1000,
                 )
             except _DB_ERRORS as err:
+                # The readings are the sink's (stored, spooled or quarantined);
+                # only the ingest_cursor bookkeeping can fail here.
                 logger.warning("hj212 ingest_cursor update failed: %s", err)
             except Exception:
                 logger.exception(
@@ -332,11 +331,6 @@ class _Pipeline:
                 )
             finally:
                 self.archive.flush()
-        if handed_over and len(batch) and self.on_batch is not None:
-            try:
-                await self.on_batch(batch)
-            except Exception:
-                logger.exception("hj212 on_batch hook failed readings=%d", len(batch))
 
     def _hold_cursor(self, batch: ReadingBatch) -> None:
         codes, stations = pd.factorize(batch.station_id)
@@ -359,7 +353,7 @@ class _Pipeline:
         np.maximum.at(latest, codes, np.concatenate([t for _, t in held]))
         micros = [None if t == _NAT else t for t in latest.tolist()]
         try:
-            async with self.pool.connection(timeout=self.writer.timeout) as conn:
+            async with self.pool.connection(timeout=self.sink.writer.timeout) as conn:
                 await conn.execute(
                     _CURSOR_SUCCESS,
                     {"source": SOURCE, "stations": [str(s) for s in stations], "us": micros},
@@ -369,7 +363,7 @@ class _Pipeline:
 
     async def _cursor_errors(self, errors: dict[str, tuple[datetime, str]]) -> None:
         stations = sorted(errors)
-        async with self.pool.connection(timeout=self.writer.timeout) as conn:
+        async with self.pool.connection(timeout=self.sink.writer.timeout) as conn:
             await conn.execute(
                 _CURSOR_ERROR,
                 {
@@ -552,22 +546,18 @@ class Hj212Server:
     ``secrets`` (MN → password) defaults to :func:`load_secrets` of the
     settings' secrets file and environment; ``archive`` to a
     :class:`FrameArchive` under ``settings.archive_dir``; ``config`` to
-    ``<config_dir>/hj212.yaml``.  ``on_batch`` is awaited after each batch the
-    writer took (stored, or spooled while the database is down).
+    ``settings.hj212_config_path``.  Batches are stored through the intake's
+    sink, which tells its listeners (alerts, derive) after each one.
     """
 
     def __init__(
         self,
         settings: Settings,
-        catalog: Catalog,
-        validator: Validator,
-        writer: Writer,
-        pool: Pool,
+        intake: Intake,
         *,
         secrets: dict[str, str] | None = None,
         archive: FrameArchive | None = None,
         config: Hj212Config | None = None,
-        on_batch: OnBatch | None = None,
         clock: Callable[[], datetime] = timeutil.now,
         flush_interval: float = 0.2,
         max_batch: int = 5000,
@@ -578,8 +568,8 @@ class Hj212Server:
     ) -> None:
         self.settings = settings
         self.hj = settings.hj212
-        self.catalog = catalog
-        self.pool = pool
+        catalog = self.catalog = intake.catalog
+        pool = self.pool = intake.pool
         self.clock = clock
         self.request_timeout = request_timeout
         self.max_frames_per_s = max_frames_per_s
@@ -588,23 +578,22 @@ class Hj212Server:
         if secrets is None:
             secrets = load_secrets(settings.hj212_secrets_path, self.hj.passwords)
         if config is None:
-            config = load_config(settings.config_dir / "hj212.yaml", catalog)
+            config = load_config(settings.hj212_config_path, catalog)
         self.directory = Directory.build(catalog, secrets, config)
         self._own_archive = archive is None
         self.archive = archive or FrameArchive(settings.archive_dir, self.hj.archive_retention_days)
         self._pipeline = _Pipeline(
-            validator,
-            writer,
+            intake.validator,
+            intake.sink,
             pool,
             self.archive,
-            on_batch,
             self.stats,
             interval=flush_interval,
             max_batch=max_batch,
             max_pending=max_pending,
         )
         self._pipeline.on_room = self._room_again
-        self._last_hours = _LastHours(pool, catalog, writer.timeout)
+        self._last_hours = _LastHours(pool, catalog, intake.sink.writer.timeout)
         self._server: asyncio.Server | None = None
         self._connections: set[_Connection] = set()
         self._no_connections = asyncio.Event()

@@ -34,12 +34,12 @@ from envmon.catalog import Catalog
 from envmon.errors import ConfigError, FatalError, RetriableError
 from envmon.ingest.sources_config import RateLimit, SourceConfig
 from envmon.schemas.readings import Rejection
+from envmon.timeutil import HOUR
 
 logger = logging.getLogger(__name__)
 
 Sleep = Callable[[float], Awaitable[None]]
 T = TypeVar("T")
-HOUR = timedelta(hours=1)
 RAW_LIMIT = 4000  # characters of a raw record/page kept in `rejected`
 
 

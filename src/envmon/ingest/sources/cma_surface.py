@@ -47,7 +47,6 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from envmon.errors import ConfigError
 from envmon.ingest.sources.base import (
-    HOUR,
     Fetched,
     PayloadError,
     Source,
@@ -56,6 +55,7 @@ from envmon.ingest.sources.base import (
     gather_all,
 )
 from envmon.ingest.sources.convert import Missing, cell, parse_time, unit_factor
+from envmon.timeutil import HOUR
 
 ELEMENTS = {
     "air_temp": "TEM",

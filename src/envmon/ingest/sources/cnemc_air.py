@@ -34,7 +34,6 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from envmon import timeutil
 from envmon.ingest.sources.base import (
-    HOUR,
     Fetched,
     PayloadError,
     Source,
@@ -42,6 +41,7 @@ from envmon.ingest.sources.base import (
     hours,
 )
 from envmon.ingest.sources.convert import Missing, cell, dig, parse_time
+from envmon.timeutil import HOUR
 
 FIELDS = {"pm25": "PM2_5", "pm10": "PM10", "so2": "SO2", "no2": "NO2", "co": "CO", "o3": "O3"}
 

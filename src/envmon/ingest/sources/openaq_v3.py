@@ -32,6 +32,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from envmon.durations import Duration
 from envmon.errors import ConfigError
 from envmon.ingest.sources.base import (
     Fetched,
@@ -41,7 +42,6 @@ from envmon.ingest.sources.base import (
     gather_all,
 )
 from envmon.ingest.sources.convert import Missing, cell, parse_time, unit_factor
-from envmon.ingest.sources_config import Duration
 
 PARAMETERS = {"pm25": "pm25", "pm10": "pm10", "so2": "so2", "no2": "no2", "o3": "o3", "co": "co"}
 

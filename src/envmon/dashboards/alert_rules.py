@@ -42,13 +42,13 @@ from envmon.alerts.rules import (
     load_config,
 )
 from envmon.catalog import Catalog, load_catalog
+from envmon.dashboards.sql import DATASOURCE_TYPE, DATASOURCE_UID
 from envmon.evaluate.regions import CITY_REGION
 from envmon.parameters import BY_CODE, PERIODS
 
-DATASOURCE_UID: Final = "envmon-postgres"
-DATASOURCE_TYPE: Final = "grafana-postgresql-datasource"
 FOLDER: Final = "envmon"
 INTERVAL: Final = "1m"
+OFFLINE_WINDOW: Final = timedelta(days=30)
 DEFAULT_OUT: Final = Path("deploy/grafana/provisioning/alerting/envmon-rules.yaml")
 _VALID = "flag IN ('N', 'T')"
 _OPS: Final = {">": "gt", ">=": "gte", "<": "lt", "<=": "lte"}
@@ -213,16 +213,21 @@ def _offline_sql(rule: OfflineRule) -> str:
             "GROUP BY source"
         )
     where = selector_sql(rule.stations, None)
+    # Only the last ``window`` of readings is read, so that the query never scans the
+    # whole (compressed) history; a station with nothing in it counts as silent for
+    # the whole window, which is longer than ``after``: the rule fires all the same.
+    window = _interval(max(OFFLINE_WINDOW, 2 * rule.after))
     return (
         "SELECT s.id AS station, s.name AS name, s.city AS city,\n"
-        "       extract(epoch FROM now() - coalesce(max(x.received_at), now() - interval"
-        " '30 days')) / 60 AS silent_minutes\n"
+        f"       extract(epoch FROM now() - coalesce(max(x.received_at), now() - {window}))"
+        " / 60 AS silent_minutes\n"
         "FROM station s\n"
         f"CROSS JOIN unnest({_codes_of_kind()}) AS p(code)\n"
         f"CROSS JOIN unnest({_lit(list(PERIODS))}::text[]) AS r(period)\n"
         "LEFT JOIN LATERAL (\n"
         "  SELECT received_at FROM reading\n"
         "  WHERE station_id = s.id AND parameter = p.code AND period = r.period\n"
+        f"    AND ts > now() - {window}\n"
         "  ORDER BY ts DESC LIMIT 1) x ON true\n"
         f"WHERE {where}\n"
         "GROUP BY s.id, s.name, s.city"
