@@ -171,7 +171,22 @@ def test_pruning_is_a_timescaledb_job_with_the_configured_days(timescale: str) -
         assert every == timedelta(days=1)
         migrate.migrate(timescale, migrate.Options(retention=migrate.Retention(90, 365, 365)))
         _prune_fixture(conn)
+        # A chunk of hours only, long ago: pruning must leave it compressed as it is
+        # (a DELETE on the hypertable would decompress every old batch, every day).
+        conn.execute(
+            "INSERT INTO reading (station_id, parameter, period, ts, value, source)"
+            " SELECT 'air-older', 'pm25', '1h', t, 1, 't' FROM generate_series("
+            " now() - interval '400 days', now() - interval '399 days', interval '1 hour') t"
+        )
         # Old minute rows inside a compressed chunk: pruning decompresses what it deletes.
         conn.execute("CALL run_job(%s)", (compression_job(conn),))
         conn.execute("CALL run_job(%s)", (job_id,))
+        untouched = conn.execute(
+            "SELECT bool_and(c.status & 8 = 0 AND c.compressed_chunk_id IS NOT NULL), count(*)"
+            " FROM _timescaledb_catalog.chunk c JOIN timescaledb_information.chunks i"
+            " ON i.chunk_name = c.table_name AND i.hypertable_name = 'reading'"
+            " WHERE i.range_end <= now() - interval '380 days'"
+        ).fetchone()
+        assert untouched is not None and untouched[0] is True and untouched[1] >= 1
+        conn.execute("DELETE FROM reading WHERE station_id = 'air-older'")
         _after_prune(conn)
