@@ -156,6 +156,13 @@ def _ensure_timescaledb(url: str, options: Options) -> list[str]:
                     "this PostgreSQL server has no timescaledb extension", options
                 )
             return []
+        row = conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user").fetchone()
+        if not (row and row[0]):
+            return _refuse_or_warn(
+                "TimescaleDB is available on this server but only a superuser can create it "
+                "(run envmon migrate once as an administrator)",
+                options,
+            )
         if not timescale_preloaded(conn):
             return _refuse_or_warn(
                 "TimescaleDB is installed on this server but not preloaded "
