@@ -49,8 +49,9 @@ SYSTEM_PACKAGES := libpango-1.0-0 libpangoft2-1.0-0 fonts-noto-cjk chromium
 run: setup
 	$(BIN)/envmon run
 
+# ENVMON_TEST_TIMESCALE=auto|on|off picks the store (tests/conftest.py); PYTEST_ARGS adds options.
 test: setup
-	$(BIN)/pytest
+	$(BIN)/pytest $(PYTEST_ARGS)
 
 lint: setup
 	$(BIN)/ruff check src tests bench

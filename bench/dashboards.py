@@ -12,6 +12,13 @@ default variable selection and once with "All" everywhere, and run as
 machine: p95 < 300 ms for every query. Prints every query's p50/p95, the
 slowest five, and the time the data took to load.
 
+On TimescaleDB (the embedded cluster preloads it wherever the server has it) the
+compression policy is then run (``CALL run_job``): every chunk older than 30 days
+is compressed, i.e. nearly all of the data, as in production. Before the panels,
+a continuous aggregate of daily per-station counts and means is measured against
+the derived tables and the raw readings it would replace (issue 12: keep the
+derived tables or use continuous aggregates — decided by these figures).
+
 ``BENCH_DASH_DIR=/some/dir`` keeps the loaded cluster there and reuses it on the
 next run (loading takes several minutes); ``BENCH_DASH_DAYS`` shortens the year.
 """
@@ -160,6 +167,102 @@ def time_queries(url: str, queries: list[PanelQuery]) -> list[tuple[float, float
     return out
 
 
+def compress(url: str) -> bool:
+    """Run the compression policy; False on plain PostgreSQL."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        if not migrate.timescale_installed(conn):
+            print("  plain PostgreSQL: no compression")
+            return False
+        row = conn.execute(
+            "SELECT job_id FROM timescaledb_information.jobs"
+            " WHERE hypertable_name = 'reading' AND proc_name = 'policy_compression'"
+        ).fetchone()
+        before = _size(conn)
+        with Timer() as t:
+            try:
+                if row is not None:
+                    conn.execute("CALL run_job(%s)", (row[0],))
+            except psycopg.Error as err:
+                # E.g. the scheduler running the same policy at the same moment: the
+                # chunks the policy would take, one by one.
+                print(
+                    f"  compression policy: {str(err).splitlines()[0]}; compressing chunk by chunk"
+                )
+                conn.execute(
+                    "SELECT compress_chunk(c, if_not_compressed => true)"
+                    " FROM show_chunks('reading', older_than => interval '30 days') c"
+                )
+        chunks = conn.execute(
+            "SELECT count(*) FILTER (WHERE is_compressed), count(*)"
+            " FROM timescaledb_information.chunks WHERE hypertable_name = 'reading'"
+        ).fetchone() or (0, 0)
+        conn.execute("ANALYZE reading")
+        figure("compression policy run", t.seconds, "s")
+        figure("reading chunks compressed", chunks[0], "chunks", f"of {chunks[1]}")
+        figure(
+            "reading size before / after", before / 2**20, "MiB", f"/ {_size(conn) / 2**20:,.0f}"
+        )
+    return True
+
+
+def _size(conn: psycopg.Connection[Any]) -> int:
+    row = conn.execute("SELECT hypertable_size('reading')").fetchone()
+    return int(row[0]) if row and row[0] is not None else 0
+
+
+# Daily per-station statistics three ways: the continuous aggregate, the raw
+# readings (what it would spare), and the derived table the panels read now.
+_CAGG = """
+CREATE MATERIALIZED VIEW bench_reading_day WITH (timescaledb.continuous) AS
+SELECT station_id, parameter, time_bucket('1 day', ts, 'Asia/Shanghai') AS day,
+       count(*) AS n, avg(value) AS mean
+FROM reading WHERE period = '1h' GROUP BY 1, 2, 3 WITH NO DATA
+"""
+_DAILY = {
+    "weather capture, 30 days, from raw readings": (
+        "SELECT station_id, time_bucket('1 day', ts, 'Asia/Shanghai'), count(*) FROM reading"
+        " WHERE period = '1h' AND parameter = 'air_temp' AND ts >= %(t0)s AND ts < %(t1)s"
+        " GROUP BY 1, 2"
+    ),
+    "weather capture, 30 days, from the continuous aggregate": (
+        "SELECT station_id, day, n FROM bench_reading_day"
+        " WHERE parameter = 'air_temp' AND day >= %(t0)s AND day < %(t1)s"
+    ),
+    "daily PM2.5, a year, from the continuous aggregate": (
+        "SELECT station_id, day, mean FROM bench_reading_day"
+        " WHERE parameter = 'pm25' AND day >= %(y0)s AND day < %(t1)s"
+    ),
+    "daily PM2.5, a year, from the derived air_day": (
+        "SELECT station_id, day, pm25 FROM air_day WHERE day >= %(y0)s::date AND day < %(t1)s::date"
+    ),
+}
+
+
+def continuous_aggregates(url: str) -> None:
+    params = {"t0": END - timedelta(days=30), "t1": END, "y0": END - timedelta(days=365)}
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("DROP MATERIALIZED VIEW IF EXISTS bench_reading_day")
+        conn.execute(_CAGG)
+        with Timer() as t:
+            conn.execute("CALL refresh_continuous_aggregate('bench_reading_day', NULL, NULL)")
+        figure("continuous aggregate: first refresh (all history)", t.seconds, "s")
+        with Timer() as t:
+            conn.execute(
+                "CALL refresh_continuous_aggregate('bench_reading_day', %s::timestamptz,"
+                " %s::timestamptz)",
+                (END - timedelta(days=1), END),
+            )
+        figure("continuous aggregate: refresh of one day", t.seconds * 1000, "ms")
+        for name, query in _DAILY.items():
+            times = []
+            for _ in range(max(RUNS, 3)):
+                with Timer() as t:
+                    conn.execute(query, params).fetchall()
+                times.append(t.seconds * 1000)
+            figure(name, statistics.median(times), "ms p50")
+        conn.execute("DROP MATERIALIZED VIEW bench_reading_day")
+
+
 def main() -> None:
     keep = os.environ.get("BENCH_DASH_DIR")
     root = Path(keep) if keep else Path(tempfile.mkdtemp(prefix="envmon-bench-dash-"))
@@ -187,6 +290,8 @@ def main() -> None:
         with psycopg.connect(url) as conn:
             (total,) = conn.execute("SELECT count(*) FROM reading").fetchone() or (0,)
         figure("readings in the database", total, "readings")
+        if compress(url):
+            continuous_aggregates(url)
         with Timer() as t:
             queries = asyncio.run(collect(url))
         figure("panel queries expanded (default + All selections)", len(queries), "queries")

@@ -31,7 +31,7 @@ def ensure_database(settings: Settings, *, migrate: bool = True) -> str:
         embedded_cluster(settings).start()
     url = database_url(settings)
     if migrate:
-        migrations.migrate(url)
+        migrations.migrate(url, migrations.Options.from_settings(settings))
     return url
 
 

@@ -51,8 +51,13 @@ def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
     from envmon.app import ensure_database
     from envmon.db import migrate
 
-    applied = migrate.migrate(ensure_database(settings, migrate=False))
-    print("\n".join(f"applied {a}" for a in applied) or "schema up to date")
+    done = migrate.migrate(
+        ensure_database(settings, migrate=False), migrate.Options.from_settings(settings)
+    )
+    # Migration names ("core/0001_core.sql") were applied; other lines say what was done.
+    print(
+        "\n".join(f"applied {a}" if a.endswith(".sql") else a for a in done) or "schema up to date"
+    )
     return 0
 
 
@@ -366,6 +371,14 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
             _print_json(st)
         else:
             _print_status(st)
+        if args.health:  # the container healthcheck
+            from envmon.health import problems
+
+            bad = problems(settings)
+            for line in bad:
+                print(f"unhealthy: {line}", file=sys.stderr)
+            if bad:
+                return 1
         return 0
 
     return asyncio.run(run())
@@ -621,6 +634,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("status", help="stations, readings, rejects, spool")
     s.add_argument("--json", action="store_true")
+    s.add_argument(
+        "--health",
+        action="store_true",
+        help="exit 1 when the spool is stuck or the HJ 212 receiver or the API accepts no "
+        "connection (the container healthcheck)",
+    )
     s.set_defaults(func=cmd_status)
 
     ev = sub.add_parser("evaluate", help="the year against the zone's targets")

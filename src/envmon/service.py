@@ -30,6 +30,8 @@ from pydantic import SecretStr
 
 from envmon.alerts.service import alert_status
 from envmon.app import App, ensure_database, open_app
+from envmon.db.migrate import Options
+from envmon.db.upkeep import upkeep
 from envmon.evaluate.derive import process_dirty
 from envmon.ingest.state import read_health
 from envmon.schemas.readings import ReadingBatch
@@ -285,6 +287,8 @@ async def service(settings: Settings) -> AsyncIterator[dict[str, Any]]:
         stack.callback(app.sink.listen(counters.on_batch))
         parts: dict[str, Any] = {"app": app, "url": url, "counters": counters}
         parts["derive"] = await stack.enter_async_context(DeriveJob(app))
+        # Daily pruning on plain PostgreSQL; grafana_reader's statement limit.
+        await stack.enter_async_context(upkeep(app.pool, Options.from_settings(settings).retention))
         if settings.alerts.enabled:
             from envmon.alerts.service import AlertService
 

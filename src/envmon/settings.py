@@ -53,6 +53,19 @@ class Hj212Settings(BaseModel):
     )
 
 
+class RetentionSettings(BaseModel):
+    """How long short-lived data is kept (``ENVMON_RETENTION__*``, days; 0 = for good).
+
+    Hourly and daily readings and the derived tables are always kept.
+    """
+
+    minute_days: int = Field(
+        default=90, ge=0, description="Sub-hourly readings (periods rt, 1min, 5min)."
+    )
+    rejects_days: int = Field(default=365, ge=0, description="Rejected rows.")
+    alert_log_days: int = Field(default=365, ge=0, description="The alert delivery log.")
+
+
 class SimulatorSettings(BaseModel):
     """The built-in simulator (``ENVMON_SIMULATOR__*``): the demo of ``make run``.
 
@@ -204,6 +217,25 @@ class Settings(BaseSettings):
         default=None,
         description="An external PostgreSQL/TimescaleDB server; unset = the embedded one.",
     )
+    database_password: SecretStr | None = Field(
+        default=None,
+        description="The password for DATABASE_URL, kept apart so that any character "
+        "(@ / # %) works without URL quoting.",
+    )
+    database_app_role: str | None = Field(
+        default=None,
+        description="envmon migrate (as an administrator) creates this login role, not a "
+        "superuser, owning envmon's schema; the service then connects as it.",
+    )
+    database_app_password: SecretStr | None = Field(
+        default=None, description="The password migrate gives DATABASE_APP_ROLE."
+    )
+    timescaledb_required: bool = Field(
+        default=False,
+        description="migrate stops with an error where TimescaleDB cannot be used "
+        "(instead of carrying on as plain PostgreSQL).",
+    )
+    retention: RetentionSettings = Field(default_factory=RetentionSettings)
     data_dir: Path = Field(
         default=Path("var"), description="Embedded cluster, spool, raw-frame archive."
     )

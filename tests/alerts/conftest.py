@@ -36,6 +36,8 @@ from envmon.schemas.readings import RawReading
 from envmon.settings import AlertSettings, Settings
 from envmon.timeutil import BEIJING
 
+from ..conftest import close_template, drop_template
+
 REPO = Path(__file__).resolve().parents[2]
 CATALOG = load_catalog(REPO / "config" / "stations.yaml")
 AIR = "air-taiyuan-jiancaoping"  # 尖草坪, 太原市
@@ -138,6 +140,7 @@ async def receiver() -> AsyncIterator[Receiver]:
 def alerts_template(admin_dsn: str, template_db: str) -> str:
     """The migrated template plus the shipped catalog's stations, made once."""
     name = f"envmon_alerts_template_{os.getpid()}"
+    drop_template(admin_dsn, name)
     with psycopg.connect(admin_dsn, autocommit=True) as conn:
         conn.execute(
             sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
@@ -152,16 +155,7 @@ def alerts_template(admin_dsn: str, template_db: str) -> str:
             await conn.commit()
 
     asyncio.run(load())
-    with psycopg.connect(admin_dsn, autocommit=True) as conn:
-        # Refuse connections: TimescaleDB's scheduler would hold it open (see tests/conftest.py).
-        conn.execute(
-            sql.SQL("ALTER DATABASE {} WITH IS_TEMPLATE true ALLOW_CONNECTIONS false").format(
-                sql.Identifier(name)
-            )
-        )
-        conn.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,)
-        )
+    close_template(admin_dsn, name)
     return name
 
 

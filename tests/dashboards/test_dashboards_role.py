@@ -19,7 +19,7 @@ ROLE = "grafana_reader"
 def _granted(conn: psycopg.Connection[tuple[object, ...]]) -> dict[str, set[str]]:
     rows = conn.execute(
         "SELECT table_name, privilege_type FROM information_schema.role_table_grants"
-        " WHERE grantee = %s",
+        " WHERE grantee = %s AND table_schema = current_schema()",  # not TimescaleDB's internals
         (ROLE,),
     ).fetchall()
     out: dict[str, set[str]] = {}

@@ -22,7 +22,8 @@ from .test_dashboards_panels import _check_geomap, _check_stat, _check_time_seri
 
 
 async def test_every_panel_runs_on_timescaledb(timescale: str, tmp_path: Path) -> None:
-    end = START + timedelta(days=2)
+    # Three days: the rejects arrange_health_rows places on the third day are inside.
+    end = START + timedelta(days=3)
     await load_simulation(
         timescale,
         tmp_path,

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from psycopg import AsyncConnection
+from psycopg.conninfo import make_conninfo
 from psycopg.rows import TupleRow
 from psycopg_pool import AsyncConnectionPool
 
@@ -18,9 +19,13 @@ def embedded_cluster(settings: Settings) -> EmbeddedCluster:
 
 
 def database_url(settings: Settings) -> str:
-    """The external server's URL, or the embedded cluster's."""
+    """The external server's URL (with DATABASE_PASSWORD, if set), or the embedded cluster's."""
     if settings.database_url is not None:
-        return settings.database_url.get_secret_value()
+        url = settings.database_url.get_secret_value()
+        if settings.database_password is not None:
+            # libpq's own quoting: a password with @ / # % or spaces needs no URL escaping.
+            url = make_conninfo(url, password=settings.database_password.get_secret_value())
+        return url
     return embedded_cluster(settings).url()
 
 

@@ -5,6 +5,12 @@ on 127.0.0.1:``EMBEDDED_PORT`` with its Unix socket in ``DATA_DIR``; two data
 dirs on two ports run side by side. PostgreSQL refuses to run as root, so when
 envmon runs as root (CI, containers) the server runs as the ``postgres`` system
 user that Debian's package creates.
+
+Authentication is scram-sha-256 on TCP and on the socket: the superuser's password
+is generated into ``DATA_DIR/pg-password`` (mode 0600) when the cluster is created;
+a cluster created by an older envmon with ``trust`` gets one at its next start.
+TimescaleDB is preloaded at every start whenever the server's binaries have it
+(installed after the cluster was created included).
 """
 
 from __future__ import annotations
@@ -12,6 +18,8 @@ from __future__ import annotations
 import glob
 import os
 import pwd
+import re
+import secrets
 import shutil
 import socket
 import subprocess
@@ -92,11 +100,13 @@ class EmbeddedCluster:
 
     ``tuning`` adds ``postgresql.conf`` lines at creation (the test harness turns
     fsync off; the embedded default keeps PostgreSQL's durable defaults).
+    ``timescaledb``: preload the extension (None: whenever the binaries have it).
     """
 
     data_dir: Path
     port: int
     tuning: tuple[str, ...] = ()
+    timescaledb: bool | None = None
 
     @property
     def pgdata(self) -> Path:
@@ -110,8 +120,35 @@ class EmbeddedCluster:
     def log_file(self) -> Path:
         return self.data_dir / "pg.log"
 
+    @property
+    def password_file(self) -> Path:
+        return self.data_dir / "pg-password"
+
+    def password(self) -> str | None:
+        try:
+            return self.password_file.read_text(encoding="utf-8").strip() or None
+        except FileNotFoundError:
+            return None
+
     def url(self, database: str = DATABASE) -> str:
-        return f"postgresql://{SUPERUSER}@127.0.0.1:{self.port}/{database}"
+        # The generated password is hex: nothing in it needs quoting in a URL.
+        pw = self.password()
+        auth = f"{SUPERUSER}:{pw}" if pw else SUPERUSER
+        return f"postgresql://{auth}@127.0.0.1:{self.port}/{database}"
+
+    def preloads_timescaledb(self) -> bool:
+        if self.timescaledb is not None:
+            return self.timescaledb
+        return has_timescaledb(find_bindir())
+
+    def _new_password(self) -> str:
+        pw = secrets.token_hex(24)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.password_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(pw + "\n")
+        os.chmod(self.password_file, 0o600)
+        return pw
 
     # -- running the server's own tools -------------------------------------------------
 
@@ -176,16 +213,29 @@ class EmbeddedCluster:
         self._prepare_dirs()
         self.pgdata.mkdir(parents=True, exist_ok=True)
         self._prepare_dirs()
-        self._tool(
-            "initdb",
-            "-D",
-            str(self.pgdata),
-            "-U",
-            SUPERUSER,
-            "--auth=trust",
-            "--encoding=UTF8",
-            "--locale=C.UTF-8",
-        )
+        pw = self._new_password()
+        # initdb reads the password from a file (as the server user when we are root).
+        pwfile = self.data_dir / "pg-initdb-pw.tmp"
+        fd = os.open(pwfile, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(pw + "\n")
+        user = self._run_as()
+        if user is not None:
+            os.chown(pwfile, pwd.getpwnam(user).pw_uid, -1)
+        try:
+            self._tool(
+                "initdb",
+                "-D",
+                str(self.pgdata),
+                "-U",
+                SUPERUSER,
+                "--auth=scram-sha-256",
+                f"--pwfile={pwfile}",
+                "--encoding=UTF8",
+                "--locale=C.UTF-8",
+            )
+        finally:
+            pwfile.unlink(missing_ok=True)
         conf = [
             "# envmon embedded cluster",
             "listen_addresses = '127.0.0.1'",
@@ -196,9 +246,6 @@ class EmbeddedCluster:
             "shared_buffers = '256MB'",
             "max_wal_size = '2GB'",
         ]
-        if has_timescaledb(find_bindir()):
-            conf.append("shared_preload_libraries = 'timescaledb'")
-            conf.append("timescaledb.telemetry_level = off")
         conf.extend(self.tuning)
         with open(self.pgdata / "postgresql.conf", "a", encoding="utf-8") as f:
             f.write("\n" + "\n".join(conf) + "\n")
@@ -220,6 +267,14 @@ class EmbeddedCluster:
                     f"port {self.port} is taken by another program; set ENVMON_EMBEDDED_PORT"
                 )
             self._prepare_dirs()
+            # Decided at every start, not only at creation: TimescaleDB installed
+            # later is picked up; the command line wins over postgresql.conf.
+            options = f"-p {self.port}"
+            if self.preloads_timescaledb():
+                options += " -c shared_preload_libraries=timescaledb"
+                options += " -c timescaledb.telemetry_level=off"
+            else:
+                options += " -c shared_preload_libraries=''"
             self._tool(
                 "pg_ctl",
                 "start",
@@ -231,11 +286,45 @@ class EmbeddedCluster:
                 "-l",
                 str(self.log_file.resolve()),
                 "-o",
-                f"-p {self.port}",
+                options,
             )
             logger.info("embedded cluster started port=%s", self.port)
         self._wait_ready(timeout)
+        if self.password() is None:
+            self._require_passwords()
         self.ensure_database(DATABASE)
+
+    def _require_passwords(self) -> None:
+        """A cluster created with ``trust`` (older envmon): set a generated password and
+        switch pg_hba.conf to scram-sha-256."""
+        import psycopg
+        from psycopg import sql
+
+        pw = self._new_password()
+        hba = self.pgdata / "pg_hba.conf"
+        try:
+            with psycopg.connect(
+                f"host=127.0.0.1 port={self.port} user={SUPERUSER} dbname=postgres",
+                autocommit=True,
+            ) as conn:
+                conn.execute("SET password_encryption = 'scram-sha-256'")
+                conn.execute(
+                    sql.SQL("ALTER ROLE {} PASSWORD {}").format(
+                        sql.Identifier(SUPERUSER), sql.Literal(pw)
+                    )
+                )
+                conn.execute("SELECT pg_reload_conf()")
+        except psycopg.Error as err:
+            self.password_file.unlink(missing_ok=True)
+            raise EmbeddedDbError(f"could not set the superuser's password: {err}") from err
+        lines = hba.read_text(encoding="utf-8").splitlines()
+        out = [
+            line if line.lstrip().startswith("#") else re.sub(r"\btrust\s*$", "scram-sha-256", line)
+            for line in lines
+        ]
+        hba.write_text("\n".join(out) + "\n", encoding="utf-8")
+        self._tool("pg_ctl", "reload", "-D", str(self.pgdata))
+        logger.info("embedded cluster now requires passwords (scram-sha-256)")
 
     def stop(self, mode: str = "fast") -> None:
         if self.running():

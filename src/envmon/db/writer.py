@@ -91,6 +91,14 @@ class WriteResult:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
+# Writes into compressed TimescaleDB chunks (a re-import, a backfill older than the
+# compression horizon) decompress the rows they touch; the extension refuses a
+# transaction that decompresses more than 100,000 (SQLSTATE 53400). The writer's own
+# transactions lift that limit (0 = none). On plain PostgreSQL the name is an
+# ordinary placeholder setting and changes nothing.
+NO_DECOMPRESSION_LIMIT = "SET LOCAL timescaledb.max_tuples_decompressed_per_dml_transaction = 0"
+
+
 def dedupe(batch: ReadingBatch) -> tuple[ReadingBatch, int]:
     """Keep the last reading of each key within one batch."""
     if len(batch) < 2:
@@ -212,6 +220,7 @@ class Writer:
         }
         async with self.pool.connection(timeout=self.timeout) as conn:
             async with conn.transaction():
+                await conn.execute(NO_DECOMPRESSION_LIMIT)
                 await conn.execute(STAGE_DDL)
                 async with conn.cursor().copy(
                     "COPY reading_stage FROM STDIN (FORMAT BINARY)"
