@@ -15,7 +15,7 @@ from envmon.settings import Settings
 
 
 def embedded_cluster(settings: Settings) -> EmbeddedCluster:
-    return EmbeddedCluster(settings.data_dir, settings.embedded_port)
+    return EmbeddedCluster(settings.data_dir, settings.embedded_port, bindir=settings.pg_bindir)
 
 
 def database_url(settings: Settings) -> str:

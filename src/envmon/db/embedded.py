@@ -34,15 +34,16 @@ SUPERUSER = "envmon"
 DATABASE = "envmon"
 
 
-def find_bindir() -> Path:
+def find_bindir(preferred: Path | None = None) -> Path:
     """The directory holding ``initdb``, ``pg_ctl`` and ``postgres``.
 
-    ``PG_BINDIR`` wins; then ``pg_config --bindir``; then Debian's versioned
-    ``/usr/lib/postgresql/N/bin`` (newest first); then ``PATH``.
+    ``preferred`` (the ``PG_BINDIR`` setting) wins; then ``pg_config --bindir``;
+    then Debian's versioned ``/usr/lib/postgresql/N/bin`` (newest first); then
+    ``PATH``.
     """
     candidates: list[Path] = []
-    if env := os.environ.get("PG_BINDIR"):
-        candidates.append(Path(env))
+    if preferred is not None:
+        candidates.append(preferred)
     if pg_config := shutil.which("pg_config"):
         out = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True, check=False)
         if out.returncode == 0:
@@ -107,6 +108,7 @@ class EmbeddedCluster:
     port: int
     tuning: tuple[str, ...] = ()
     timescaledb: bool | None = None
+    bindir: Path | None = None  # the server's binaries (default: found, see find_bindir)
 
     @property
     def pgdata(self) -> Path:
@@ -139,7 +141,7 @@ class EmbeddedCluster:
     def preloads_timescaledb(self) -> bool:
         if self.timescaledb is not None:
             return self.timescaledb
-        return has_timescaledb(find_bindir())
+        return has_timescaledb(find_bindir(self.bindir))
 
     def _new_password(self) -> str:
         pw = secrets.token_hex(24)
@@ -172,7 +174,7 @@ class EmbeddedCluster:
         return ["runuser", "-u", user, "--", *args]
 
     def _tool(self, name: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        bindir = find_bindir()
+        bindir = find_bindir(self.bindir)
         cmd = self._cmd([str(bindir / name), *args])
         proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if check and proc.returncode != 0:
