@@ -24,9 +24,9 @@ from envmon.api.routes.common import (
     dumps,
     known_stations,
     raw_json_response,
+    station_names,
     stations_of_kind,
 )
-from envmon.evaluate.regions import REGIONS
 from envmon.standards.aqi import CATEGORIES
 from envmon.timeutil import day_start
 
@@ -73,8 +73,8 @@ async def aqi(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS]
     q = Query(request.query, ("resolution", "station", "region", "from", "to"))
     resolution = q.string("resolution", choices=("daily", "hourly"), default="daily")
-    stations = q.strings("station")
-    region = q.string("region", choices=REGIONS)
+    stations = q.stations("station", station_names(request), ("air",))
+    region = q.region("region")
     if resolution == "daily":
         d0, d1 = q.day("from", required=True), q.day("to", required=True)
         start = day_start(d0) if d0 else None

@@ -15,6 +15,7 @@ from psycopg.rows import TupleRow
 
 from envmon.api.keys import ENVMON, SETTINGS
 from envmon.api.problems import not_found, too_large
+from envmon.catalog.names import StationNames
 from envmon.timeutil import BEIJING
 
 Conn = AsyncConnection[TupleRow]
@@ -45,6 +46,11 @@ def json_response(obj: Any, status: int = 200) -> web.Response:
 
 def raw_json_response(text: str) -> web.Response:
     return web.Response(body=text.encode(), content_type="application/json", charset="utf-8")
+
+
+def station_names(request: web.Request) -> StationNames:
+    """The catalog's names of stations (id, 中文名, pinyin) for :meth:`Query.stations`."""
+    return request.app[ENVMON].catalog.names
 
 
 @asynccontextmanager

@@ -11,12 +11,17 @@ from envmon.api.auth import requires
 from envmon.api.keys import ENVMON, SETTINGS
 from envmon.api.params import Query
 from envmon.api.problems import Problem, bad_request
-from envmon.api.routes.common import check_order, connection, json_response, known_stations
+from envmon.api.routes.common import (
+    check_order,
+    connection,
+    json_response,
+    known_stations,
+    station_names,
+)
 from envmon.errors import ConfigError, EnvmonError
 from envmon.evaluate import annual as annual_stats
 from envmon.evaluate import trends as tr
 from envmon.evaluate.assessment import evaluate_year
-from envmon.evaluate.regions import REGIONS
 from envmon.evaluate.targets import Target, load_targets
 from envmon.parameters import BY_CODE
 from envmon.timeutil import now
@@ -42,7 +47,7 @@ async def targets(request: web.Request) -> web.Response:
     q = Query(request.query, ("year", "region", "as_of", "edition"))
     today = now().date()
     year = q.integer("year", low=YEARS[0], high=YEARS[1], default=today.year)
-    region = q.string("region", choices=REGIONS, default="zone")
+    region = q.region("region", default="zone")
     as_of = q.day("as_of") or today
     edition = q.integer("edition", low=2012, high=2026)
     if edition is not None and edition not in (2012, 2026):
@@ -69,8 +74,9 @@ async def targets(request: web.Request) -> web.Response:
 async def trends(request: web.Request) -> web.Response:
     q = Query(request.query, ("parameter", "station", "region", "from", "to", "method", "alpha"))
     parameter = q.string("parameter", required=True, choices=TREND_PARAMETERS)
-    station = q.string("station")
-    region = q.string("region", choices=REGIONS)
+    kinds = (tr.parameter_kind(parameter),) if parameter else None
+    station = q.station("station", station_names(request), kinds)
+    region = q.region("region")
     this_month = now().date().replace(day=1)
     start = q.month("from") or this_month.replace(year=this_month.year - 5)
     end = q.month("to") or this_month

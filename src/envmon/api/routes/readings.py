@@ -24,15 +24,25 @@ from envmon.api.auth import requires
 from envmon.api.keys import EXPORTS, SETTINGS
 from envmon.api.params import Query
 from envmon.api.problems import Problem, bad_request, too_large
-from envmon.api.routes.common import check_days, check_order, connection, dumps, known_stations
+from envmon.api.routes.common import (
+    check_days,
+    check_order,
+    connection,
+    dumps,
+    known_stations,
+    station_names,
+)
+from envmon.catalog.names import StationNames
 from envmon.parameters import BY_CODE, PERIODS
 from envmon.timeutil import BEIJING
 
 FILTERS = ("station", "parameter", "period", "from", "to")
 
 
-def _filter(q: Query, *, period_default: str | None) -> export.ReadingFilter | None:
-    stations = q.strings("station")
+def _filter(
+    q: Query, names: StationNames, *, period_default: str | None
+) -> export.ReadingFilter | None:
+    stations = q.stations("station", names)
     parameters = q.strings("parameter", max_items=len(BY_CODE))
     bad = [p for p in parameters if p not in BY_CODE]
     if bad:
@@ -98,7 +108,7 @@ def _item(row: tuple[Any, ...]) -> str:
 async def readings(request: web.Request) -> web.StreamResponse:
     settings = request.app[SETTINGS]
     q = Query(request.query, (*FILTERS, "limit", "cursor"))
-    flt = _filter(q, period_default=None)
+    flt = _filter(q, station_names(request), period_default=None)
     limit = q.integer(
         "limit", default=settings.default_page_size, low=1, high=settings.max_page_size
     )
@@ -144,7 +154,7 @@ async def readings(request: web.Request) -> web.StreamResponse:
 async def export_readings(request: web.Request) -> web.StreamResponse:
     settings = request.app[SETTINGS]
     q = Query(request.query, (*FILTERS, "format"))
-    flt = _filter(q, period_default="1h")
+    flt = _filter(q, station_names(request), period_default="1h")
     fmt = q.string("format", choices=export.FORMATS, default="csv")
     q.done()
     assert flt is not None and fmt is not None
