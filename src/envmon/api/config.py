@@ -35,10 +35,10 @@ class ApiSettings(BaseModel):
         default=4018, ge=1, description="Longest from–to range of any request (11 years)."
     )
     max_station_days: int = Field(
-        default=4018,
+        default=80_000,
         ge=1,
-        description="Exports: stations × days at most (one station for 11 years, "
-        "or all 26 air stations for about five months).",
+        description="Exports: stations × days at most (a year of all 207 stations of the "
+        "zone, or one station for the 11 years of max_range_days). Exports are streamed.",
     )
     max_points: int = Field(
         default=120_000,

@@ -46,8 +46,10 @@ _REGION_ALIASES: Final[Mapping[str, str]] = MappingProxyType(
 class UnknownName(CatalogError):
     """No region or station goes by this name."""
 
-    def __init__(self, text: str, what: str) -> None:
-        super().__init__(f"unknown {what} '{text}'")
+    def __init__(self, text: str, what: str, expected: str = "") -> None:
+        super().__init__(
+            f"unknown {what} '{text}'" + (f" (expected {expected})" if expected else "")
+        )
         self.text = text
 
 
@@ -70,10 +72,16 @@ def region_of(text: str) -> str:
     """The region id (``zone``, ``taiyuan``, ``xinzhou``) that ``text`` names."""
     found = _REGION_ALIASES.get(_key(text))
     if found is None:
-        raise UnknownName(
-            text, "region (expected one of " + ", ".join(sorted(_REGION_ALIASES)) + ")"
-        )
+        raise UnknownName(text, "region", "one of " + ", ".join(_REGION_ALIASES))
     return found
+
+
+def city_of(text: str) -> str:
+    """The city (``太原市``/``忻州市``) that ``text`` names: ``太原``, ``taiyuan``, ``太原市``…"""
+    region = _REGION_ALIASES.get(_key(text))
+    if region is None or region == "zone":
+        raise UnknownName(text, "city", "太原市, 忻州市, taiyuan or xinzhou")
+    return REGION_NAMES[region]
 
 
 def region_choices() -> tuple[str, ...]:
