@@ -124,7 +124,7 @@ _SELECT_ROWS: Final = sql.SQL(
 )
 
 
-class _Pipe(io.RawIOBase):
+class Pipe(io.RawIOBase):
     """A write-only file whose bytes are taken out after each row group."""
 
     def __init__(self) -> None:
@@ -192,7 +192,7 @@ async def export_parquet(
     where, args = flt.where()
     resp = _start(flt, "parquet")
     await resp.prepare(request)
-    pipe = _Pipe()
+    pipe = Pipe()
     writer = pq.ParquetWriter(pipe, PARQUET_SCHEMA, compression="zstd")
     async with conn.cursor(name="envmon_export", binary=True) as cur:
         await cur.execute(_SELECT_ROWS.format(where=where, order=ORDER), args)
@@ -226,7 +226,7 @@ async def export_xlsx(
     where, args = flt.where()
     resp = _start(flt, "xlsx")
     await resp.prepare(request)
-    pipe = _Pipe()
+    pipe = Pipe()
     book = ReadingsXlsx(pipe, XLSX_HEADER, XLSX_WIDTHS)  # type: ignore[arg-type]
     async with conn.cursor(name="envmon_export", binary=True) as cur:
         await cur.execute(_SELECT_ROWS.format(where=where, order=ORDER), args)

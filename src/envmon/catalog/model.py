@@ -27,6 +27,9 @@ Basin = Literal["黄河", "海河"]
 Waterbody = Literal["river", "lake"]
 
 KINDS: Final[tuple[Kind, ...]] = ("air", "water", "weather")
+CONTROL_LEVEL_NAMES: Final[Mapping[str, str]] = MappingProxyType(
+    {"national": "国控", "provincial": "省控", "municipal": "市控", "regional": "区域站"}
+)
 ID_PREFIX: Final[Mapping[Kind, str]] = MappingProxyType(
     {"air": "air-", "water": "water-", "weather": "wx-"}
 )

@@ -42,11 +42,13 @@ FILTERS = ("station", "parameter", "period", "from", "to")
 def _filter(
     q: Query, names: StationNames, *, period_default: str | None
 ) -> export.ReadingFilter | None:
-    stations = q.stations("station", names)
     parameters = q.strings("parameter", max_items=len(BY_CODE))
     bad = [p for p in parameters if p not in BY_CODE]
     if bad:
         q.error("parameter", f"unknown parameter(s) {', '.join(bad)}; known: {', '.join(BY_CODE)}")
+    # A Chinese name shared by an air and a weather station is settled by the parameters.
+    kinds = {BY_CODE[p].kind for p in parameters if p in BY_CODE} or None
+    stations = q.stations("station", names, kinds)
     period = q.string("period", choices=tuple(PERIODS), default=period_default)
     start = q.moment("from", required=True)
     end = q.moment("to", required=True)
