@@ -191,3 +191,42 @@ async def test_export_input_errors(api: Api) -> None:
     assert status == 400
     status, body, _ = await api.get("/api/v1/export/aqi", lang="fr", **RANGE)
     assert status == 400 and body["errors"][0]["parameter"] == "lang"  # type: ignore[index]
+
+
+async def test_daily_readings_are_the_derived_daily_values(api: Api, dataset_conn: Sync) -> None:
+    """period=1d was a bare header for air stations (issue 13): it is the valid daily means."""
+    body = await fetch(
+        api,
+        "/api/v1/export/readings",
+        station=f"{AIR[0]},water-fen-shanglan",
+        period="1d",
+        from_="2025-12-30",
+        to="2026-03-01",
+    )
+    rows = list(csv.DictReader(io.StringIO(body.decode())))
+    air = [r for r in rows if r["station"] == AIR[0]]
+    db = dataset_conn.execute(
+        "SELECT day, pm25, o3_8h_max FROM air_day WHERE station_id = %s AND day < '2026-03-01'"
+        " ORDER BY day",
+        (AIR[0],),
+    ).fetchall()
+    pm25 = [r for r in air if r["parameter"] == "pm25"]
+    assert [(r["time"], float(r["value"])) for r in pm25] == [
+        (f"{d.isoformat()}T00:00:00+08:00", v) for d, v, _ in db if v is not None
+    ]
+    o3 = {r["time"][:10]: float(r["value"]) for r in air if r["parameter"] == "o3"}
+    assert o3 == {d.isoformat(): v for d, _, v in db if v is not None}
+    assert {r["source"] for r in air} == {"derived"} and {r["period"] for r in air} == {"1d"}
+    # The laboratory's stored daily values stay as stored, once each (no derived twin).
+    water = [r for r in rows if r["station"] == "water-fen-shanglan"]
+    assert [r["time"] for r in water] == ["2025-12-30T08:00:00+08:00", "2025-12-31T08:00:00+08:00"]
+    assert {r["source"] for r in water} == {"lab"}
+    status, page, _ = await api.get(
+        "/api/v1/readings",
+        station=AIR[0],
+        parameter="pm25",
+        period="1d",
+        from_="2026-02-21",
+        to="2026-02-24",
+    )
+    assert status == 200 and page["count"] == 3  # type: ignore[index]

@@ -123,6 +123,8 @@ async def aqi(request: web.Request) -> web.Response:
         "scope": "region" if region else "station",
         "from": _iso(start, resolution),
         "to": _iso(end, resolution),
+        "regions" if region else "stations": units,
+        # Deprecated alias of "stations"/"regions" (it named areas, not units of measure).
         "units": units,
     }
     return raw_json_response(dumps(head)[:-1] + ',"items":' + items + "}")

@@ -120,7 +120,9 @@ async def readings(request: web.Request) -> web.StreamResponse:
     check_order(flt.start, flt.end)
     check_days((flt.end - flt.start).total_seconds() / 86400, settings.max_range_days)
     fp = _fingerprint(flt)
-    where, args = flt.where()
+    rel, args = flt.relation()
+    where, where_args = flt.where()
+    args += where_args
     if token:
         after = decode_cursor(token, fp)
         where = sql.SQL("{} AND (station_id, parameter, period, ts) > (%s, %s, %s, %s)").format(
@@ -128,9 +130,9 @@ async def readings(request: web.Request) -> web.StreamResponse:
         )
         args += list(after)
     query = sql.SQL(
-        "SELECT station_id, parameter, period, ts, value, flag, source FROM reading"
+        "SELECT station_id, parameter, period, ts, value, flag, source FROM {rel}"
         " WHERE {where}{order} LIMIT %s"
-    ).format(where=where, order=export.ORDER)
+    ).format(rel=rel, where=where, order=export.ORDER)
     async with connection(request) as conn:
         await known_stations(conn, flt.stations)
         resp = web.StreamResponse(headers={"Content-Type": "application/json; charset=utf-8"})
