@@ -23,7 +23,8 @@ from envmon.timeutil import BEIJING
 _MONTH = re.compile(r"(\d{4})-(\d{2})")
 # C0 controls (NUL above all) and DEL have no place in a query value; PostgreSQL
 # refuses NUL in text, so they are turned away here with a 400, not left to fail there.
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# Lone surrogates are bytes that were not UTF-8 (decoded with surrogateescape).
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
 _EARLIEST: Final = date(2000, 1, 1)
 _LATEST: Final = date(2100, 1, 1)
 
