@@ -210,8 +210,9 @@ class Validator:
     ``stations`` maps station id → kind (air|water|weather). ``clock`` gives
     "now" for the future-timestamp check (injectable for replays and tests).
     With ``names``, a file's station column may also hold a Chinese name or
-    pinyin (``尖草坪``): it is resolved among the stations that measure the row's
-    parameter, and stored under the station's id.
+    pinyin (``尖草坪``): it is resolved among the stations of the row's parameter's
+    kind (then among all that measure it), and stored under the station's id; a
+    name that still fits several stations is rejected as unknown, never guessed.
     """
 
     def __init__(
@@ -419,8 +420,13 @@ class Validator:
         for pair in np.unique(pairs):
             s, p = divmod(int(pair), len(pa_vals) + 1)
             par = self.parameters.get(pa_vals[p])
-            kinds = [k for k, m in MEASURES.items() if par is not None and par.kind in m]
-            found = self.names.lookup(st_vals[s], kinds or None)
+            # A name is looked up among the stations of the parameter's own kind first
+            # (尖草坪 + air_temp is the weather station), then among all that measure it.
+            found = None
+            if par is not None:
+                found = self.names.lookup(st_vals[s], (par.kind,)) or self.names.lookup(
+                    st_vals[s], [k for k, m in MEASURES.items() if par.kind in m]
+                )
             if found is None:
                 continue
             codes[rows[pairs == pair]] = index.setdefault(found, len(values))
