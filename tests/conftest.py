@@ -12,6 +12,7 @@ import itertools
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -66,7 +67,25 @@ def template_db(admin_dsn: str) -> str:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(TEMPLATE)))
     url = _with_db(admin_dsn, TEMPLATE)
     migrate.migrate(url)
+    wait_until_unused(admin_dsn, TEMPLATE)
     return TEMPLATE
+
+
+def wait_until_unused(admin_dsn: str, name: str, timeout_s: float = 30.0) -> None:
+    """Wait for the backends of closed connections to ``name`` to exit.
+
+    A closed connection's server process may linger a moment on a loaded machine, and
+    CREATE DATABASE … TEMPLATE refuses a template that still has a session.
+    """
+    deadline = time.monotonic() + timeout_s
+    with psycopg.connect(admin_dsn, autocommit=True) as conn:
+        while time.monotonic() < deadline:
+            row = conn.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = %s", (name,)
+            ).fetchone()
+            if row is not None and row[0] == 0:
+                return
+            time.sleep(0.05)
 
 
 @pytest.fixture

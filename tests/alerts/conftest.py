@@ -15,6 +15,7 @@ import asyncio
 import itertools
 import json
 import os
+import time
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -154,6 +155,16 @@ def alerts_template(admin_dsn: str, template_db: str) -> str:
             await conn.commit()
 
     asyncio.run(load())
+    # The loader's backend may outlive its connection a moment: wait before cloning.
+    deadline = time.monotonic() + 30
+    with psycopg.connect(admin_dsn, autocommit=True) as conn:
+        while time.monotonic() < deadline:
+            row = conn.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = %s", (name,)
+            ).fetchone()
+            if row is not None and row[0] == 0:
+                break
+            time.sleep(0.05)
     return name
 
 

@@ -35,7 +35,7 @@ def test_region_spellings(text: str, region: str) -> None:
 
 
 def test_unknown_region_lists_the_spellings() -> None:
-    with pytest.raises(UnknownName, match="unknown region '北京市'.*太原市"):
+    with pytest.raises(UnknownName, match=r"unknown region '北京市'.*太原市"):
         region_of("北京市")
     assert city_of("taiyuan") == "太原市" and city_of("忻州") == "忻州市"
     with pytest.raises(UnknownName):

@@ -24,8 +24,10 @@ class AlertSettings(BaseModel):
         description="Targets for target-risk rules; unset = <config_dir>/targets.yaml.",
     )
     grafana_url: str = Field(
-        default="http://localhost:3000",
-        description="Base URL of Grafana, for the dashboard link in every message.",
+        default="",
+        description="Base URL of the Grafana on-call can open (e.g. http://grafana.bureau:3000),"
+        " for the dashboard link in every message; unset = messages carry no link (a link to"
+        " a Grafana that does not run there is worse than none).",
     )
     tick_s: float = Field(
         default=15.0,
