@@ -17,7 +17,7 @@ from psycopg.rows import TupleRow
 
 from envmon.evaluate import annual as annual_stats
 from envmon.evaluate import trends as tr
-from envmon.evaluate.assessment import DayRow, evaluate_year, region_days
+from envmon.evaluate.assessment import DayRow, evaluate_year, region_days, water_year
 from envmon.evaluate.regions import REGION_NAMES, REGIONS
 from envmon.evaluate.targets import Target
 from envmon.standards import aqi as aqi_std
@@ -61,6 +61,8 @@ class ReportData:
     dust_periods: list[dict[str, Any]]
     rejected: list[tuple[str, int]]
     region_invalid: dict[str, dict[str, int]] = field(default_factory=dict)
+    # Annual class of every section with data (national, provincial, municipal): the map.
+    section_classes: dict[str, int | None] = field(default_factory=dict)
 
 
 def month_rows(rows: list[DayRow], year: int) -> list[MonthRow]:
@@ -275,6 +277,12 @@ async def collect(conn: Conn, year: int, targets: list[Target], *, as_of: date) 
         dust_periods=await _dust(conn, start, cutoff),
         rejected=await _rejected(conn, start, cutoff),
         region_invalid=region_invalid,
+        section_classes={
+            d["id"]: d["class"]
+            for d in (await water_year(conn, "zone", start, cutoff, national_only=False))[
+                "sections_detail"
+            ]
+        },
     )
 
 
