@@ -169,7 +169,7 @@ def test_report_contents(finished_html: Path) -> None:
     assert html.count("data:image/png;base64,") == 3
     assert "上兰（清洁对照点）" in html
     # Control levels in Chinese (issue 13: the table printed national/provincial).
-    assert "<td class=\"l\">国控</td>" in html and ">national<" not in html
+    assert '<td class="l">国控</td>' in html and ">national<" not in html
     assert "沙尘过程（测试）" in html
     assert "value out of range" in html or "below" in html or "范围" in html or "n/a" in html
     # 24 months of data: the regional trends are computed, not just "insufficient".
