@@ -13,6 +13,7 @@ from envmon.api.openapi_common import (
     STATION_LIST,
     J,
     obj,
+    ok,
     problems,
     q,
 )
@@ -44,8 +45,43 @@ _NOTE: Final = (
 )
 
 
+_NORMALISED_PARAMS: Final = [
+    q("station", {"type": "string", "maxLength": 64}, "An air station (id, pinyin, 中文名)."),
+    q("region", REGION, "Or a region (default: the zone)."),
+    q("year", {"type": "integer", "minimum": 2001, "maximum": 2099}, "Year.", required=True),
+    q(
+        "baseline_year",
+        {"type": "integer", "minimum": 2000, "maximum": 2099, "default": 2020},
+        "Baseline year (before year).",
+    ),
+]
+
+
 def export_paths() -> dict[str, Any]:
     return {
+        "/api/v1/trends/normalised": {
+            "get": {
+                "operationId": "getNormalisedTrend",
+                "summary": "Observed vs weather-normalised PM2.5 (Grange et al. 2018)",
+                "description": "Boosted trees learn daily PM2.5 from the weather of the "
+                "national weather stations and time; every variable but the trend is "
+                "resampled to give each day's value under average weather. The normalised "
+                "change from baseline_year to year and its share of the observed change.",
+                "parameters": _NORMALISED_PARAMS,
+                "responses": {
+                    **ok({"type": "object", "required": ["status", "months"]}),
+                    **problems(400, 401, 404, 503),
+                },
+            }
+        },
+        "/api/v1/export/normalised": {
+            "get": {
+                "operationId": "exportNormalisedTrend",
+                "summary": "Monthly observed and weather-normalised PM2.5 as a file",
+                "parameters": [*_NORMALISED_PARAMS, _FORMAT, _LANG],
+                "responses": _FILE,
+            }
+        },
         "/api/v1/export/aqi": {
             "get": {
                 "operationId": "exportAqi",

@@ -48,6 +48,10 @@ SAMPLES: Final = 100
 MIN_DAYS: Final = 180  # fewer observed days than this: no model
 BASELINE_YEAR: Final = 2020
 Status = Literal["ok", "insufficient_data"]
+METHOD: Final = (
+    "meteorological normalisation (Grange et al. 2018, ACP 18:6223; Vu et al. 2019, ACP "
+    "19:11303): boosted trees on daily weather and time, all but the trend resampled"
+)
 
 
 @dataclass(frozen=True)
@@ -195,6 +199,16 @@ async def pm25_days(
     return pd.Series({r[0]: (np.nan if r[1] is None else float(r[1])) for r in rows}, dtype=float)
 
 
+async def cities_of(conn: Conn, station: str | None, region: str | None) -> list[str]:
+    """The cities whose weather stations describe a station's or region's weather."""
+    if station is not None:
+        cur = await conn.execute("SELECT city FROM station WHERE id = %s", (station,))
+        row = await cur.fetchone()
+        return [row[0]] if row else []
+    r = region or "zone"
+    return [c for c, reg in CITY_REGION.items() if r in ("zone", reg)]
+
+
 async def normalised_trend(
     conn: Conn,
     year: int,
@@ -206,14 +220,7 @@ async def normalised_trend(
 ) -> Normalised:
     """Observed vs weather-normalised PM2.5 of a station or region, baseline year … year."""
     start, end = date(min(baseline_year, year), 1, 1), date(year + 1, 1, 1)
-    if station is not None:
-        row = await (
-            await conn.execute("SELECT city FROM station WHERE id = %s", (station,))
-        ).fetchone()
-        cities = [row[0]] if row else []
-    else:
-        r = region or "zone"
-        cities = [c for c, reg in CITY_REGION.items() if r in ("zone", reg)]
+    cities = await cities_of(conn, station, region)
     pm = await pm25_days(conn, start, end, station=station, region=region)
     weather = await weather_days(conn, cities, start, end)
     days = pd.DataFrame({"pm25": pm}).join(weather, how="left")

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import date
 from pathlib import Path
+from typing import Any
 
+import pandas as pd
 from aiohttp import web
 
 from envmon.api.auth import requires
@@ -20,6 +23,7 @@ from envmon.api.routes.common import (
 )
 from envmon.errors import ConfigError, EnvmonError
 from envmon.evaluate import annual as annual_stats
+from envmon.evaluate import normalise as nm
 from envmon.evaluate import trends as tr
 from envmon.evaluate.assessment import evaluate_year
 from envmon.evaluate.targets import Target, load_targets
@@ -115,6 +119,55 @@ async def trends(request: web.Request) -> web.Response:
     )
 
 
+def normalised_query(request: web.Request, *extra: str) -> tuple[Query, dict[str, Any]]:
+    """The parameters of the weather-normalised trend (JSON and export)."""
+    q = Query(request.query, ("station", "region", "year", "baseline_year", *extra))
+    station = q.station("station", station_names(request), ("air",))
+    region = q.region("region")
+    year = q.integer("year", low=2001, high=YEARS[1], required=True)
+    base = q.integer("baseline_year", low=YEARS[0], high=YEARS[1], default=nm.BASELINE_YEAR)
+    if station is not None and region is not None:
+        q.error("region", "give either station or region, not both")
+    if year is not None and base is not None and base >= year:
+        q.error("baseline_year", "must be before year")
+    return q, {"station": station, "region": region, "year": year, "baseline_year": base}
+
+
+async def run_normalised(request: web.Request, args: dict[str, Any]) -> nm.Normalised:
+    async with connection(request) as conn:
+        if args["station"] is not None:
+            await known_stations(conn, [args["station"]], "air")
+        start = date(args["baseline_year"], 1, 1)
+        end = date(args["year"] + 1, 1, 1)
+        pm = await nm.pm25_days(conn, start, end, station=args["station"], region=args["region"])
+        cities = await nm.cities_of(conn, args["station"], args["region"])
+        weather = await nm.weather_days(conn, cities, start, end)
+    days = pd.DataFrame({"pm25": pm}).join(weather, how="left")
+    # The fit is CPU work: off the event loop.
+    return await asyncio.to_thread(
+        nm.normalise, days, year=args["year"], baseline_year=args["baseline_year"]
+    )
+
+
+@requires("read")
+async def normalised(request: web.Request) -> web.Response:
+    q, args = normalised_query(request)
+    q.done()
+    res = await run_normalised(request, args)
+    unit = args["station"] or args["region"] or "zone"
+    return json_response(
+        {
+            "parameter": "pm25",
+            "unit": "µg/m³",
+            "scope": "station" if args["station"] else "region",
+            "id": unit,
+            "method": nm.METHOD,
+            **res.summary(),
+            "months": res.monthly(),
+        }
+    )
+
+
 @requires("read")
 async def annual(request: web.Request) -> web.Response:
     q = Query(request.query, ("year", "as_of", "edition"))
@@ -134,6 +187,7 @@ async def annual(request: web.Request) -> web.Response:
 
 
 ROUTES = [
+    web.get("/api/v1/trends/normalised", normalised, name="trends_normalised"),
     web.get("/api/v1/targets", targets, name="targets"),
     web.get("/api/v1/trends", trends, name="trends"),
     web.get("/api/v1/annual", annual, name="annual"),

@@ -35,6 +35,7 @@ from envmon.api.routes.common import (
     station_names,
     stations_of_kind,
 )
+from envmon.api.routes.evaluation import normalised_query, run_normalised
 from envmon.api.tables import LANGS, Column, Lang, Row, Table, stream_table
 from envmon.catalog.model import CONTROL_LEVEL_NAMES
 from envmon.catalog.names import REGION_NAMES, REGIONS
@@ -634,7 +635,35 @@ async def export_water(request: web.Request) -> web.StreamResponse:
         )
 
 
+# --- weather-normalised PM2.5 -------------------------------------------------------
+
+
+@requires("read")
+async def export_normalised(request: web.Request) -> web.StreamResponse:
+    q, args = normalised_query(request, "format", "lang")
+    fmt, lang = _common(q)
+    q.done()
+    res = await run_normalised(request, args)
+    unit = args["station"] or args["region"] or "zone"
+    table = Table(
+        (
+            Column("id", "编号", "id", "text", width=28),
+            Column("month", "月份", "month", "month"),
+            conc("pm25", "PM2.5观测月均值", "PM2.5 observed", "observed"),
+            conc("pm25", "PM2.5气象归一化月均值", "PM2.5 weather-normalised", "normalised"),
+        ),
+        f"pm25-normalised_{unit}_{args['baseline_year']}-{args['year']}",
+        lang,
+    )
+
+    async def rows() -> AsyncIterator[list[Row]]:
+        yield [(unit, m["month"], m["observed"], m["normalised"]) for m in res.monthly()]
+
+    return await stream_table(request, table, fmt, rows())
+
+
 ROUTES = [
+    web.get("/api/v1/export/normalised", export_normalised, name="export_normalised"),
     web.get("/api/v1/export/aqi", export_aqi, name="export_aqi"),
     web.get("/api/v1/export/statistics", export_statistics, name="export_statistics"),
     web.get("/api/v1/export/water", export_water, name="export_water"),
