@@ -214,6 +214,22 @@ def map_chart(stations: Sequence[dict[str, Any]], water_class: dict[str, int | N
     return _png(fig)
 
 
+def normalised_chart(months: Sequence[dict[str, Any]], title: str) -> bytes:
+    """Observed and weather-normalised monthly PM2.5 (Grange et al. 2018)."""
+    fig = _figure(7.2, 2.8)
+    ax = fig.add_subplot(1, 1, 1)
+    xs = np.array([f"{m['month']}-01" for m in months], dtype="datetime64[D]")
+    obs = [np.nan if m["observed"] is None else m["observed"] for m in months]
+    norm = [np.nan if m["normalised"] is None else m["normalised"] for m in months]
+    ax.plot(xs, obs, marker=".", linewidth=0.8, color="#9AA7B8", label="观测月均值")
+    ax.plot(xs, norm, linewidth=1.6, color="#C0392B", label="气象归一化月均值")
+    ax.set_title(title, fontsize=10)
+    ax.set_ylabel("PM2.5 (µg/m³)")
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.18), ncols=2, frameon=False)
+    fig.autofmt_xdate()
+    return _png(fig)
+
+
 def trend_chart(series: Sequence[MonthValue], result: TrendResult | None, title: str) -> bytes:
     """Monthly means with the Theil–Sen line (when the trend could be computed)."""
     fig = _figure(7.2, 2.8)

@@ -131,7 +131,7 @@ def _figures(data: ReportData) -> dict[str, str]:
     water_class = data.section_classes or {
         d["id"]: d.get("class") for d in data.evaluations["zone"]["water"]["sections_detail"]
     }
-    return {
+    out = {
         "monthly": _uri(
             plots.monthly_chart(
                 [m.pm25 for m in data.months],
@@ -149,6 +149,14 @@ def _figures(data: ReportData) -> dict[str, str]:
             )
         ),
     }
+    nm = data.normalised
+    if nm is not None and nm["status"] == "ok":
+        out["normalised"] = _uri(
+            plots.normalised_chart(
+                nm["months"], f"{REGION_NAMES['zone']} PM2.5 观测值与气象归一化值（月均）"
+            )
+        )
+    return out
 
 
 def render_html(data: ReportData, *, generated: datetime | None = None) -> str:
