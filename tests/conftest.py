@@ -43,7 +43,14 @@ def pg_cluster() -> Iterator[EmbeddedCluster | None]:
         root,
         free_port(),
         # Throwaway data: durability off for speed (never used for the embedded default).
-        tuning=("fsync = off", "synchronous_commit = off", "full_page_writes = off"),
+        # Autovacuum off too: on a loaded host a worker could sit on the template database
+        # past CREATE DATABASE … TEMPLATE's 5 s wait ("being accessed by other users").
+        tuning=(
+            "fsync = off",
+            "synchronous_commit = off",
+            "full_page_writes = off",
+            "autovacuum = off",
+        ),
     )
     cluster.start()
     try:

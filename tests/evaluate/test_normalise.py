@@ -82,3 +82,11 @@ def test_monthly_series_and_too_little_data() -> None:
     short = normalise(frame.iloc[:100], year=2020)
     assert short.status == "insufficient_data" and "100 valid days" not in (short.reason or "x")
     assert short.monthly() == []
+
+
+def test_no_weather_is_no_normalisation() -> None:
+    frame, _ = synthetic(windy_2025=1.0)
+    for col in ("air_temp", "rh", "pressure", "wind_speed", "precip"):
+        frame[col] = np.nan
+    res = normalise(frame, year=2025)
+    assert res.status == "insufficient_data" and "no weather data" in (res.reason or "")

@@ -134,6 +134,17 @@ def normalise(
             year,
         )
     x = features.to_numpy(dtype=float)
+    weather = [i for i, name in enumerate(FEATURES) if name not in ("doy", "weekday")]
+    present = ~np.all(np.isnan(x[known]), axis=0)
+    if not present[weather].any():
+        return Normalised(
+            "insufficient_data",
+            "no weather data for the unit's cities (national weather stations)",
+            pd.DataFrame(columns=["observed", "normalised"]),
+            baseline_year,
+            year,
+        )
+    x = x[:, present]  # a variable never observed cannot be learnt (nor binned)
     trend = np.array([(d - frame.index[0]).days for d in frame.index], dtype=float)
     model = HistGradientBoostingRegressor(
         max_iter=150, learning_rate=0.1, min_samples_leaf=10, random_state=seed
