@@ -123,7 +123,7 @@ async def test_agrees_with_evaluate_year(report_conn: Conn) -> None:
 
 
 async def test_evaluate_table_speaks_chinese_and_json_keeps_tokens(report_conn: Conn) -> None:
-    """`envmon evaluate` prints 按进度可完成/存在风险…; `--json` keeps on_track/at_risk (issue 13)."""
+    """`envmon evaluate` prints 按进度可完成, 存在风险…; `--json` keeps the tokens (issue 13)."""
     from envmon.evaluate.assessment import STATUS_ZH, render_table
 
     res = await evaluate_year(

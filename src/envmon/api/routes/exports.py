@@ -23,14 +23,16 @@ from aiohttp import web
 
 from envmon.api.auth import requires
 from envmon.api.export import FORMATS, Format
-from envmon.api.keys import EXPORTS, SETTINGS
+from envmon.api.keys import SETTINGS
 from envmon.api.params import Query
-from envmon.api.problems import Problem, too_large
+from envmon.api.problems import too_large
 from envmon.api.routes.common import (
     Conn,
+    aqi_scope,
     check_days,
     check_order,
     connection,
+    export_slot,
     known_stations,
     station_names,
     stations_of_kind,
@@ -44,7 +46,6 @@ from envmon.evaluate.derive import hourly_mapping
 from envmon.parameters import BY_CODE, PUBLISHED_DECIMALS
 from envmon.standards import aqi as aqi_std
 from envmon.standards import water as water_std
-from envmon.timeutil import day_start
 
 CHUNK_ROWS: Final = 5000
 POLLUTANT_LABELS: Final = {
@@ -241,19 +242,6 @@ def _common(q: Query) -> tuple[Format, Lang]:
     return fmt, lang  # type: ignore[return-value]
 
 
-def _semaphore(request: web.Request) -> Any:
-    settings = request.app[SETTINGS]
-    sem = request.app[EXPORTS]
-    if sem.locked():
-        raise Problem(
-            429,
-            f"{settings.max_concurrent_exports} export(s) already running; try again shortly",
-            kind="too-many-exports",
-            headers={"Retry-After": "10"},
-        )
-    return sem
-
-
 def _check_station_days(request: web.Request, n_units: int, days: float) -> None:
     limit = request.app[SETTINGS].max_station_days
     if n_units * days > limit:
@@ -271,26 +259,14 @@ _STATION_COLS = "d.station_id, s.name, s.city, s.county"
 async def export_aqi(request: web.Request) -> web.StreamResponse:
     settings = request.app[SETTINGS]
     q = Query(request.query, ("resolution", "station", "region", "from", "to", "format", "lang"))
-    resolution = q.string("resolution", choices=("daily", "hourly"), default="daily")
-    stations = q.stations("station", station_names(request), ("air",))
-    region = q.region("region")
+    resolution, stations, region, start, end = aqi_scope(q, station_names(request))
     fmt, lang = _common(q)
-    if resolution == "daily":
-        d0, d1 = q.day("from", required=True), q.day("to", required=True)
-        start = day_start(d0) if d0 else None
-        end = day_start(d1) if d1 else None
-    else:
-        start, end = q.moment("from", required=True), q.moment("to", required=True)
-    if stations and region:
-        q.error("region", "give either station or region, not both")
-    if region and resolution == "hourly":
-        q.error("resolution", "city and zone values are daily (HJ 663); hourly AQI is per station")
     q.done()
     assert start is not None and end is not None
     check_order(start, end)
     days = (end - start).total_seconds() / 86400
     check_days(days, settings.max_range_days)
-    async with _semaphore(request), connection(request, limited=False) as conn:
+    async with export_slot(request), connection(request, limited=False) as conn:
         if region:
             fname = _filename("aqi", start.date(), end.date(), region)
             table = aqi_daily_region_table(lang, fname)
@@ -477,7 +453,7 @@ async def export_statistics(request: web.Request) -> web.StreamResponse:
     assert d0 is not None and d1 is not None and period is not None
     check_order(d0, d1)
     check_days((d1 - d0).days, settings.max_range_days)
-    async with _semaphore(request), connection(request, limited=False) as conn:
+    async with export_slot(request), connection(request, limited=False) as conn:
         await known_stations(conn, stations, "air")
         all_units = await annual_stats.load_units(conn)
         want_regions = [region] if region else ([] if stations else list(REGIONS))
@@ -596,7 +572,7 @@ async def export_water(request: web.Request) -> web.StreamResponse:
     check_order(start, end)
     check_days((end - start).days, settings.max_range_days)
     index = {p: i for i, p in enumerate(WATER_PARAMS)}
-    async with _semaphore(request), connection(request, limited=False) as conn:
+    async with export_slot(request), connection(request, limited=False) as conn:
         await known_stations(conn, stations, "water")
         query = (
             "SELECT w.station_id, s.name, s.river, s.basin, s.city, s.county, s.control_level,"

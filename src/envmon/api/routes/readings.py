@@ -21,14 +21,15 @@ from psycopg import sql
 
 from envmon.api import export
 from envmon.api.auth import requires
-from envmon.api.keys import EXPORTS, SETTINGS
+from envmon.api.keys import SETTINGS
 from envmon.api.params import Query
-from envmon.api.problems import Problem, bad_request, too_large
+from envmon.api.problems import bad_request, too_large
 from envmon.api.routes.common import (
     check_days,
     check_order,
     connection,
     dumps,
+    export_slot,
     known_stations,
     station_names,
 )
@@ -165,15 +166,7 @@ async def export_readings(request: web.Request) -> web.StreamResponse:
     check_order(flt.start, flt.end)
     days = (flt.end - flt.start).total_seconds() / 86400
     check_days(days, settings.max_range_days)
-    sem = request.app[EXPORTS]
-    if sem.locked():
-        raise Problem(
-            429,
-            f"{settings.max_concurrent_exports} export(s) already running; try again shortly",
-            kind="too-many-exports",
-            headers={"Retry-After": "10"},
-        )
-    async with sem, connection(request, limited=False) as conn:
+    async with export_slot(request), connection(request, limited=False) as conn:
         n_stations = len(await known_stations(conn, flt.stations))
         if not n_stations:
             # No station named: every station of the parameters' kinds is exported.
