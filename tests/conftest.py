@@ -79,13 +79,23 @@ def template_db(admin_dsn: str) -> str:
 
 
 def wait_until_unused(admin_dsn: str, name: str, timeout_s: float = 30.0) -> None:
-    """Wait for the backends of closed connections to ``name`` to exit.
+    """Close ``name`` to new connections and wait for its sessions to end.
 
-    A closed connection's server process may linger a moment on a loaded machine, and
-    CREATE DATABASE … TEMPLATE refuses a template that still has a session.
+    CREATE DATABASE … TEMPLATE refuses a template with a session: TimescaleDB's
+    background-worker scheduler connects to every database with the extension
+    (it was seen holding the template), and a closed connection's backend may
+    linger a moment on a loaded host. The template then takes no new connection.
     """
     deadline = time.monotonic() + timeout_s
     with psycopg.connect(admin_dsn, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS false").format(sql.Identifier(name))
+        )
+        conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = %s AND pid <> pg_backend_pid()",
+            (name,),
+        )
         while time.monotonic() < deadline:
             row = conn.execute(
                 "SELECT count(*) FROM pg_stat_activity WHERE datname = %s", (name,)

@@ -155,10 +155,18 @@ def alerts_template(admin_dsn: str, template_db: str) -> str:
             await conn.commit()
 
     asyncio.run(load())
-    # The loader's backend may outlive its connection a moment: wait before cloning.
-    deadline = time.monotonic() + 30
+    # No session may stay on a template (TimescaleDB's scheduler would): close it.
     with psycopg.connect(admin_dsn, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS false").format(sql.Identifier(name))
+        )
+        deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
+            conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = %s AND pid <> pg_backend_pid()",
+                (name,),
+            )
             row = conn.execute(
                 "SELECT count(*) FROM pg_stat_activity WHERE datname = %s", (name,)
             ).fetchone()

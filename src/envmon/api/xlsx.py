@@ -74,6 +74,7 @@ class _Book:
     """
 
     sheet_name = "data"
+    columns: int | None = None  # a fixed number of columns, checked against the header
 
     def __init__(
         self,
@@ -83,6 +84,8 @@ class _Book:
         *,
         max_rows: int = MAX_ROWS,
     ) -> None:
+        if self.columns is not None and len(header) != self.columns:
+            raise ValueError(f"a {self.sheet_name} sheet has {self.columns} columns")
         if not 2 <= max_rows <= MAX_ROWS:
             raise ValueError(f"max_rows must be 2 … {MAX_ROWS}")
         self.max_rows = max_rows
@@ -210,18 +213,7 @@ class ReadingsXlsx(_Book):
     """Rows ``(station, parameter, period, epoch µs, value, flag, source)`` → an .xlsx stream."""
 
     sheet_name = "readings"
-
-    def __init__(
-        self,
-        sink: IO[bytes],
-        header: Sequence[str],
-        widths: Sequence[int],
-        *,
-        max_rows: int = MAX_ROWS,
-    ) -> None:
-        if len(header) != 7:
-            raise ValueError("a readings sheet has seven columns")
-        super().__init__(sink, header, widths, max_rows=max_rows)
+    columns = 7
 
     def _rows(self, rows: Sequence[Sequence[Any]], r: int) -> str:
         s = self._s

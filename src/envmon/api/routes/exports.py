@@ -316,6 +316,12 @@ async def export_aqi(request: web.Request) -> web.StreamResponse:
 # --- HJ 663 statistics ---------------------------------------------------------------
 
 STAT_PERIODS: Final = ("daily", "monthly", "annual")
+UNIT: Final = (
+    Column("kind", "类型", "kind", "text"),
+    Column("id", "编号", "id", "text", width=28),
+    Column("name", "名称", "name", "text", width=12),
+    Column("city", "城市", "city", "text"),
+)
 
 
 def _stat_columns(period: str) -> tuple[Column, ...]:
@@ -325,10 +331,7 @@ def _stat_columns(period: str) -> tuple[Column, ...]:
         else Column("year", "年份", "year", "int")
     )
     return (
-        Column("kind", "类型", "kind", "text"),
-        Column("id", "编号", "id", "text", width=28),
-        Column("name", "名称", "name", "text", width=12),
-        Column("city", "城市", "city", "text"),
+        *UNIT,
         when,
         Column("edition", "HJ 663/633版本", "edition", "int"),
         Column("days", "统计天数", "days in period", "int"),
@@ -422,10 +425,7 @@ async def _stat_rows(
 
 def _daily_stat_table(lang: Lang, filename: str) -> Table:
     cols = (
-        Column("kind", "类型", "kind", "text"),
-        Column("id", "编号", "id", "text", width=28),
-        Column("name", "名称", "name", "text", width=12),
-        Column("city", "城市", "city", "text"),
+        *UNIT,
         DAY,
         *DAILY_CONC,
         *AQI,
