@@ -16,6 +16,7 @@ BENCHMARKS = [
     "bench.alerts",
     "bench.api",
     "bench.dashboards",
+    "bench.normalise",
 ]
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ import itertools
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -81,7 +82,14 @@ def pg_cluster() -> Iterator[EmbeddedCluster | None]:
         root,
         free_port(),
         # Throwaway data: durability off for speed (never used for the embedded default).
-        tuning=("fsync = off", "synchronous_commit = off", "full_page_writes = off"),
+        # Autovacuum off too: on a loaded host a worker could sit on the template database
+        # past CREATE DATABASE … TEMPLATE's 5 s wait ("being accessed by other users").
+        tuning=(
+            "fsync = off",
+            "synchronous_commit = off",
+            "full_page_writes = off",
+            "autovacuum = off",
+        ),
         timescaledb=None if mode == "auto" else mode == "on",
     )
     cluster.start()
@@ -127,9 +135,20 @@ def close_template(admin_dsn: str, name: str) -> None:
                 sql.Identifier(name)
             )
         )
-        conn.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,)
-        )
+        # A closed connection's backend may linger a moment on a loaded host.
+        deadline = time.monotonic() + 30.0
+        while time.monotonic() < deadline:
+            conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = %s AND pid <> pg_backend_pid()",
+                (name,),
+            )
+            row = conn.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = %s", (name,)
+            ).fetchone()
+            if row is not None and row[0] == 0:
+                return
+            time.sleep(0.05)
 
 
 def drop_template(admin_dsn: str, name: str) -> None:

@@ -41,6 +41,7 @@ def validator_for(catalog: Catalog, settings: Settings) -> Validator:
     return Validator(
         {s.id: s.kind for s in catalog.stations},
         max_future=timedelta(minutes=settings.writer.max_future_minutes),
+        names=catalog.names,
     )
 
 

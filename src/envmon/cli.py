@@ -23,6 +23,15 @@ def _print_json(obj: Any) -> None:
 # -- db ---------------------------------------------------------------------------------
 
 
+def _region(text: str) -> str:
+    from envmon.catalog.names import UnknownName, region_of
+
+    try:
+        return region_of(text)
+    except UnknownName as err:
+        raise argparse.ArgumentTypeError(str(err)) from err
+
+
 def cmd_db(args: argparse.Namespace, settings: Settings) -> int:
     from envmon.db.connection import database_url, embedded_cluster
 
@@ -249,18 +258,13 @@ def cmd_dust(args: argparse.Namespace, settings: Settings) -> int:
     from datetime import datetime
 
     from envmon.app import ensure_database, open_app
-    from envmon.evaluate.regions import CITY_REGION, REGIONS
     from envmon.timeutil import to_beijing
 
     async def run() -> int:
         url = ensure_database(settings)
         async with open_app(settings, url=url) as app, app.pool.connection() as conn:
             if args.action == "add":
-                region = CITY_REGION.get(args.region, args.region)
-                if region not in REGIONS:
-                    raise EnvmonError(
-                        f"unknown region '{args.region}' (太原市, 忻州市, taiyuan, xinzhou or zone)"
-                    )
+                region = args.region
                 start = to_beijing(datetime.fromisoformat(args.start))
                 end = to_beijing(datetime.fromisoformat(args.end))
                 if end <= start:
@@ -644,7 +648,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     ev = sub.add_parser("evaluate", help="the year against the zone's targets")
     ev.add_argument("--year", type=int, required=True)
-    ev.add_argument("--region", default="zone", choices=["zone", "taiyuan", "xinzhou"])
+    ev.add_argument(
+        "--region", default="zone", type=_region, help="zone, taiyuan, xinzhou, 太原市, 忻州市…"
+    )
     ev.add_argument("--targets", help="targets YAML (default config/targets.yaml)")
     ev.add_argument(
         "--edition",
@@ -664,7 +670,7 @@ def build_parser() -> argparse.ArgumentParser:
     du = sub.add_parser("dust", help="dust periods from the audit (PM statistics deduct them)")
     du_sub = du.add_subparsers(dest="action", required=True)
     du_add = du_sub.add_parser("add")
-    du_add.add_argument("region", help="太原市, 忻州市, taiyuan, xinzhou or zone")
+    du_add.add_argument("region", type=_region, help="太原市, 忻州市, taiyuan, xinzhou or zone")
     du_add.add_argument("start", help="ISO time (Beijing time without offset)")
     du_add.add_argument("end")
     du_add.add_argument("--note")
@@ -680,7 +686,7 @@ def build_parser() -> argparse.ArgumentParser:
     rp = sub.add_parser("report", help="the annual assessment report (Chinese, HTML or PDF)")
     rp.add_argument("--year", type=int, required=True)
     rp.add_argument("--format", choices=["html", "pdf"], default="pdf")
-    rp.add_argument("--out", help="output file (default envmon-YEAR.FORMAT)")
+    rp.add_argument("-o", "--out", help="output file (default envmon-YEAR.FORMAT)")
     rp.add_argument("--as-of", help="for the current year: data up to this Beijing date")
     rp.add_argument("--targets", help="targets YAML (default config/targets.yaml)")
     rp.set_defaults(func=cmd_report)

@@ -71,6 +71,34 @@ PARAMETERS: tuple[Parameter, ...] = (
 )
 
 BY_CODE: dict[str, Parameter] = {p.code: p for p in PARAMETERS}
+
+# Decimals a value is published with (exports round to them, GB/T 8170). Air:
+# whole µg/m³, CO 0.1 mg/m³ (HJ 663-2013 §4.2, standards.md §1.4). Water: the
+# reference has no publication rule; enough decimals to show every GB 3838 class
+# limit (TP of lakes 0.025 mg/L, NH3-N 0.15 mg/L, DO 7.5 mg/L). Weather: the CMA
+# resolutions (0.1 °C, whole %, 0.1 hPa, 0.1 m/s, whole degrees, 0.1 mm, whole m).
+PUBLISHED_DECIMALS: dict[str, int] = {
+    **{p: 0 for p in ("pm25", "pm10", "so2", "no2", "o3")},
+    "co": 1,
+    "ph": 2,
+    "do": 2,
+    "codmn": 1,
+    "cod": 1,
+    "bod5": 1,
+    "nh3n": 3,
+    "tp": 3,
+    "tn": 2,
+    "temp": 1,
+    "conductivity": 0,
+    "turbidity": 1,
+    "air_temp": 1,
+    "rh": 0,
+    "pressure": 1,
+    "wind_speed": 1,
+    "wind_dir": 0,
+    "precip": 1,
+    "visibility": 0,
+}
 BY_HJ212: dict[str, Parameter] = {p.hj212: p for p in PARAMETERS if p.hj212}
 
 # Periods a reading may be labelled with; the timestamp is the start of the

@@ -99,8 +99,10 @@ class AlertSettings(BaseModel):
         description="Set from ``Settings.targets_file`` (one targets file for everything).",
     )
     grafana_url: str = Field(
-        default="http://localhost:3000",
-        description="Set from ``ENVMON_GRAFANA__URL``: the dashboard link in every message.",
+        default="",
+        description="Set from ``ENVMON_GRAFANA__URL``: the dashboard link in every message; "
+        "unset = messages carry no link (a link to a Grafana that does not run there is "
+        "worse than none).",
     )
     tick_s: float = Field(
         default=15.0,
@@ -144,10 +146,10 @@ class ApiSettings(BaseModel):
         default=4018, ge=1, description="Longest from–to range of any request (11 years)."
     )
     max_station_days: int = Field(
-        default=4018,
+        default=80_000,
         ge=1,
-        description="Exports: stations × days at most (one station for 11 years, "
-        "or all 26 air stations for about five months).",
+        description="Exports: stations × days at most (a year of all 207 stations of the "
+        "zone, or one station for the 11 years of max_range_days). Exports are streamed.",
     )
     max_points: int = Field(
         default=120_000,
@@ -165,8 +167,10 @@ class GrafanaSettings(BaseModel):
     """Grafana for ``envmon dashboards push`` (``ENVMON_GRAFANA__*``)."""
 
     url: str = Field(
-        default="http://localhost:3000",
-        description="Grafana's base URL (a sub-path such as https://host/grafana works).",
+        default="",
+        description="Grafana's base URL as on-call opens it (a sub-path such as "
+        "https://host/grafana works): where `envmon dashboards push` sends the dashboards "
+        "and what alert messages link to (no link while unset).",
     )
     token: SecretStr | None = Field(
         default=None,
@@ -276,7 +280,7 @@ class Settings(BaseSettings):
         self.targets_file = self.targets_file or cfg / "targets.yaml"
         self.alerts.rules_file = self.alerts.rules_file or cfg / "alerts.yaml"
         self.alerts.targets_file = self.targets_file
-        self.alerts.grafana_url = self.grafana.url
+        self.alerts.grafana_url = self.grafana.url or ""
         self.api.targets_file = self.targets_file
         self.collect.sources_file = self.collect.sources_file or cfg / "sources.yaml"
         self.hj212.config_file = self.hj212.config_file or cfg / "hj212.yaml"

@@ -11,6 +11,7 @@ from datetime import timedelta
 from envmon.alerts.channels.webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
 from envmon.alerts.rules import AlertConfig
 from envmon.app import App
+from envmon.settings import AlertSettings
 
 from .conftest import (
     AIR,
@@ -217,3 +218,16 @@ async def test_episode_begun_and_ended_in_one_batch(app: App, receiver: Receiver
     assert await rows(app, "SELECT state, value, last_value FROM alert_event") == [
         ("resolved", 150.0, 50.0)
     ]
+
+
+async def test_no_link_without_a_grafana_url(app: App, receiver: Receiver) -> None:
+    """Unset grafana_url (the default): no link to a localhost:3000 where nothing runs."""
+    assert AlertSettings().grafana_url == ""
+    h0 = base_hour()
+    clock = Clock(h0 + timedelta(minutes=65))
+    async with service(app, _cfg(receiver), clock, grafana_url="") as svc:
+        await feed(app, [(AIR, "pm25", h0, 150.0)])
+        await receiver.wait_for(1)
+        await svc.wait_delivered()
+    doc = receiver.requests[0].json
+    assert doc["url"] is None and "localhost" not in receiver.requests[0].body.decode()

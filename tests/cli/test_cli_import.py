@@ -171,3 +171,30 @@ def test_stations_load_is_idempotent(db_url: str, tmp_path: Path) -> None:
     assert "207 new, 0 updated, 0 unchanged" in first.stdout, first.stderr
     second = envmon(["stations", "load"], db_url, tmp_path)
     assert "0 new, 0 updated, 207 unchanged" in second.stdout
+
+
+def test_import_takes_chinese_names_and_pinyin(db_url: str, tmp_path: Path) -> None:
+    """The station column may hold 尖草坪 or jiancaoping: stored under the id (issue 13)."""
+    f = tmp_path / "names.csv"
+    f.write_text(
+        "station,parameter,time,value\n"
+        "尖草坪,pm25,2025-01-02T08:00:00,35\n"
+        "jiancaoping,pm10,2025-01-02T08:00:00,70\n"
+        "代县桥,nh3n,2025-01-02T08:00:00,0.5\n"
+        "尖草坪,air_temp,2025-01-02T08:00:00,-3.5\n",
+        encoding="utf-8",
+    )
+    out = envmon(["import", str(f), "--no-derive"], db_url, tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "accepted 4" in out.stdout
+    with psycopg.connect(db_url) as conn:
+        got = conn.execute(
+            "SELECT station_id, parameter FROM reading WHERE ts = '2025-01-02T08:00+08'"
+            " ORDER BY parameter"
+        ).fetchall()
+    assert got == [
+        ("wx-53677", "air_temp"),
+        ("water-hutuo-daixianqiao", "nh3n"),
+        ("air-taiyuan-jiancaoping", "pm10"),
+        ("air-taiyuan-jiancaoping", "pm25"),
+    ]

@@ -120,3 +120,24 @@ async def test_agrees_with_evaluate_year(report_conn: Conn) -> None:
         assert stations["air-taiyuan-jiancaoping"]["rank"] in (1, 2)
         if year == 2026:
             assert stations["air-taiyuan-shanglan"]["rank"] is None
+
+
+async def test_evaluate_table_speaks_chinese_and_json_keeps_tokens(report_conn: Conn) -> None:
+    """`envmon evaluate` prints 按进度可完成, 存在风险…; `--json` keeps the tokens (issue 13)."""
+    from envmon.evaluate.assessment import STATUS_ZH, render_table
+
+    res = await evaluate_year(
+        report_conn,  # type: ignore[arg-type]
+        2026,
+        "zone",
+        TARGETS,
+        as_of=date(2026, 6, 30),
+    )
+    text = render_table(res)
+    statuses = [res["pm25"]["status"], res["good_days"]["status"], res["water"]["status"]]
+    assert all(s in STATUS_ZH for s in statuses)
+    for s in statuses:
+        assert f"→ {STATUS_ZH[s]}" in text
+    for token in ("on_track", "off_track", "at_risk", "not_met", "no_target", " met"):
+        assert token not in text
+    assert "PM2.5 年均浓度" in text and "优良天数" in text and "国控断面" in text

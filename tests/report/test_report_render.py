@@ -167,7 +167,12 @@ def test_report_contents(finished_html: Path) -> None:
     # Ranking, water table, map and trend figures, completeness with the exclusions.
     assert "尖草坪" in html and "开发区" in html and "代县桥" in html
     assert html.count("data:image/png;base64,") == 3
+    # Issue 13: the weather-normalised PM2.5 section says why it is missing (this dataset
+    # has no weather stations; the method is tested in tests/evaluate/test_normalise.py).
+    assert "气象归一化 PM₂.₅" in html and "未做气象归一化" in html and "no weather data" in html
     assert "上兰（清洁对照点）" in html
+    # Control levels in Chinese (issue 13: the table printed national/provincial).
+    assert '<td class="l">国控</td>' in html and ">national<" not in html
     assert "沙尘过程（测试）" in html
     assert "value out of range" in html or "below" in html or "范围" in html or "n/a" in html
     # 24 months of data: the regional trends are computed, not just "insufficient".

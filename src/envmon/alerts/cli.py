@@ -32,6 +32,7 @@ from envmon.alerts.service import (
     expire_silence,
 )
 from envmon.app import App
+from envmon.catalog.names import UnknownName, city_of
 from envmon.durations import parse_duration
 from envmon.errors import ConfigError
 from envmon.settings import AlertSettings, Settings
@@ -44,6 +45,13 @@ def _me(app: App) -> str:
         return app.settings.user or getpass.getuser()
     except (KeyError, OSError):  # no user name in a bare container
         return "unknown"
+
+
+def _city(text: str) -> str:
+    try:
+        return city_of(text)
+    except UnknownName as err:
+        raise argparse.ArgumentTypeError(str(err)) from err
 
 
 def _time(text: str) -> datetime:
@@ -191,18 +199,19 @@ async def alerts_silence(app: App, args: argparse.Namespace) -> int:
             raise ConfigError(str(err)) from err
     if args.rule and args.rule not in {r.id for r in _rules(app).rules} and "*" not in args.rule:
         raise ConfigError(f"no rule '{args.rule}' in the rules file")
+    station = app.catalog.resolve(args.station).id if args.station else None
     sid = await add_silence(
         app.pool,
         app.catalog,
         ends_at=ends,
         rule=args.rule,
-        station_id=args.station,
+        station_id=station,
         city=args.city,
         created_by=args.by or _me(app),
         comment=args.comment,
     )
     print(
-        f"silence #{sid}: rule={args.rule or '*'} station={args.station or '*'}"
+        f"silence #{sid}: rule={args.rule or '*'} station={station or '*'}"
         f" city={args.city or '*'} until {fmt_time(ends)}（北京时间）"
     )
     return 0
@@ -213,17 +222,18 @@ async def alerts_maintenance(app: App, args: argparse.Namespace) -> int:
         return await alerts_list(app, argparse.Namespace(all=False, json=False, limit=_LIST_LIMIT))
     if not args.station and not args.city:
         raise ConfigError("give --station or --city")
+    station = app.catalog.resolve(args.station).id if args.station else None
     wid = await add_maintenance(
         app.pool,
         app.catalog,
         starts_at=_time(args.start),
         ends_at=_time(args.end),
-        station_id=args.station,
+        station_id=station,
         city=args.city,
         note=args.note,
         created_by=args.by or _me(app),
     )
-    print(f"maintenance window #{wid}: {args.station or args.city} {args.start} → {args.end}")
+    print(f"maintenance window #{wid}: {station or args.city} {args.start} → {args.end}")
     return 0
 
 
@@ -329,8 +339,8 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     si_sub = si.add_subparsers(dest="op", required=True)
     si_add = si_sub.add_parser("add")
     si_add.add_argument("--rule", help="rule id or pattern (pm25-*)")
-    si_add.add_argument("--station")
-    si_add.add_argument("--city", choices=["太原市", "忻州市"])
+    si_add.add_argument("--station", help="id, Chinese name or pinyin")
+    si_add.add_argument("--city", type=_city, help="太原市, 忻州市 (or 太原, taiyuan, …)")
     si_add.add_argument("--for", dest="duration", help="how long (2h, 90m; default 2h)")
     si_add.add_argument("--until", help="until this ISO time (Beijing time)")
     si_add.add_argument("--comment")
@@ -344,8 +354,8 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     mt_add = mt_sub.add_parser("add")
     mt_add.add_argument("start", help="ISO time (Beijing time)")
     mt_add.add_argument("end")
-    mt_add.add_argument("--station")
-    mt_add.add_argument("--city", choices=["太原市", "忻州市"])
+    mt_add.add_argument("--station", help="id, Chinese name or pinyin")
+    mt_add.add_argument("--city", type=_city, help="太原市, 忻州市 (or 太原, taiyuan, …)")
     mt_add.add_argument("--note")
     mt_add.add_argument("--by")
     mt_sub.add_parser("list")

@@ -24,6 +24,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from envmon.api.auth import check, role_of
 from envmon.api.keys import ENVMON, EXPORTS, METRICS, SETTINGS, ApiParts
+from envmon.api.lowlevel import ApiRunner, server_error
 from envmon.api.metrics import ApiMetrics
 from envmon.api.problems import Problem
 from envmon.api.routes import ROUTES
@@ -87,9 +88,8 @@ async def problems_middleware(request: web.Request, handler: Handler) -> web.Str
     except ConnectionResetError:  # the client went away mid-stream: nothing to answer
         status = 499
         raise
-    except Exception:
-        logger.exception("api: unhandled error path=%s", request.path)
-        return Problem(500, "internal error (logged on the server)").response(request.path)
+    except Exception as err:  # logged once, with a request id (no traceback on the console)
+        return server_error(request, err)
     finally:
         request.app[METRICS].observe(
             _route_name(request), request.method, status, time.perf_counter() - t0
@@ -156,7 +156,7 @@ class ApiServer:
                 "api: no tokens configured (ENVMON_API__READ_TOKEN, ENVMON_API__ADMIN_TOKEN): "
                 "every endpoint but /api/v1/health answers 401"
             )
-        runner = web.AppRunner(self.web_app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT_S)
+        runner = ApiRunner(self.web_app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT_S)
         await runner.setup()
         site = web.TCPSite(runner, self.settings.host, self.settings.port, reuse_address=True)
         try:

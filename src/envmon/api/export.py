@@ -15,6 +15,13 @@ the first byte leaves:
 
 Rows are in key order (station, parameter, period, time) — the order of the
 ``reading`` unique index, so PostgreSQL streams them without sorting.
+
+``period=1d`` holds the daily readings stored as such (laboratory values) and,
+for every other station-day, the daily values envmon derives: for air stations
+the valid daily means of GB 3095 Table 4 (O3: the daily maximum 8-h mean, the
+daily statistic of HJ 663), for water sections the daily means — with source
+``derived`` and flag ``N``. Air and water data arrive hourly or 4-hourly, so
+without them a daily export of an air station would be empty.
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ import io
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Final, Literal
 
 import pyarrow as pa  # type: ignore[import-untyped]
@@ -34,6 +41,7 @@ from psycopg import AsyncConnection, sql
 from psycopg.rows import TupleRow
 
 from envmon.api.xlsx import ReadingsXlsx
+from envmon.timeutil import BEIJING
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +65,14 @@ class ReadingFilter:
     parameters: Sequence[str] = ()
     period: str | None = None
 
+    def relation(self) -> tuple[sql.Composable, list[Any]]:
+        """The rows to read from: ``reading``, plus the derived daily values for ``1d``."""
+        if self.period != "1d":
+            return sql.SQL("reading"), []
+        lo = self.start.astimezone(BEIJING).date()
+        hi = (self.end.astimezone(BEIJING) + timedelta(days=1)).date()
+        return _DAILY_RELATION, [lo, hi, lo, hi]
+
     def where(self) -> tuple[sql.Composable, list[Any]]:
         parts: list[sql.Composable] = [sql.SQL("ts >= %s AND ts < %s")]
         args: list[Any] = [self.start, self.end]
@@ -77,6 +93,26 @@ class ReadingFilter:
 
 
 ORDER: Final = sql.SQL(" ORDER BY station_id, parameter, period, ts")
+_DAY_TS = "({alias}.day::timestamp AT TIME ZONE 'Asia/Shanghai')"
+_NOT_STORED = (
+    " AND NOT EXISTS (SELECT 1 FROM reading r WHERE r.station_id = {alias}.station_id"
+    " AND r.parameter = {param} AND r.period = '1d' AND r.ts >= {ts}"
+    " AND r.ts < {ts} + interval '1 day')"
+)
+_DAILY_RELATION: Final = sql.SQL(
+    "(SELECT station_id, parameter, period, ts, value, flag, source FROM reading"
+    " UNION ALL SELECT d.station_id, v.parameter, '1d', " + _DAY_TS.format(alias="d") + ","
+    " v.value, 'N', 'derived' FROM air_day d CROSS JOIN LATERAL (VALUES ('so2', d.so2),"
+    " ('no2', d.no2), ('co', d.co), ('pm10', d.pm10), ('pm25', d.pm25), ('o3', d.o3_8h_max))"
+    " AS v(parameter, value) WHERE v.value IS NOT NULL AND d.day >= %s AND d.day < %s"
+    + _NOT_STORED.format(alias="d", param="v.parameter", ts=_DAY_TS.format(alias="d"))
+    + " UNION ALL SELECT w.station_id, w.parameter, '1d', "
+    + _DAY_TS.format(alias="w")
+    + ","
+    " w.value, 'N', 'derived' FROM water_day w WHERE w.day >= %s AND w.day < %s"
+    + _NOT_STORED.format(alias="w", param="w.parameter", ts=_DAY_TS.format(alias="w"))
+    + ") AS reading"
+)
 
 
 def _start(flt: ReadingFilter, fmt: Format, *, chunked: bool = True) -> web.StreamResponse:
@@ -95,13 +131,15 @@ def _start(flt: ReadingFilter, fmt: Format, *, chunked: bool = True) -> web.Stre
 async def export_csv(
     request: web.Request, conn: AsyncConnection[TupleRow], flt: ReadingFilter
 ) -> web.StreamResponse:
-    where, args = flt.where()
+    rel, args = flt.relation()
+    where, where_args = flt.where()
+    args += where_args
     query = sql.SQL(
         "COPY (SELECT station_id AS station, parameter, period,"
         " to_char(ts AT TIME ZONE 'Asia/Shanghai', 'YYYY-MM-DD\"T\"HH24:MI:SS') || '+08:00'"
-        " AS time, value, flag, source FROM reading WHERE {where}{order})"
+        " AS time, value, flag, source FROM {rel} WHERE {where}{order})"
         " TO STDOUT (FORMAT csv, HEADER true)"
-    ).format(where=where, order=ORDER)
+    ).format(rel=rel, where=where, order=ORDER)
     resp = _start(flt, "csv")
     await resp.prepare(request)
     buf = bytearray()
@@ -120,11 +158,17 @@ async def export_csv(
 _SELECT_ROWS: Final = sql.SQL(
     "SELECT station_id, parameter, period,"
     " (extract(epoch FROM ts) * 1000000)::int8, value, flag, source"
-    " FROM reading WHERE {where}{order}"
+    " FROM {rel} WHERE {where}{order}"
 )
 
 
-class _Pipe(io.RawIOBase):
+def select_rows(flt: ReadingFilter) -> tuple[sql.Composed, list[Any]]:
+    rel, args = flt.relation()
+    where, where_args = flt.where()
+    return _SELECT_ROWS.format(rel=rel, where=where, order=ORDER), args + where_args
+
+
+class Pipe(io.RawIOBase):
     """A write-only file whose bytes are taken out after each row group."""
 
     def __init__(self) -> None:
@@ -189,13 +233,13 @@ async def export_parquet(
     flt: ReadingFilter,
     chunk_rows: int,
 ) -> web.StreamResponse:
-    where, args = flt.where()
+    query, args = select_rows(flt)
     resp = _start(flt, "parquet")
     await resp.prepare(request)
-    pipe = _Pipe()
+    pipe = Pipe()
     writer = pq.ParquetWriter(pipe, PARQUET_SCHEMA, compression="zstd")
     async with conn.cursor(name="envmon_export", binary=True) as cur:
-        await cur.execute(_SELECT_ROWS.format(where=where, order=ORDER), args)
+        await cur.execute(query, args)
         while rows := await cur.fetchmany(chunk_rows):
             writer.write_table(_arrow_table(rows), row_group_size=len(rows))
             await resp.write(pipe.take())
@@ -223,13 +267,13 @@ async def export_xlsx(
     flt: ReadingFilter,
     chunk_rows: int,
 ) -> web.StreamResponse:
-    where, args = flt.where()
+    query, args = select_rows(flt)
     resp = _start(flt, "xlsx")
     await resp.prepare(request)
-    pipe = _Pipe()
+    pipe = Pipe()
     book = ReadingsXlsx(pipe, XLSX_HEADER, XLSX_WIDTHS)  # type: ignore[arg-type]
     async with conn.cursor(name="envmon_export", binary=True) as cur:
-        await cur.execute(_SELECT_ROWS.format(where=where, order=ORDER), args)
+        await cur.execute(query, args)
         pending: asyncio.Future[None] | None = None
         # Overlap: a worker thread formats chunk n while the cursor fetches chunk n + 1.
         while rows := await cur.fetchmany(chunk_rows):

@@ -9,233 +9,146 @@ codes, content types and bodies against this document.
 from __future__ import annotations
 
 from functools import cache
-from typing import Any, Final
+from typing import Any
 
 from envmon import __version__
 from envmon.api.export import CONTENT_TYPES
+from envmon.api.openapi_common import (
+    BOOL,
+    DATE_RE,
+    INT,
+    MOMENT_RE,
+    MONTH_RE,
+    NUM,
+    READING_FILTERS,
+    REGION,
+    REGION_ID,
+    STATION_LIST,
+    STR,
+    STRS,
+    J,
+    n,
+    obj,
+    ok,
+    problems,
+    q,
+    ref,
+)
+from envmon.api.openapi_exports import export_paths, index_paths
 from envmon.catalog import COUNTIES
-from envmon.evaluate.regions import REGIONS
 from envmon.evaluate.trends import AIR_COLUMNS, METHODS, WATER_PARAMETERS
-from envmon.parameters import BY_CODE, PERIODS
-
-J: Final = "application/json"
-PROBLEM: Final = "application/problem+json"
-
-# Patterns keep generated examples meaningful (and document the accepted forms).
-DATE_RE: Final = r"^20[0-9]{2}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])$"
-MONTH_RE: Final = r"^20[0-9]{2}-(0[1-9]|1[0-2])$"
-MOMENT_RE: Final = (
-    r"^20[0-9]{2}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])"
-    r"(T([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9])?(Z|[+-](0[0-9]|1[0-3]):[0-5][0-9])?)?$"
-)
-
-
-def _ref(name: str) -> dict[str, str]:
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
-def _n(schema: dict[str, Any]) -> dict[str, Any]:
-    """Nullable."""
-    return {**schema, "nullable": True}
-
-
-NUM: Final = {"type": "number"}
-INT: Final = {"type": "integer"}
-STR: Final = {"type": "string"}
-BOOL: Final = {"type": "boolean"}
-STRS: Final = {"type": "array", "items": {"type": "string"}}
-
-
-def _obj(
-    props: dict[str, Any], required: list[str] | None = None, extra: bool = True
-) -> dict[str, Any]:
-    out: dict[str, Any] = {"type": "object", "properties": props}
-    if required is None:
-        required = list(props)
-    if required:
-        out["required"] = required
-    if not extra:
-        out["additionalProperties"] = False
-    return out
-
-
-def _q(
-    name: str,
-    schema: dict[str, Any],
-    description: str,
-    *,
-    required: bool = False,
-    explode: bool | None = None,
-) -> dict[str, Any]:
-    p: dict[str, Any] = {
-        "name": name,
-        "in": "query",
-        "required": required,
-        "description": description,
-        "schema": schema,
-    }
-    if explode is not None:
-        p["style"] = "form"
-        p["explode"] = explode
-    return p
-
-
-def _problems(*codes: int) -> dict[str, Any]:
-    text = {
-        400: "Invalid parameters or a range over the limits (problem details list each).",
-        401: "No token or a wrong token.",
-        403: "The route needs the admin token.",
-        404: "Unknown station, alert or path.",
-        413: "Request body too large.",
-        422: "The request cannot be evaluated with the stored data (e.g. a missing baseline).",
-        429: "Too many exports running; retry after the Retry-After seconds.",
-        503: "The database (or the alert engine) is not available; or the query timed out.",
-    }
-    return {
-        str(c): {"description": text[c], "content": {PROBLEM: {"schema": _ref("Problem")}}}
-        for c in codes
-    }
-
-
-def _ok(schema: dict[str, Any], description: str = "OK", status: int = 200) -> dict[str, Any]:
-    return {str(status): {"description": description, "content": {J: {"schema": schema}}}}
-
-
-STATION_LIST: Final = {"type": "array", "items": {"type": "string", "maxLength": 64}}
-FROM_MOMENT = _q(
-    "from",
-    {"type": "string", "pattern": MOMENT_RE},
-    "Start (included): ISO 8601 date or date-time; without an offset, Beijing time.",
-    required=True,
-)
-TO_MOMENT = _q("to", {"type": "string", "pattern": MOMENT_RE}, "End (excluded).", required=True)
-READING_FILTERS: Final = [
-    _q(
-        "station",
-        STATION_LIST,
-        "Station ids (comma-separated); all if absent.",
-        explode=False,
-    ),
-    _q(
-        "parameter",
-        {"type": "array", "items": {"type": "string", "enum": list(BY_CODE)}},
-        "Parameter codes (comma-separated); all if absent.",
-        explode=False,
-    ),
-    FROM_MOMENT,
-    TO_MOMENT,
-]
+from envmon.parameters import PERIODS
 
 
 def _schemas() -> dict[str, Any]:
-    conc = {k: _n(NUM) for k in ("so2", "no2", "co", "pm10", "pm25")}
-    aqi_item = _obj(
+    conc = {k: n(NUM) for k in ("so2", "no2", "co", "pm10", "pm25")}
+    aqi_item = obj(
         {
             "station": STR,
-            "region": {"type": "string", "enum": list(REGIONS)},
+            "region": REGION_ID,
             "day": {"type": "string", "format": "date"},
             "time": {"type": "string", "format": "date-time"},
-            "aqi": _n(INT),
-            "category": _n({"type": "integer", "minimum": 1, "maximum": 6}),
-            "quality": _n(STR),
-            "level": _n(STR),
-            "colour": _n({"type": "string", "pattern": "^#[0-9A-F]{6}$"}),
+            "aqi": n(INT),
+            "category": n({"type": "integer", "minimum": 1, "maximum": 6}),
+            "quality": n(STR),
+            "level": n(STR),
+            "colour": n({"type": "string", "pattern": "^#[0-9A-F]{6}$"}),
             "primary": STRS,
             "edition": {"type": "integer", "enum": [2012, 2026]},
             **conc,
-            "o3": _n(NUM),
-            "o3_8h": _n(NUM),
-            "o3_1h_max": _n(NUM),
-            "o3_8h_max": _n(NUM),
-            "pm10_24h": _n(NUM),
-            "pm25_24h": _n(NUM),
+            "o3": n(NUM),
+            "o3_8h": n(NUM),
+            "o3_1h_max": n(NUM),
+            "o3_8h_max": n(NUM),
+            "pm10_24h": n(NUM),
+            "pm25_24h": n(NUM),
             "complete": BOOL,
             "iaqi": {"type": "object", "additionalProperties": INT},
             "n_stations": INT,
         },
         required=["aqi", "category", "quality", "level", "colour", "primary", "edition"],
     )
-    trend = _obj(
+    trend = obj(
         {
             "method": {"type": "string", "enum": list(METHODS)},
             "alpha": NUM,
             "status": {"type": "string", "enum": ["ok", "insufficient_data"]},
-            "reason": _n(STR),
+            "reason": n(STR),
             "n_months": INT,
             "n_valid_months": INT,
             "min_valid_months": INT,
             "capture_rule": STR,
-            "slope_per_year": _n(NUM),
-            "slope_ci": _n({"type": "array", "items": _n(NUM), "minItems": 2, "maxItems": 2}),
-            "intercept": _n(NUM),
-            "relative_slope_per_year": _n(NUM),
-            "mann_kendall": _obj(
+            "slope_per_year": n(NUM),
+            "slope_ci": n({"type": "array", "items": n(NUM), "minItems": 2, "maxItems": 2}),
+            "intercept": n(NUM),
+            "relative_slope_per_year": n(NUM),
+            "mann_kendall": obj(
                 {
-                    "tau": _n(NUM),
-                    "s": _n(NUM),
-                    "var_s": _n(NUM),
-                    "z": _n(NUM),
-                    "p_value": _n(NUM),
-                    "trend": _n(
+                    "tau": n(NUM),
+                    "s": n(NUM),
+                    "var_s": n(NUM),
+                    "z": n(NUM),
+                    "p_value": n(NUM),
+                    "trend": n(
                         {"type": "string", "enum": ["increasing", "decreasing", "no trend"]}
                     ),
-                    "significant": _n(BOOL),
+                    "significant": n(BOOL),
                 }
             ),
             "excluded_months": {
                 "type": "array",
-                "items": _obj({"month": STR, "n_days": INT, "reason": STR}),
+                "items": obj({"month": STR, "n_days": INT, "reason": STR}),
             },
         }
     )
     pollutant_stats = {
         "type": "object",
-        "additionalProperties": _obj(
+        "additionalProperties": obj(
             {
                 "valid_days": INT,
                 "used_days": INT,
                 "valid_year": BOOL,
-                "mean": _n(NUM),
-                "attains": _n(BOOL),
-                "limit_annual": _n(NUM),
+                "mean": n(NUM),
+                "attains": n(BOOL),
+                "limit_annual": n(NUM),
                 "limit_short": NUM,
             }
         ),
     }
-    good_days = _obj(
+    good_days = obj(
         {
             "good": INT,
             "valid": INT,
-            "ratio": _n(NUM),
+            "ratio": n(NUM),
             "by_category": {"type": "object", "additionalProperties": INT},
         },
         required=["good", "valid", "ratio", "by_category"],
     )
-    annual_unit = _obj(
+    annual_unit = obj(
         {
             "kind": {"type": "string", "enum": ["station", "county", "region"]},
             "id": STR,
             "name": STR,
-            "city": _n(STR),
-            "county": _n(STR),
+            "city": n(STR),
+            "county": n(STR),
             "assessed": BOOL,
             "edition": {"type": "integer", "enum": [2012, 2026]},
             "limit_set": STR,
             "days_elapsed": INT,
             "pollutants": pollutant_stats,
-            "comprehensive_index": _n(NUM),
-            "index_note": _n(STR),
-            "attains": _n(BOOL),
+            "comprehensive_index": n(NUM),
+            "index_note": n(STR),
+            "attains": n(BOOL),
             "good_days": good_days,
             "dust_days": INT,
             "invalid_days": INT,
-            "rank": _n(INT),
+            "rank": n(INT),
         },
         required=["kind", "id", "name", "edition", "pollutants", "comprehensive_index"],
     )
     status = {"type": "string"}
     return {
-        "Problem": _obj(
+        "Problem": obj(
             {
                 "type": STR,
                 "title": STR,
@@ -244,12 +157,12 @@ def _schemas() -> dict[str, Any]:
                 "instance": STR,
                 "errors": {
                     "type": "array",
-                    "items": _obj({"parameter": STR, "message": STR}),
+                    "items": obj({"parameter": STR, "message": STR}),
                 },
             },
             required=["type", "title", "status", "detail"],
         ),
-        "Station": _obj(
+        "Station": obj(
             {
                 "id": STR,
                 "kind": {"type": "string", "enum": ["air", "water", "weather"]},
@@ -258,20 +171,20 @@ def _schemas() -> dict[str, Any]:
                 "county": STR,
                 "lon": NUM,
                 "lat": NUM,
-                "elevation_m": _n(NUM),
+                "elevation_m": n(NUM),
                 "control_level": STR,
                 "assessed": BOOL,
                 "verified": BOOL,
-                "river": _n(STR),
-                "basin": _n(STR),
-                "waterbody": _n(STR),
-                "target_class": _n(INT),
-                "mn": _n(STR),
-                "station_no": _n(STR),
+                "river": n(STR),
+                "basin": n(STR),
+                "waterbody": n(STR),
+                "target_class": n(INT),
+                "mn": n(STR),
+                "station_no": n(STR),
                 "active": BOOL,
             }
         ),
-        "Reading": _obj(
+        "Reading": obj(
             {
                 "station": STR,
                 "parameter": STR,
@@ -282,73 +195,76 @@ def _schemas() -> dict[str, Any]:
                 "source": STR,
             }
         ),
-        "ReadingPage": _obj(
+        "ReadingPage": obj(
             {
-                "items": {"type": "array", "items": _ref("Reading")},
+                "items": {"type": "array", "items": ref("Reading")},
                 "count": INT,
                 "limit": INT,
-                "next_cursor": _n(STR),
+                "next_cursor": n(STR),
             }
         ),
         "AqiItem": aqi_item,
-        "AqiResponse": _obj(
+        "AqiResponse": obj(
             {
                 "resolution": {"type": "string", "enum": ["daily", "hourly"]},
                 "scope": {"type": "string", "enum": ["station", "region"]},
                 "from": STR,
                 "to": STR,
-                "units": STRS,
-                "items": {"type": "array", "items": _ref("AqiItem")},
-            }
+                "stations": STRS,
+                "regions": STRS,
+                "units": {**STRS, "deprecated": True, "description": "Use stations/regions."},
+                "items": {"type": "array", "items": ref("AqiItem")},
+            },
+            required=["resolution", "scope", "from", "to", "items"],
         ),
-        "WaterMonth": _obj(
+        "WaterMonth": obj(
             {
                 "station": STR,
                 "name": STR,
-                "river": _n(STR),
+                "river": n(STR),
                 "county": STR,
                 "city": STR,
                 "month": {"type": "string", "pattern": MONTH_RE},
                 "class": {"type": "integer", "minimum": 1, "maximum": 6},
                 "roman": STR,
                 "status": STR,
-                "target_class": _n(INT),
-                "meets_target": _n(BOOL),
+                "target_class": n(INT),
+                "meets_target": n(BOOL),
                 "main_pollutants": STRS,
                 "exceedance": {"type": "object", "additionalProperties": NUM},
                 "parameters": {
                     "type": "object",
-                    "additionalProperties": _obj(
-                        {"value": NUM, "n_days": INT, "class": _n(INT), "roman": _n(STR)}
+                    "additionalProperties": obj(
+                        {"value": NUM, "n_days": INT, "class": n(INT), "roman": n(STR)}
                     ),
                 },
             },
             required=["station", "month", "class", "roman", "target_class", "meets_target"],
         ),
-        "WaterResponse": _obj(
+        "WaterResponse": obj(
             {
                 "from": STR,
                 "to": STR,
                 "count": INT,
-                "items": {"type": "array", "items": _ref("WaterMonth")},
+                "items": {"type": "array", "items": ref("WaterMonth")},
             }
         ),
-        "Targets": _obj(
+        "Targets": obj(
             {
                 "year": INT,
-                "region": {"type": "string", "enum": list(REGIONS)},
+                "region": REGION_ID,
                 "region_name": STR,
                 "edition": {"oneOf": [INT, STR]},
                 "as_of": {"type": "string", "format": "date"},
                 "finished": BOOL,
                 "days_elapsed": INT,
                 "days_in_year": INT,
-                "pm25": _obj(
+                "pm25": obj(
                     {
-                        "mean": _n(NUM),
-                        "mean_measured": _n(NUM),
-                        "baseline": _n(NUM),
-                        "target": _n(NUM),
+                        "mean": n(NUM),
+                        "mean_measured": n(NUM),
+                        "baseline": n(NUM),
+                        "target": n(NUM),
                         "valid_days": INT,
                         "dust_days": INT,
                         "invalid_days": INT,
@@ -356,24 +272,24 @@ def _schemas() -> dict[str, Any]:
                         "status": status,
                     }
                 ),
-                "good_days": _obj(
+                "good_days": obj(
                     {
                         "good": INT,
                         "valid": INT,
-                        "ratio": _n(NUM),
-                        "baseline": _n(NUM),
-                        "target": _n(NUM),
+                        "ratio": n(NUM),
+                        "baseline": n(NUM),
+                        "target": n(NUM),
                         "by_category": {"type": "object", "additionalProperties": INT},
                         "invalid_days": INT,
                         "status": status,
                     }
                 ),
-                "water": _obj(
+                "water": obj(
                     {
                         "good": INT,
                         "sections": INT,
-                        "ratio": _n(NUM),
-                        "target": _n(NUM),
+                        "ratio": n(NUM),
+                        "target": n(NUM),
                         "by_class": {"type": "object", "additionalProperties": INT},
                         "sections_detail": {"type": "array", "items": {"type": "object"}},
                         "sections_total": INT,
@@ -382,30 +298,30 @@ def _schemas() -> dict[str, Any]:
                 ),
             }
         ),
-        "MonthValue": _obj(
+        "MonthValue": obj(
             {
                 "month": {"type": "string", "pattern": MONTH_RE},
-                "mean": _n(NUM),
+                "mean": n(NUM),
                 "n_days": INT,
                 "valid": BOOL,
             }
         ),
         "Trend": trend,
-        "TrendResponse": _obj(
+        "TrendResponse": obj(
             {
                 "parameter": STR,
                 "statistic": STR,
                 "unit": STR,
-                "station": _n(STR),
-                "region": _n(STR),
+                "station": n(STR),
+                "region": n(STR),
                 "from": STR,
                 "to": STR,
-                "series": {"type": "array", "items": _ref("MonthValue")},
-                "trend": _ref("Trend"),
+                "series": {"type": "array", "items": ref("MonthValue")},
+                "trend": ref("Trend"),
             }
         ),
         "AnnualUnit": annual_unit,
-        "Annual": _obj(
+        "Annual": obj(
             {
                 "year": INT,
                 "from": STR,
@@ -415,17 +331,17 @@ def _schemas() -> dict[str, Any]:
                 "dust_rule": STR,
                 "by_edition": {
                     "type": "object",
-                    "additionalProperties": _obj(
+                    "additionalProperties": obj(
                         {
-                            "regions": {"type": "array", "items": _ref("AnnualUnit")},
-                            "counties": {"type": "array", "items": _ref("AnnualUnit")},
-                            "stations": {"type": "array", "items": _ref("AnnualUnit")},
+                            "regions": {"type": "array", "items": ref("AnnualUnit")},
+                            "counties": {"type": "array", "items": ref("AnnualUnit")},
+                            "stations": {"type": "array", "items": ref("AnnualUnit")},
                         }
                     ),
                 },
             }
         ),
-        "Alert": _obj(
+        "Alert": obj(
             {
                 "id": INT,
                 "rule": STR,
@@ -433,10 +349,10 @@ def _schemas() -> dict[str, Any]:
                 "severity": STR,
                 "state": {"type": "string", "enum": ["firing", "escalated", "resolved"]},
                 "open": BOOL,
-                "station_id": _n(STR),
+                "station_id": n(STR),
                 "started_at": STR,
-                "acked_at": _n(STR),
-                "acked_by": _n(STR),
+                "acked_at": n(STR),
+                "acked_by": n(STR),
                 "message": STR,
                 "silenced": BOOL,
                 "value_text": STR,
@@ -444,7 +360,7 @@ def _schemas() -> dict[str, Any]:
             },
             required=["id", "rule", "subject", "state", "open"],
         ),
-        "Health": _obj(
+        "Health": obj(
             {
                 "status": {"type": "string", "enum": ["ok", "degraded"]},
                 "database": {"type": "string", "enum": ["ok", "unavailable"]},
@@ -458,22 +374,20 @@ def _schemas() -> dict[str, Any]:
 @cache
 def spec() -> dict[str, Any]:
     """The OpenAPI document (built once)."""
-    read = _problems(400, 401, 503)
+    read = problems(400, 401, 503)
     paths: dict[str, Any] = {
         "/api/v1/stations": {
             "get": {
                 "operationId": "listStations",
                 "summary": "Stations of the network (air, water sections, weather)",
                 "parameters": [
-                    _q("kind", {"type": "string", "enum": ["air", "water", "weather"]}, "Kind."),
-                    _q("city", {"type": "string", "enum": ["太原市", "忻州市"]}, "City."),
-                    _q("county", {"type": "string", "enum": list(COUNTIES)}, "County (one of 12)."),
-                    _q("active", {"type": "string", "enum": ["true", "false"]}, "Active or not."),
+                    q("kind", {"type": "string", "enum": ["air", "water", "weather"]}, "Kind."),
+                    q("city", {"type": "string", "enum": ["太原市", "忻州市"]}, "City."),
+                    q("county", {"type": "string", "enum": list(COUNTIES)}, "County (one of 12)."),
+                    q("active", {"type": "string", "enum": ["true", "false"]}, "Active or not."),
                 ],
                 "responses": {
-                    **_ok(
-                        _obj({"count": INT, "items": {"type": "array", "items": _ref("Station")}})
-                    ),
+                    **ok(obj({"count": INT, "items": {"type": "array", "items": ref("Station")}})),
                     **read,
                 },
             }
@@ -487,11 +401,11 @@ def spec() -> dict[str, Any]:
                 "filters for the next page; null = last page.",
                 "parameters": [
                     *READING_FILTERS,
-                    _q("period", {"type": "string", "enum": list(PERIODS)}, "Period."),
-                    _q("limit", {"type": "integer", "minimum": 1, "maximum": 10000}, "Page size."),
-                    _q("cursor", {"type": "string", "maxLength": 2000}, "From next_cursor."),
+                    q("period", {"type": "string", "enum": list(PERIODS)}, "Period."),
+                    q("limit", {"type": "integer", "minimum": 1, "maximum": 10000}, "Page size."),
+                    q("cursor", {"type": "string", "maxLength": 2000}, "From next_cursor."),
                 ],
-                "responses": {**_ok(_ref("ReadingPage")), **_problems(400, 401, 404, 503)},
+                "responses": {**ok(ref("ReadingPage")), **problems(400, 401, 404, 503)},
             }
         },
         "/api/v1/export/readings": {
@@ -502,12 +416,12 @@ def spec() -> dict[str, Any]:
                 "stations × days (settings).",
                 "parameters": [
                     *READING_FILTERS,
-                    _q(
+                    q(
                         "period",
                         {"type": "string", "enum": list(PERIODS), "default": "1h"},
                         "Period (default 1h).",
                     ),
-                    _q(
+                    q(
                         "format",
                         {"type": "string", "enum": list(CONTENT_TYPES), "default": "csv"},
                         "File format.",
@@ -521,7 +435,7 @@ def spec() -> dict[str, Any]:
                             for ct in CONTENT_TYPES.values()
                         },
                     },
-                    **_problems(400, 401, 404, 429, 503),
+                    **problems(400, 401, 404, 429, 503),
                 },
             }
         },
@@ -530,22 +444,22 @@ def spec() -> dict[str, Any]:
                 "operationId": "getAqi",
                 "summary": "Hourly (station) or daily (station, city, zone) AQI",
                 "parameters": [
-                    _q(
+                    q(
                         "resolution",
                         {"type": "string", "enum": ["daily", "hourly"], "default": "daily"},
                         "daily: from/to are dates; hourly: times.",
                     ),
-                    _q("station", STATION_LIST, "Air stations; all if absent.", explode=False),
-                    _q("region", {"type": "string", "enum": list(REGIONS)}, "City or zone."),
-                    _q("from", {"type": "string", "pattern": MOMENT_RE}, "Start.", required=True),
-                    _q(
+                    q("station", STATION_LIST, "Air stations; all if absent.", explode=False),
+                    q("region", REGION, "City or zone."),
+                    q("from", {"type": "string", "pattern": MOMENT_RE}, "Start.", required=True),
+                    q(
                         "to",
                         {"type": "string", "pattern": MOMENT_RE},
                         "End (excl.).",
                         required=True,
                     ),
                 ],
-                "responses": {**_ok(_ref("AqiResponse")), **_problems(400, 401, 404, 503)},
+                "responses": {**ok(ref("AqiResponse")), **problems(400, 401, 404, 503)},
             }
         },
         "/api/v1/water": {
@@ -553,17 +467,17 @@ def spec() -> dict[str, Any]:
                 "operationId": "getWater",
                 "summary": "GB 3838 class per section and month",
                 "parameters": [
-                    _q("station", STATION_LIST, "Water sections; all if absent.", explode=False),
-                    _q("from", {"type": "string", "pattern": MONTH_RE}, "YYYY-MM.", required=True),
-                    _q(
+                    q("station", STATION_LIST, "Water sections; all if absent.", explode=False),
+                    q("from", {"type": "string", "pattern": MONTH_RE}, "YYYY-MM.", required=True),
+                    q(
                         "to",
                         {"type": "string", "pattern": MONTH_RE},
                         "YYYY-MM (excl.).",
                         required=True,
                     ),
-                    _q("parameters", BOOL, "Include each parameter's monthly value."),
+                    q("parameters", BOOL, "Include each parameter's monthly value."),
                 ],
-                "responses": {**_ok(_ref("WaterResponse")), **_problems(400, 401, 404, 503)},
+                "responses": {**ok(ref("WaterResponse")), **problems(400, 401, 404, 503)},
             }
         },
         "/api/v1/targets": {
@@ -571,12 +485,12 @@ def spec() -> dict[str, Any]:
                 "operationId": "getTargets",
                 "summary": "The year against the zone's targets (`envmon evaluate --json`)",
                 "parameters": [
-                    _q("year", {"type": "integer", "minimum": 2000, "maximum": 2099}, "Year."),
-                    _q("region", {"type": "string", "enum": list(REGIONS)}, "Region."),
-                    _q("as_of", {"type": "string", "pattern": DATE_RE}, "Evaluate as of."),
-                    _q("edition", {"type": "integer", "enum": [2012, 2026]}, "Force an edition."),
+                    q("year", {"type": "integer", "minimum": 2000, "maximum": 2099}, "Year."),
+                    q("region", REGION, "Region."),
+                    q("as_of", {"type": "string", "pattern": DATE_RE}, "Evaluate as of."),
+                    q("edition", {"type": "integer", "enum": [2012, 2026]}, "Force an edition."),
                 ],
-                "responses": {**_ok(_ref("Targets")), **_problems(400, 401, 422, 503)},
+                "responses": {**ok(ref("Targets")), **problems(400, 401, 422, 503)},
             }
         },
         "/api/v1/trends": {
@@ -584,20 +498,20 @@ def spec() -> dict[str, Any]:
                 "operationId": "getTrend",
                 "summary": "Theil–Sen slope and Mann–Kendall test on monthly means",
                 "parameters": [
-                    _q(
+                    q(
                         "parameter",
                         {"type": "string", "enum": [*AIR_COLUMNS, *sorted(WATER_PARAMETERS)]},
                         "Parameter (o3 = MDA8).",
                         required=True,
                     ),
-                    _q("station", {"type": "string", "maxLength": 64}, "A station or section."),
-                    _q("region", {"type": "string", "enum": list(REGIONS)}, "Or a region (air)."),
-                    _q("from", {"type": "string", "pattern": MONTH_RE}, "First month."),
-                    _q("to", {"type": "string", "pattern": MONTH_RE}, "Month after the last."),
-                    _q("method", {"type": "string", "enum": list(METHODS)}, "Deseasonalisation."),
-                    _q("alpha", {"type": "number", "minimum": 0.001, "maximum": 0.2}, "Level."),
+                    q("station", {"type": "string", "maxLength": 64}, "A station or section."),
+                    q("region", REGION, "Or a region (air)."),
+                    q("from", {"type": "string", "pattern": MONTH_RE}, "First month."),
+                    q("to", {"type": "string", "pattern": MONTH_RE}, "Month after the last."),
+                    q("method", {"type": "string", "enum": list(METHODS)}, "Deseasonalisation."),
+                    q("alpha", {"type": "number", "minimum": 0.001, "maximum": 0.2}, "Level."),
                 ],
-                "responses": {**_ok(_ref("TrendResponse")), **_problems(400, 401, 404, 503)},
+                "responses": {**ok(ref("TrendResponse")), **problems(400, 401, 404, 503)},
             }
         },
         "/api/v1/annual": {
@@ -605,16 +519,16 @@ def spec() -> dict[str, Any]:
                 "operationId": "getAnnual",
                 "summary": "HJ 663 annual statistics, comprehensive index and rankings",
                 "parameters": [
-                    _q(
+                    q(
                         "year",
                         {"type": "integer", "minimum": 2000, "maximum": 2099},
                         "Year.",
                         required=True,
                     ),
-                    _q("as_of", {"type": "string", "pattern": DATE_RE}, "Data up to this day."),
-                    _q("edition", {"type": "integer", "enum": [2012, 2026]}, "One edition only."),
+                    q("as_of", {"type": "string", "pattern": DATE_RE}, "Data up to this day."),
+                    q("edition", {"type": "integer", "enum": [2012, 2026]}, "One edition only."),
                 ],
-                "responses": {**_ok(_ref("Annual")), **read},
+                "responses": {**ok(ref("Annual")), **read},
             }
         },
         "/api/v1/alerts": {
@@ -622,13 +536,11 @@ def spec() -> dict[str, Any]:
                 "operationId": "listAlerts",
                 "summary": "Alert episodes",
                 "parameters": [
-                    _q(
-                        "state", {"type": "string", "enum": ["open", "all"]}, "Open only (default)."
-                    ),
-                    _q("limit", {"type": "integer", "minimum": 1, "maximum": 5000}, "At most."),
+                    q("state", {"type": "string", "enum": ["open", "all"]}, "Open only (default)."),
+                    q("limit", {"type": "integer", "minimum": 1, "maximum": 5000}, "At most."),
                 ],
                 "responses": {
-                    **_ok(_obj({"count": INT, "items": {"type": "array", "items": _ref("Alert")}})),
+                    **ok(obj({"count": INT, "items": {"type": "array", "items": ref("Alert")}})),
                     **read,
                 },
             }
@@ -644,7 +556,7 @@ def spec() -> dict[str, Any]:
                     "required": False,
                     "content": {
                         J: {
-                            "schema": _obj(
+                            "schema": obj(
                                 {
                                     "by": {"type": "string", "maxLength": 500},
                                     "note": {"type": "string", "maxLength": 500},
@@ -656,8 +568,8 @@ def spec() -> dict[str, Any]:
                     },
                 },
                 "responses": {
-                    **_ok(_obj({"id": INT, "acknowledged": BOOL, "by": STR, "note": _n(STR)})),
-                    **_problems(400, 401, 403, 404, 413, 503),
+                    **ok(obj({"id": INT, "acknowledged": BOOL, "by": STR, "note": n(STR)})),
+                    **problems(400, 401, 403, 404, 413, 503),
                 },
             }
         },
@@ -669,7 +581,7 @@ def spec() -> dict[str, Any]:
                     "required": True,
                     "content": {
                         J: {
-                            "schema": _obj(
+                            "schema": obj(
                                 {
                                     "rule": {"type": "string", "maxLength": 500},
                                     "station": {"type": "string", "maxLength": 500},
@@ -691,23 +603,23 @@ def spec() -> dict[str, Any]:
                     },
                 },
                 "responses": {
-                    **_ok(
-                        _obj(
+                    **ok(
+                        obj(
                             {
                                 "id": INT,
-                                "rule": _n(STR),
-                                "station": _n(STR),
-                                "city": _n(STR),
+                                "rule": n(STR),
+                                "station": n(STR),
+                                "city": n(STR),
                                 "starts_at": STR,
                                 "ends_at": STR,
                                 "created_by": STR,
-                                "comment": _n(STR),
+                                "comment": n(STR),
                             }
                         ),
                         "Created",
                         201,
                     ),
-                    **_problems(400, 401, 403, 413, 503),
+                    **problems(400, 401, 403, 413, 503),
                 },
             }
         },
@@ -717,10 +629,10 @@ def spec() -> dict[str, Any]:
                 "summary": "Liveness and database reachability (no token)",
                 "security": [],
                 "responses": {
-                    **_ok(_ref("Health")),
+                    **ok(ref("Health")),
                     "503": {
                         "description": "The database is unreachable.",
-                        "content": {J: {"schema": _ref("Health")}},
+                        "content": {J: {"schema": ref("Health")}},
                     },
                 },
             }
@@ -734,7 +646,7 @@ def spec() -> dict[str, Any]:
                         "description": "Metrics.",
                         "content": {"text/plain": {"schema": {"type": "string"}}},
                     },
-                    **_problems(401),
+                    **problems(401),
                 },
             }
         },
@@ -743,7 +655,7 @@ def spec() -> dict[str, Any]:
                 "operationId": "openapi",
                 "summary": "This document (no token)",
                 "security": [],
-                "responses": _ok({"type": "object"}),
+                "responses": ok({"type": "object"}),
             }
         },
     }
@@ -760,7 +672,7 @@ def spec() -> dict[str, Any]:
         },
         "servers": [{"url": "/"}],
         "security": [{"bearerAuth": []}],
-        "paths": paths,
+        "paths": {**paths, **export_paths(), **index_paths()},
         "components": {
             "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}},
             "schemas": _schemas(),

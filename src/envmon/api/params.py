@@ -17,9 +17,14 @@ from typing import Final
 from multidict import MultiMapping
 
 from envmon.api.problems import bad_request
+from envmon.catalog.names import AmbiguousName, StationNames, UnknownName, region_of
 from envmon.timeutil import BEIJING
 
 _MONTH = re.compile(r"(\d{4})-(\d{2})")
+# C0 controls (NUL above all) and DEL have no place in a query value; PostgreSQL
+# refuses NUL in text, so they are turned away here with a 400, not left to fail there.
+# Lone surrogates are bytes that were not UTF-8 (decoded with surrogateescape).
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
 _EARLIEST: Final = date(2000, 1, 1)
 _LATEST: Final = date(2100, 1, 1)
 
@@ -32,7 +37,12 @@ class Query:
         self.errors: list[dict[str, str]] = []
         known = set(allowed)
         for name in sorted(set(query) - known):
-            self.error(name, f"unknown parameter (expected one of: {', '.join(sorted(known))})")
+            shown = name if not _CONTROL.search(name) else repr(name)
+            self.error(shown, f"unknown parameter (expected one of: {', '.join(sorted(known))})")
+        for name in sorted(set(query) & known):
+            if any(_CONTROL.search(v) or "\ufffd" in v for v in query.getall(name)):
+                self.error(name, "contains control characters or bytes that are not UTF-8")
+        self.bad = {e["parameter"] for e in self.errors}
 
     def error(self, name: str, message: str) -> None:
         self.errors.append({"parameter": name, "message": message})
@@ -43,6 +53,8 @@ class Query:
             raise bad_request(f"invalid query parameter(s): {names}", self.errors)
 
     def _raw(self, name: str, required: bool) -> str | None:
+        if name in self.bad:
+            return None
         values = self.query.getall(name, [])
         if len(values) > 1:
             self.error(name, "given more than once")
@@ -78,6 +90,8 @@ class Query:
 
     def strings(self, name: str, *, max_items: int = 500) -> list[str]:
         out: list[str] = []
+        if name in self.bad:
+            return out
         for raw in self.query.getall(name, []):
             parts = [p.strip() for p in raw.split(",")]
             if not all(parts):
@@ -88,6 +102,49 @@ class Query:
             self.error(name, f"more than {max_items} values")
             return []
         return list(dict.fromkeys(out))
+
+    def region(self, name: str, *, default: str | None = None) -> str | None:
+        """A region by id, pinyin or Chinese name (``taiyuan``, ``太原市``) → its id."""
+        raw = self._raw(name, False)
+        if raw is None:
+            return default
+        try:
+            return region_of(raw)
+        except UnknownName as err:
+            self.error(name, str(err))
+            return default
+
+    def stations(
+        self, name: str, names: StationNames, kinds: Collection[str] | None = None
+    ) -> list[str]:
+        """Stations by id, Chinese name or pinyin → ids.
+
+        A name the catalog does not know is passed through unchanged, so the
+        database check answers 404 for it; a name shared by several stations is a 400.
+        """
+        out: list[str] = []
+        for text in self.strings(name):
+            try:
+                out.append(names.resolve(text, kinds).id)
+            except AmbiguousName as err:
+                self.error(name, str(err))
+            except UnknownName:
+                out.append(text)
+        return list(dict.fromkeys(out))
+
+    def station(
+        self, name: str, names: StationNames, kinds: Collection[str] | None = None
+    ) -> str | None:
+        raw = self._raw(name, False)
+        if raw is None:
+            return None
+        try:
+            return names.resolve(raw, kinds).id
+        except AmbiguousName as err:
+            self.error(name, str(err))
+            return None
+        except UnknownName:
+            return raw
 
     def integer(
         self, name: str, *, default: int | None = None, low: int, high: int, required: bool = False

@@ -1,4 +1,4 @@
-"""A minimal streaming .xlsx (SpreadsheetML) writer for long tables of readings.
+"""A minimal streaming .xlsx (SpreadsheetML) writer: long tables of readings, and tables.
 
 Why not xlsxwriter: in ``constant_memory`` mode it writes about 28,000 rows of
 seven cells a second here (ten years of one station's hourly data: 18 s, and
@@ -19,43 +19,62 @@ from __future__ import annotations
 import math
 import zipfile
 from collections.abc import Sequence
-from typing import IO, Any, Final
+from datetime import date, datetime
+from typing import IO, Any, Final, Literal
 from xml.sax.saxutils import escape
+
+from envmon.timeutil import BEIJING
 
 MAX_ROWS: Final = 1_048_576  # rows per sheet (2**20), the header row included
 _EXCEL_EPOCH_DAYS: Final = 25569  # 1970-01-01 as an Excel serial day
+_EPOCH: Final = datetime(1970, 1, 1)
+_ORDINAL_1970: Final = date(1970, 1, 1).toordinal()
 _NS: Final = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
 _REL: Final = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
 _PKG: Final = "http://schemas.openxmlformats.org/package/2006"
 _XML: Final = '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
 _CT: Final = "application/vnd.openxmlformats-officedocument.spreadsheetml"
 
-# cellXfs: 0 default, 1 bold (header), 2 date-time.
+# cellXfs: 0 default, 1 bold (header), 2 date-time, 3 date.
 _STYLES: Final = (
     _XML + f'<styleSheet xmlns="{_NS}">'
-    '<numFmts count="1"><numFmt numFmtId="164" formatCode="yyyy-mm-dd hh:mm"/></numFmts>'
+    '<numFmts count="2"><numFmt numFmtId="164" formatCode="yyyy-mm-dd hh:mm"/>'
+    '<numFmt numFmtId="165" formatCode="yyyy-mm-dd"/></numFmts>'
     '<fonts count="2"><font><sz val="11"/><name val="Calibri"/><family val="2"/></font>'
     '<font><b/><sz val="11"/><name val="Calibri"/><family val="2"/></font></fonts>'
     '<fills count="2"><fill><patternFill patternType="none"/></fill>'
     '<fill><patternFill patternType="gray125"/></fill></fills>'
     '<borders count="1"><border><left/><right/><top/><bottom/><diagonal/></border></borders>'
     '<cellStyleXfs count="1"><xf numFmtId="0" fontId="0" fillId="0" borderId="0"/></cellStyleXfs>'
-    '<cellXfs count="3"><xf numFmtId="0" fontId="0" fillId="0" borderId="0" xfId="0"/>'
+    '<cellXfs count="4"><xf numFmtId="0" fontId="0" fillId="0" borderId="0" xfId="0"/>'
     '<xf numFmtId="0" fontId="1" fillId="0" borderId="0" xfId="0" applyFont="1"/>'
     '<xf numFmtId="164" fontId="0" fillId="0" borderId="0" xfId="0" applyNumberFormat="1"/>'
+    '<xf numFmtId="165" fontId="0" fillId="0" borderId="0" xfId="0" applyNumberFormat="1"/>'
     "</cellXfs>"
     '<cellStyles count="1"><cellStyle name="Normal" xfId="0" builtinId="0"/></cellStyles>'
     "</styleSheet>"
 )
-_COLS: Final = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 
-class ReadingsXlsx:
-    """Rows ``(station, parameter, period, epoch µs, value, flag, source)`` → an .xlsx stream.
+def column_letter(i: int) -> str:
+    """0 → A, 25 → Z, 26 → AA (Excel column names)."""
+    out = ""
+    i += 1
+    while i:
+        i, r = divmod(i - 1, 26)
+        out = chr(65 + r) + out
+    return out
+
+
+class _Book:
+    """The package around one or more worksheets; subclasses format the rows.
 
     ``write`` and ``close`` do CPU work (formatting, deflate): call them from a
     worker thread; whatever they produce goes to ``sink`` as it is made.
     """
+
+    sheet_name = "data"
+    columns: int | None = None  # a fixed number of columns, checked against the header
 
     def __init__(
         self,
@@ -65,8 +84,8 @@ class ReadingsXlsx:
         *,
         max_rows: int = MAX_ROWS,
     ) -> None:
-        if len(header) != 7:
-            raise ValueError("a readings sheet has seven columns")
+        if self.columns is not None and len(header) != self.columns:
+            raise ValueError(f"a {self.sheet_name} sheet has {self.columns} columns")
         if not 2 <= max_rows <= MAX_ROWS:
             raise ValueError(f"max_rows must be 2 … {MAX_ROWS}")
         self.max_rows = max_rows
@@ -94,7 +113,7 @@ class ReadingsXlsx:
             for i, w in enumerate(self.widths, 1)
         )
         head = "".join(
-            f'<c r="{_COLS[i]}1" s="1" t="s"><v>{self._s(h)}</v></c>'
+            f'<c r="{column_letter(i)}1" s="1" t="s"><v>{self._s(h)}</v></c>'
             for i, h in enumerate(self.header)
         )
         self.string_uses += len(self.header)
@@ -118,31 +137,18 @@ class ReadingsXlsx:
             self.part = None
 
     def write(self, rows: Sequence[Sequence[Any]]) -> None:
-        s = self._s
         start = 0
         while start < len(rows):
             if self.row >= self.max_rows:
                 self._open_sheet()
             n = min(len(rows) - start, self.max_rows - self.row)
-            out = []
-            r = self.row
-            for station, parameter, period, micros, value, flag, source in rows[start : start + n]:
-                r += 1
-                serial = (micros / 1e6 + 8 * 3600) / 86400 + _EXCEL_EPOCH_DAYS  # Beijing time
-                v = f"<v>{value!r}</v>" if math.isfinite(value) else ""
-                out.append(
-                    f'<row r="{r}"><c r="A{r}" t="s"><v>{s(station)}</v></c>'
-                    f'<c r="B{r}" t="s"><v>{s(parameter)}</v></c>'
-                    f'<c r="C{r}" t="s"><v>{s(period)}</v></c>'
-                    f'<c r="D{r}" s="2"><v>{serial!r}</v></c><c r="E{r}">{v}</c>'
-                    f'<c r="F{r}" t="s"><v>{s(flag)}</v></c>'
-                    f'<c r="G{r}" t="s"><v>{s(source)}</v></c></row>'
-                )
             assert self.part is not None
-            self.part.write("".join(out).encode())
-            self.string_uses += 5 * n
-            self.row = r
+            self.part.write(self._rows(rows[start : start + n], self.row).encode())
+            self.row += n
             start += n
+
+    def _rows(self, rows: Sequence[Sequence[Any]], r: int) -> str:
+        raise NotImplementedError
 
     def close(self) -> None:
         if self.sheets == 0:
@@ -156,7 +162,8 @@ class ReadingsXlsx:
             f'uniqueCount="{len(self.strings)}">{sst}</sst>',
         )
         zf.writestr("xl/styles.xml", _STYLES)
-        names = ["readings" if i == 1 else f"readings{i}" for i in range(1, self.sheets + 1)]
+        base = self.sheet_name
+        names = [base if i == 1 else f"{base}{i}" for i in range(1, self.sheets + 1)]
         sheets = "".join(
             f'<sheet name="{n}" sheetId="{i}" r:id="rId{i}"/>' for i, n in enumerate(names, 1)
         )
@@ -200,3 +207,88 @@ class ReadingsXlsx:
             f"{overrides}</Types>",
         )
         zf.close()
+
+
+class ReadingsXlsx(_Book):
+    """Rows ``(station, parameter, period, epoch µs, value, flag, source)`` → an .xlsx stream."""
+
+    sheet_name = "readings"
+    columns = 7
+
+    def _rows(self, rows: Sequence[Sequence[Any]], r: int) -> str:
+        s = self._s
+        out = []
+        for station, parameter, period, micros, value, flag, source in rows:
+            r += 1
+            serial = (micros / 1e6 + 8 * 3600) / 86400 + _EXCEL_EPOCH_DAYS  # Beijing time
+            v = f"<v>{value!r}</v>" if math.isfinite(value) else ""
+            out.append(
+                f'<row r="{r}"><c r="A{r}" t="s"><v>{s(station)}</v></c>'
+                f'<c r="B{r}" t="s"><v>{s(parameter)}</v></c>'
+                f'<c r="C{r}" t="s"><v>{s(period)}</v></c>'
+                f'<c r="D{r}" s="2"><v>{serial!r}</v></c><c r="E{r}">{v}</c>'
+                f'<c r="F{r}" t="s"><v>{s(flag)}</v></c>'
+                f'<c r="G{r}" t="s"><v>{s(source)}</v></c></row>'
+            )
+        self.string_uses += 5 * len(rows)
+        return "".join(out)
+
+
+# How a table's cell is written: a shared string, a number, or a date(-time) serial.
+CellKind = Literal["s", "n", "d", "t"]
+
+
+class TableXlsx(_Book):
+    """Rows of a table whose columns are typed by ``kinds``.
+
+    ``s`` text (shared string), ``n`` number (int, float or Decimal), ``d`` a
+    ``date``, ``t`` an aware ``datetime`` written as Beijing wall time. ``None``
+    is an empty cell.
+    """
+
+    def __init__(
+        self,
+        sink: IO[bytes],
+        header: Sequence[str],
+        widths: Sequence[int],
+        kinds: Sequence[CellKind],
+        *,
+        sheet_name: str = "data",
+        max_rows: int = MAX_ROWS,
+    ) -> None:
+        if not len(header) == len(widths) == len(kinds):
+            raise ValueError("header, widths and kinds must have one entry per column")
+        super().__init__(sink, header, widths, max_rows=max_rows)
+        self.kinds = list(kinds)
+        self.letters = [column_letter(i) for i in range(len(kinds))]
+        self.sheet_name = sheet_name
+
+    def _cell(self, kind: CellKind, ref: str, value: Any) -> str:
+        if kind == "s":
+            self.string_uses += 1
+            return f'<c r="{ref}" t="s"><v>{self._s(str(value))}</v></c>'
+        if kind == "n":
+            if isinstance(value, bool):
+                value = int(value)
+            if isinstance(value, float) and not math.isfinite(value):
+                return ""
+            return f'<c r="{ref}"><v>{value}</v></c>'
+        if kind == "d":
+            serial = value.toordinal() - _ORDINAL_1970 + _EXCEL_EPOCH_DAYS
+            return f'<c r="{ref}" s="3"><v>{serial}</v></c>'
+        local = value.astimezone(BEIJING).replace(tzinfo=None)
+        serial_t = (local - _EPOCH).total_seconds() / 86400 + _EXCEL_EPOCH_DAYS
+        return f'<c r="{ref}" s="2"><v>{serial_t!r}</v></c>'
+
+    def _rows(self, rows: Sequence[Sequence[Any]], r: int) -> str:
+        out = []
+        pairs = list(zip(self.kinds, self.letters, strict=True))
+        for row in rows:
+            r += 1
+            cells = "".join(
+                self._cell(kind, f"{letter}{r}", v)
+                for (kind, letter), v in zip(pairs, row, strict=True)
+                if v is not None
+            )
+            out.append(f'<row r="{r}">{cells}</row>')
+        return "".join(out)

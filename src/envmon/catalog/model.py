@@ -18,6 +18,7 @@ from typing import Any, Final, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from envmon.catalog.geography import CITIES, COUNTIES
+from envmon.catalog.names import StationNames
 from envmon.errors import CatalogError
 
 Kind = Literal["air", "water", "weather"]
@@ -26,6 +27,9 @@ Basin = Literal["黄河", "海河"]
 Waterbody = Literal["river", "lake"]
 
 KINDS: Final[tuple[Kind, ...]] = ("air", "water", "weather")
+CONTROL_LEVEL_NAMES: Final[Mapping[str, str]] = MappingProxyType(
+    {"national": "国控", "provincial": "省控", "municipal": "市控", "regional": "区域站"}
+)
 ID_PREFIX: Final[Mapping[Kind, str]] = MappingProxyType(
     {"air": "air-", "water": "water-", "weather": "wx-"}
 )
@@ -161,7 +165,7 @@ def station_problems(entry: Mapping[str, Any]) -> list[str]:
 class Catalog:
     """The stations of the zone, indexed by id and by HJ 212 MN. Immutable."""
 
-    __slots__ = ("_by_id", "_by_mn", "stations")
+    __slots__ = ("_by_id", "_by_mn", "_names", "stations")
 
     def __init__(self, stations: Iterable[Station]) -> None:
         self.stations: tuple[Station, ...] = tuple(stations)
@@ -180,6 +184,7 @@ class Catalog:
         self._by_mn: Mapping[str, Station] = MappingProxyType(
             {s.mn: s for s in self.stations if s.mn is not None}
         )
+        self._names = StationNames(self.stations)
 
     @property
     def by_id(self) -> Mapping[str, Station]:
@@ -189,6 +194,15 @@ class Catalog:
     def by_mn(self) -> Mapping[str, Station]:
         """Stations by HJ 212 MN (upper- or lower-case as written in the catalog)."""
         return self._by_mn
+
+    @property
+    def names(self) -> StationNames:
+        """Stations by id, Chinese name or pinyin (see :mod:`envmon.catalog.names`)."""
+        return self._names
+
+    def resolve(self, text: str, kind: Kind | None = None) -> Station:
+        """The station ``text`` names (id, 中文名 or pinyin), of ``kind`` if given."""
+        return self._names.resolve(text, None if kind is None else (kind,))
 
     def of_kind(self, kind: Kind) -> tuple[Station, ...]:
         return tuple(s for s in self.stations if s.kind == kind)

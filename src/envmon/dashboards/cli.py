@@ -11,7 +11,7 @@ import argparse
 import sys
 from typing import Any
 
-from envmon.errors import ConfigError
+from envmon.settings import Settings
 
 
 def add_parser(sub: Any) -> None:
@@ -26,10 +26,8 @@ def add_parser(sub: Any) -> None:
     d.set_defaults(func=cmd_dashboards)
 
 
-def cmd_dashboards(args: argparse.Namespace, settings: Any) -> int:
-    from envmon.settings import GrafanaSettings
-
-    targets_file = settings.config_dir / "targets.yaml"
+def cmd_dashboards(args: argparse.Namespace, settings: Settings) -> int:
+    targets_file = settings.targets_path
     if args.action == "build":
         from envmon.dashboards.build import build
 
@@ -53,12 +51,7 @@ def cmd_dashboards(args: argparse.Namespace, settings: Any) -> int:
 
     from envmon.dashboards.push import push
 
-    grafana = getattr(settings, "grafana", None)
-    if not isinstance(grafana, GrafanaSettings):
-        raise ConfigError(
-            "the settings have no 'grafana' group (envmon.settings.Settings needs"
-            " `grafana: GrafanaSettings`)"
-        )
+    grafana = settings.grafana
     result = push(grafana, targets_file=targets_file)
     print(f"Grafana {result.grafana_version or '(version unknown)'} at {grafana.url}")
     if result.folder_created:

@@ -24,6 +24,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
+from envmon.catalog.model import CONTROL_LEVEL_NAMES
 from envmon.dashboards._sdk import cogbuilder, common, common_b, dash, dm, stat_b, timeseries_b
 from envmon.dashboards.sql import Format, SqlQuery
 from envmon.evaluate.derive import AIR, VALID_FLAGS
@@ -59,12 +60,7 @@ PERIOD: Final[dict[str, str]] = {"air": "1h", "water": "4h", "weather": "1h"}
 SLOTS_PER_DAY: Final[dict[str, int]] = {"air": 24, "water": 6, "weather": 24}
 
 KIND_NAMES: Final[dict[str, str]] = {"air": "空气", "water": "地表水", "weather": "气象"}
-LEVEL_NAMES: Final[dict[str, str]] = {
-    "national": "国控",
-    "provincial": "省控",
-    "municipal": "市控",
-    "regional": "区域站",
-}
+LEVEL_NAMES: Final[dict[str, str]] = dict(CONTROL_LEVEL_NAMES)
 
 # GB 3838 class colours: standards.md §6.2 gives I–II blue, III green, IV yellow,
 # V orange, worse than V red (all but red marked UNCERTAIN there).

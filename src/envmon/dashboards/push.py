@@ -54,6 +54,10 @@ def _client(settings: GrafanaSettings) -> Any:
     """A ``GrafanaApi`` (untyped library: held as Any)."""
     from grafana_client.api import GrafanaApi
 
+    if not settings.url:
+        raise ConfigError(
+            "no Grafana to push to: set ENVMON_GRAFANA__URL (e.g. http://grafana:3000)"
+        )
     parsed = urlparse(settings.url)
     if parsed.scheme not in ("http", "https") or not parsed.hostname:
         raise ConfigError(f"grafana url {settings.url!r} is not an http(s) URL")

@@ -22,7 +22,7 @@ import calendar
 from collections import Counter
 from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import Any
+from typing import Any, Final
 
 from psycopg import AsyncConnection
 from psycopg.rows import TupleRow
@@ -113,17 +113,21 @@ async def annual_good(
     }
 
 
-async def water_year(conn: Conn, region: str, start: date, end: date) -> dict[str, Any]:
+async def water_year(
+    conn: Conn, region: str, start: date, end: date, *, national_only: bool = True
+) -> dict[str, Any]:
+    """Annual class of the region's sections: the national ones (the target), or all."""
     cities = [c for c, r in CITY_REGION.items() if region in ("zone", r)]
     cur = await conn.execute(
         "SELECT s.id, s.name, s.county, s.river, coalesce(s.waterbody, 'river'), s.target_class,"
         " w.parameter, avg(w.value), count(DISTINCT w.day)"
         " FROM station s LEFT JOIN water_day w ON w.station_id = s.id"
         "  AND w.day >= %s AND w.day < %s"
-        " WHERE s.kind = 'water' AND s.control_level = 'national' AND s.city = ANY(%s)"
+        " WHERE s.kind = 'water' AND (NOT %s OR s.control_level = 'national')"
+        " AND s.city = ANY(%s)"
         " GROUP BY s.id, s.name, s.county, s.river, s.waterbody, s.target_class, w.parameter"
         " ORDER BY s.id",
-        (start, end, cities),
+        (start, end, national_only, cities),
     )
     sections: dict[str, dict[str, Any]] = {}
     for sid, name, county, river, waterbody, target, param, value, n in await cur.fetchall():
@@ -409,37 +413,48 @@ def _water_status(w: dict[str, Any], target: float | None) -> str:
     return "at_risk" if worst <= 4 else "off_track"
 
 
+# Status words for people (the CLI table, the report); ``--json`` keeps the tokens.
+STATUS_ZH: Final[dict[str, str]] = {
+    "met": "已完成",
+    "not_met": "未完成",
+    "on_track": "按进度可完成",
+    "at_risk": "存在风险",
+    "off_track": "难以完成",
+    "no_target": "未设目标",
+}
+
+
+def _zh(status: str) -> str:
+    return STATUS_ZH.get(status, status)
+
+
 def render_table(res: dict[str, Any]) -> str:
-    """A readable summary for the terminal."""
+    """A readable summary for the terminal, in Chinese (``--json`` for machines)."""
     pm, gd, w = res["pm25"], res["good_days"], res["water"]
     lines = [
-        f"{res['region_name']} {res['year']} — as of {res['as_of']}"
-        f" (edition {res['edition']}; {res['days_elapsed']}/{res['days_in_year']} days)",
+        f"{res['region_name']} {res['year']} 年 — 截至 {res['as_of']}"
+        f"（标准版本 {res['edition']}；已过 {res['days_elapsed']}/{res['days_in_year']} 天）",
         "",
-        f"  PM2.5 annual mean   {_f(pm['mean'])} µg/m³  (measured {_f(pm['mean_measured'])},"
-        f" {pm['valid_days']} valid days, {pm['dust_days']} dust days deducted)",
-        f"                      baseline {_f(pm['baseline'])}  target ≤ {_f(pm['target'])}"
-        f"  → {pm['status']}"
+        f"  PM2.5 年均浓度      {_f(pm['mean'])} µg/m³（实况 {_f(pm['mean_measured'])}，"
+        f"有效 {pm['valid_days']} 天，扣除沙尘 {pm['dust_days']} 天）",
+        f"                      基准 {_f(pm['baseline'])}  目标 ≤ {_f(pm['target'])}"
+        f"  → {_zh(pm['status'])}"
         + (
-            f"; projection {pm['projection']}, rest of year must stay ≤ {pm['remaining_max_mean']}"
+            f"；预计 {pm['projection']}，余下时段均值须 ≤ {pm['remaining_max_mean']}"
             if "projection" in pm
             else ""
         ),
-        f"  good-air days       {gd['good']}/{gd['valid']} = {_pct(gd['ratio'])}"
-        f"  baseline {_pct(gd['baseline'])}  target ≥ {_pct(gd['target'])}  → {gd['status']}"
-        + (
-            f"; non-good budget left {gd['remaining_budget']} days"
-            if "remaining_budget" in gd
-            else ""
-        ),
+        f"  优良天数            {gd['good']}/{gd['valid']} = {_pct(gd['ratio'])}"
+        f"  基准 {_pct(gd['baseline'])}  目标 ≥ {_pct(gd['target'])}  → {_zh(gd['status'])}"
+        + (f"；尚可容许非优良 {gd['remaining_budget']} 天" if "remaining_budget" in gd else ""),
         "                      " + "  ".join(f"{k} {v}" for k, v in gd["by_category"].items()),
-        f"  water I–III         {w['good']}/{w['sections']} national sections = "
-        f"{_pct(w['ratio'])}  target {_pct(w['target'])}  → {w['status']}",
+        f"  地表水Ⅰ–Ⅲ类比例   {w['good']}/{w['sections']} 个国控断面 = "
+        f"{_pct(w['ratio'])}  目标 {_pct(w['target'])}  → {_zh(w['status'])}",
     ]
     for d in w["sections_detail"]:
         lines.append(
             f"      {d['name']:<8} {d['river'] or '':<6} {d['roman'] or '—':<3}"
-            f" target {water_std.roman(d['target_class']) if d['target_class'] else '—'}"
+            f" 目标 {water_std.roman(d['target_class']) if d['target_class'] else '—'}"
             f"  {' '.join(d['main_pollutants'])}"
         )
     return "\n".join(lines)

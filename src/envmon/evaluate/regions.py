@@ -1,13 +1,10 @@
-"""The regions envmon reports on: the two cities and the whole zone."""
+"""The regions envmon reports on: the two cities and the whole zone.
+
+Their names and spellings live with the catalog (:mod:`envmon.catalog.names`).
+"""
 
 from __future__ import annotations
 
-from typing import Final
+from envmon.catalog.names import CITY_REGION, REGION_NAMES, REGIONS, region_of
 
-CITY_REGION: Final[dict[str, str]] = {"太原市": "taiyuan", "忻州市": "xinzhou"}
-REGION_NAMES: Final[dict[str, str]] = {
-    "zone": "太忻经济区",
-    "taiyuan": "太原市",
-    "xinzhou": "忻州市",
-}
-REGIONS: Final[tuple[str, ...]] = ("zone", "taiyuan", "xinzhou")
+__all__ = ["CITY_REGION", "REGIONS", "REGION_NAMES", "region_of"]

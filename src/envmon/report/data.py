@@ -17,7 +17,8 @@ from psycopg.rows import TupleRow
 
 from envmon.evaluate import annual as annual_stats
 from envmon.evaluate import trends as tr
-from envmon.evaluate.assessment import DayRow, evaluate_year, region_days
+from envmon.evaluate.assessment import DayRow, evaluate_year, region_days, water_year
+from envmon.evaluate.normalise import BASELINE_YEAR, normalised_trend
 from envmon.evaluate.regions import REGION_NAMES, REGIONS
 from envmon.evaluate.targets import Target
 from envmon.standards import aqi as aqi_std
@@ -61,6 +62,10 @@ class ReportData:
     dust_periods: list[dict[str, Any]]
     rejected: list[tuple[str, int]]
     region_invalid: dict[str, dict[str, int]] = field(default_factory=dict)
+    # Annual class of every section with data (national, provincial, municipal): the map.
+    section_classes: dict[str, int | None] = field(default_factory=dict)
+    # The zone's observed vs weather-normalised PM2.5 (summary and months), or None.
+    normalised: dict[str, Any] | None = None
 
 
 def month_rows(rows: list[DayRow], year: int) -> list[MonthRow]:
@@ -275,7 +280,21 @@ async def collect(conn: Conn, year: int, targets: list[Target], *, as_of: date) 
         dust_periods=await _dust(conn, start, cutoff),
         rejected=await _rejected(conn, start, cutoff),
         region_invalid=region_invalid,
+        normalised=await _normalised(conn, year),
+        section_classes={
+            d["id"]: d["class"]
+            for d in (await water_year(conn, "zone", start, cutoff, national_only=False))[
+                "sections_detail"
+            ]
+        },
     )
+
+
+async def _normalised(conn: Conn, year: int) -> dict[str, Any] | None:
+    if year <= BASELINE_YEAR:
+        return None
+    res = await normalised_trend(conn, year, region="zone")
+    return {**res.summary(), "months": res.monthly()}
 
 
 def days_of(year: int) -> list[date]:

@@ -11,6 +11,7 @@ import io
 import logging
 from collections.abc import Sequence
 from functools import cache
+from itertools import pairwise
 from typing import Any, Final
 
 import matplotlib
@@ -99,8 +100,61 @@ def monthly_chart(
     ax2.set_ylim(0, 32)
     h1, l1 = ax.get_legend_handles_labels()
     h2, l2 = ax2.get_legend_handles_labels()
-    ax.legend(h1 + h2, l1 + l2, fontsize=7, loc="upper center", ncols=3)
+    # Below the axes: inside, it covered the good-days line (near the top in a clean month).
+    ax.legend(
+        h1 + h2,
+        l1 + l2,
+        fontsize=7,
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.1),
+        ncols=3,
+        frameon=False,
+    )
     return _png(fig)
+
+
+def _centroid(ring: Sequence[tuple[float, float]]) -> tuple[float, float]:
+    """Area centroid of a closed ring (shoelace)."""
+    a = cx = cy = 0.0
+    for (x1, y1), (x2, y2) in pairwise(ring):
+        cross = x1 * y2 - x2 * y1
+        a += cross
+        cx += (x1 + x2) * cross
+        cy += (y1 + y2) * cross
+    return cx / (3 * a), cy / (3 * a)
+
+
+# Counties narrower than this (degrees of longitude) are Taiyuan's urban districts: their
+# names go in a column east of the city (outside the zone there) with leader lines,
+# instead of piling up at the seats.
+SMALL_COUNTY_DEG: Final = 0.35
+
+
+def _county_labels(ax: Any) -> None:
+    small = []
+    for county in COUNTIES.values():
+        x, y = _centroid(county.ring)
+        if county.bbox[2] - county.bbox[0] < SMALL_COUNTY_DEG:
+            small.append((y, x, county.name))
+        else:
+            ax.text(x, y, county.name, fontsize=7, ha="center", va="center", color="#444444")
+    if not small:
+        return
+    small.sort(reverse=True)  # north first, so the leader lines do not cross
+    east = max(c.bbox[2] for c in COUNTIES.values() if c.name in {n for _, _, n in small})
+    top = max(y for y, _, _ in small)
+    for i, (y, x, name) in enumerate(small):
+        ty = top - i * 0.055
+        ax.annotate(
+            name,
+            xy=(x, y),
+            xytext=(east + 0.1, ty),
+            fontsize=7,
+            ha="left",
+            va="center",
+            color="#444444",
+            arrowprops={"arrowstyle": "-", "color": "#888888", "linewidth": 0.5},
+        )
 
 
 def map_chart(stations: Sequence[dict[str, Any]], water_class: dict[str, int | None]) -> bytes:
@@ -117,7 +171,7 @@ def map_chart(stations: Sequence[dict[str, Any]], water_class: dict[str, int | N
                 linewidth=0.7,
             )
         )
-        ax.text(*county.seat, county.name, fontsize=7, ha="center", va="bottom", color="#444444")
+    _county_labels(ax)
     air = [s for s in stations if s["kind"] == "air"]
     ax.scatter(
         [s["lon"] for s in air],
@@ -154,8 +208,25 @@ def map_chart(stations: Sequence[dict[str, Any]], water_class: dict[str, int | N
     ax.set_aspect(1 / 0.79)  # ≈ 1/cos(38°): degrees of longitude are shorter here
     ax.set_xlabel("经度 (°E)")
     ax.set_ylabel("纬度 (°N)")
-    ax.legend(fontsize=7, loc="lower right")
+    # Below the map: inside, the legend hid stations and county lines.
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.07), ncols=3, frameon=False)
     ax.set_title("监测点位与县区（WGS84）", fontsize=10)
+    return _png(fig)
+
+
+def normalised_chart(months: Sequence[dict[str, Any]], title: str) -> bytes:
+    """Observed and weather-normalised monthly PM2.5 (Grange et al. 2018)."""
+    fig = _figure(7.2, 2.8)
+    ax = fig.add_subplot(1, 1, 1)
+    xs = np.array([f"{m['month']}-01" for m in months], dtype="datetime64[D]")
+    obs = [np.nan if m["observed"] is None else m["observed"] for m in months]
+    norm = [np.nan if m["normalised"] is None else m["normalised"] for m in months]
+    ax.plot(xs, obs, marker=".", linewidth=0.8, color="#9AA7B8", label="观测月均值")
+    ax.plot(xs, norm, linewidth=1.6, color="#C0392B", label="气象归一化月均值")
+    ax.set_title(title, fontsize=10)
+    ax.set_ylabel("PM2.5 (µg/m³)")
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.18), ncols=2, frameon=False)
+    fig.autofmt_xdate()
     return _png(fig)
 
 

@@ -21,8 +21,10 @@ from psycopg import AsyncConnection
 from psycopg.rows import TupleRow
 
 from envmon.catalog.geography import BOUNDARY_SOURCE
+from envmon.catalog.model import CONTROL_LEVEL_NAMES
 from envmon.errors import ConfigError, EnvmonError
 from envmon.evaluate.annual import limit_set_of
+from envmon.evaluate.assessment import STATUS_ZH
 from envmon.evaluate.regions import REGION_NAMES, REGIONS
 from envmon.evaluate.targets import Target, load_targets
 from envmon.evaluate.trends import CAPTURE_RULE, MIN_VALID_MONTHS
@@ -38,14 +40,6 @@ logger = logging.getLogger(__name__)
 Conn = AsyncConnection[TupleRow]
 ReportFormat = Literal["html", "pdf"]
 
-STATUS_ZH: Final = {
-    "met": "已完成",
-    "not_met": "未完成",
-    "on_track": "按进度可完成",
-    "at_risk": "存在风险",
-    "off_track": "难以完成",
-    "no_target": "未设目标",
-}
 EDITION_ZH: Final = {
     2012: "HJ 633-2012 / GB 3095-2012 / HJ 663-2013",
     2026: "HJ 633-2026 / GB 3095-2026 / HJ 663-2026",
@@ -96,6 +90,7 @@ def _env() -> jinja2.Environment:
     env.filters.update(f=_f, pct=_pct, roman=_roman)
     env.globals.update(
         STATUS_ZH=STATUS_ZH,
+        CONTROL_LEVEL_NAMES=CONTROL_LEVEL_NAMES,
         EDITION_ZH=EDITION_ZH,
         LIMIT_SET_ZH=LIMIT_SET_ZH,
         POLLUTANT_ZH=POLLUTANT_ZH,
@@ -133,10 +128,10 @@ def _calendar(data: ReportData) -> list[dict[str, Any]]:
 
 
 def _figures(data: ReportData) -> dict[str, str]:
-    water_class = {
+    water_class = data.section_classes or {
         d["id"]: d.get("class") for d in data.evaluations["zone"]["water"]["sections_detail"]
     }
-    return {
+    out = {
         "monthly": _uri(
             plots.monthly_chart(
                 [m.pm25 for m in data.months],
@@ -154,6 +149,14 @@ def _figures(data: ReportData) -> dict[str, str]:
             )
         ),
     }
+    nm = data.normalised
+    if nm is not None and nm["status"] == "ok":
+        out["normalised"] = _uri(
+            plots.normalised_chart(
+                nm["months"], f"{REGION_NAMES['zone']} PM2.5 观测值与气象归一化值（月均）"
+            )
+        )
+    return out
 
 
 def render_html(data: ReportData, *, generated: datetime | None = None) -> str:

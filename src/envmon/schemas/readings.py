@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from envmon import timeutil
+from envmon.catalog.names import StationNames
 from envmon.parameters import BY_CODE, PERIODS, Parameter
 
 FLAGS = frozenset("NFMSDCTB")  # HJ 212-2017 Table 8 data flags
@@ -208,6 +209,10 @@ class Validator:
 
     ``stations`` maps station id → kind (air|water|weather). ``clock`` gives
     "now" for the future-timestamp check (injectable for replays and tests).
+    With ``names``, a file's station column may also hold a Chinese name or
+    pinyin (``尖草坪``): it is resolved among the stations of the row's parameter's
+    kind (then among all that measure it), and stored under the station's id; a
+    name that still fits several stations is rejected as unknown, never guessed.
     """
 
     def __init__(
@@ -217,8 +222,10 @@ class Validator:
         parameters: Mapping[str, Parameter] = BY_CODE,
         max_future: timedelta = timedelta(minutes=10),
         clock: Any = timeutil.now,
+        names: StationNames | None = None,
     ) -> None:
         self.stations = dict(stations)
+        self.names = names
         self.parameters = dict(parameters)
         self.max_future = max_future
         self.clock = clock
@@ -277,6 +284,8 @@ class Validator:
             fail(problems != "", lambda i: str(problems[i]))
         st_vals, st_codes = station
         pa_vals, pa_codes = parameter
+        if self.names is not None:
+            st_vals, st_codes = self._resolve_names(st_vals, st_codes, pa_vals, pa_codes)
         st_kind = np.array([self.stations.get(v) for v in st_vals], dtype=object)
         params = [self.parameters.get(v) for v in pa_vals]
         pa_kind = np.array([p.kind if p else None for p in params], dtype=object)
@@ -390,6 +399,40 @@ class Validator:
                     )
                 )
         return ValidationResult(batch, rejected)
+
+    def _resolve_names(
+        self,
+        st_vals: list[str],
+        st_codes: np.ndarray[Any, Any],
+        pa_vals: list[str],
+        pa_codes: np.ndarray[Any, Any],
+    ) -> tuple[list[str], np.ndarray[Any, Any]]:
+        """Station names that are not ids → ids, per (name, parameter) pair of the rows."""
+        assert self.names is not None
+        unknown = [k for k, v in enumerate(st_vals) if v and v not in self.stations]
+        if not unknown:
+            return st_vals, st_codes
+        rows = np.flatnonzero(np.isin(st_codes, unknown))
+        pairs = st_codes[rows] * (len(pa_vals) + 1) + pa_codes[rows]
+        values = list(st_vals)
+        codes = st_codes.copy()
+        index = {v: k for k, v in enumerate(values)}
+        for pair in np.unique(pairs):
+            s, p = divmod(int(pair), len(pa_vals) + 1)
+            par = self.parameters.get(pa_vals[p])
+            # A name is looked up among the stations of the parameter's own kind first
+            # (尖草坪 + air_temp is the weather station), then among all that measure it.
+            found = None
+            if par is not None:
+                found = self.names.lookup(st_vals[s], (par.kind,)) or self.names.lookup(
+                    st_vals[s], [k for k, m in MEASURES.items() if par.kind in m]
+                )
+            if found is None:
+                continue
+            codes[rows[pairs == pair]] = index.setdefault(found, len(values))
+            if index[found] == len(values):
+                values.append(found)
+        return values, codes
 
     def validate(self, readings: Sequence[RawReading], source: str) -> ValidationResult:
         """Validate a handful of readings from a stream source (HJ 212, a poller)."""

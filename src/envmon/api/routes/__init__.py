@@ -4,11 +4,21 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from envmon.api.routes import alerts, aqi, evaluation, readings, stations, system, water
+from envmon.api.routes import (
+    alerts,
+    aqi,
+    evaluation,
+    exports,
+    readings,
+    stations,
+    system,
+    water,
+)
 
 ROUTES: list[web.RouteDef] = [
     *stations.ROUTES,
     *readings.ROUTES,
+    *exports.ROUTES,
     *aqi.ROUTES,
     *water.ROUTES,
     *evaluation.ROUTES,

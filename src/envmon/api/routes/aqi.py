@@ -17,6 +17,7 @@ from envmon.api.auth import requires
 from envmon.api.keys import SETTINGS
 from envmon.api.params import Query
 from envmon.api.routes.common import (
+    aqi_scope,
     check_days,
     check_order,
     check_points,
@@ -24,11 +25,10 @@ from envmon.api.routes.common import (
     dumps,
     known_stations,
     raw_json_response,
+    station_names,
     stations_of_kind,
 )
-from envmon.evaluate.regions import REGIONS
 from envmon.standards.aqi import CATEGORIES
-from envmon.timeutil import day_start
 
 _CATS = (
     [c.number for c in CATEGORIES],
@@ -72,23 +72,7 @@ _HOURLY_STATION = sql.SQL(
 async def aqi(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS]
     q = Query(request.query, ("resolution", "station", "region", "from", "to"))
-    resolution = q.string("resolution", choices=("daily", "hourly"), default="daily")
-    stations = q.strings("station")
-    region = q.string("region", choices=REGIONS)
-    if resolution == "daily":
-        d0, d1 = q.day("from", required=True), q.day("to", required=True)
-        start = day_start(d0) if d0 else None
-        end = day_start(d1) if d1 else None
-    else:
-        start, end = q.moment("from", required=True), q.moment("to", required=True)
-    if stations and region:
-        q.error("region", "give either station or region, not both")
-    if region and resolution == "hourly":
-        q.error(
-            "resolution",
-            "city and zone values are daily (HJ 663 averages station days); "
-            "hourly AQI is per station",
-        )
+    resolution, stations, region, start, end = aqi_scope(q, station_names(request))
     q.done()
     assert start is not None and end is not None
     check_order(start, end)
@@ -123,6 +107,8 @@ async def aqi(request: web.Request) -> web.Response:
         "scope": "region" if region else "station",
         "from": _iso(start, resolution),
         "to": _iso(end, resolution),
+        "regions" if region else "stations": units,
+        # Deprecated alias of "stations"/"regions" (it named areas, not units of measure).
         "units": units,
     }
     return raw_json_response(dumps(head)[:-1] + ',"items":' + items + "}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -13,9 +14,11 @@ from aiohttp import web
 from psycopg import AsyncConnection
 from psycopg.rows import TupleRow
 
-from envmon.api.keys import ENVMON, SETTINGS
-from envmon.api.problems import not_found, too_large
-from envmon.timeutil import BEIJING
+from envmon.api.keys import ENVMON, EXPORTS, SETTINGS
+from envmon.api.params import Query
+from envmon.api.problems import Problem, not_found, too_large
+from envmon.catalog.names import StationNames
+from envmon.timeutil import BEIJING, day_start
 
 Conn = AsyncConnection[TupleRow]
 POOL_TIMEOUT_S = 5.0
@@ -45,6 +48,11 @@ def json_response(obj: Any, status: int = 200) -> web.Response:
 
 def raw_json_response(text: str) -> web.Response:
     return web.Response(body=text.encode(), content_type="application/json", charset="utf-8")
+
+
+def station_names(request: web.Request) -> StationNames:
+    """The catalog's names of stations (id, 中文名, pinyin) for :meth:`Query.stations`."""
+    return request.app[ENVMON].catalog.names
 
 
 @asynccontextmanager
@@ -81,6 +89,46 @@ async def stations_of_kind(conn: Conn, kind: str) -> list[str]:
         await conn.execute("SELECT id FROM station WHERE kind = %s ORDER BY id", (kind,))
     ).fetchall()
     return [r[0] for r in rows]
+
+
+def export_slot(request: web.Request) -> asyncio.Semaphore:
+    """The exports' semaphore, or 429 when every slot is taken (exports are long)."""
+    sem = request.app[EXPORTS]
+    if sem.locked():
+        n = request.app[SETTINGS].max_concurrent_exports
+        raise Problem(
+            429,
+            f"{n} export(s) already running; try again shortly",
+            kind="too-many-exports",
+            headers={"Retry-After": "10"},
+        )
+    return sem
+
+
+def aqi_scope(
+    q: Query, names: StationNames
+) -> tuple[str | None, list[str], str | None, datetime | None, datetime | None]:
+    """resolution, stations, region, start, end of an AQI request (JSON or export)."""
+    resolution = q.string("resolution", choices=("daily", "hourly"), default="daily")
+    stations = q.stations("station", names, ("air",))
+    region = q.region("region")
+    start: datetime | None
+    end: datetime | None
+    if resolution == "daily":
+        d0, d1 = q.day("from", required=True), q.day("to", required=True)
+        start = day_start(d0) if d0 else None
+        end = day_start(d1) if d1 else None
+    else:
+        start, end = q.moment("from", required=True), q.moment("to", required=True)
+    if stations and region:
+        q.error("region", "give either station or region, not both")
+    if region and resolution == "hourly":
+        q.error(
+            "resolution",
+            "city and zone values are daily (HJ 663 averages station days); "
+            "hourly AQI is per station",
+        )
+    return resolution, stations, region, start, end
 
 
 def check_order(start: date | datetime, end: date | datetime) -> None:

@@ -2,21 +2,30 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import date
 from pathlib import Path
+from typing import Any
 
+import pandas as pd
 from aiohttp import web
 
 from envmon.api.auth import requires
 from envmon.api.keys import SETTINGS
 from envmon.api.params import Query
 from envmon.api.problems import Problem, bad_request
-from envmon.api.routes.common import check_order, connection, json_response, known_stations
+from envmon.api.routes.common import (
+    check_order,
+    connection,
+    json_response,
+    known_stations,
+    station_names,
+)
 from envmon.errors import ConfigError, EnvmonError
 from envmon.evaluate import annual as annual_stats
+from envmon.evaluate import normalise as nm
 from envmon.evaluate import trends as tr
 from envmon.evaluate.assessment import evaluate_year
-from envmon.evaluate.regions import REGIONS
 from envmon.evaluate.targets import Target, load_targets
 from envmon.parameters import BY_CODE
 from envmon.timeutil import now
@@ -44,7 +53,7 @@ async def targets(request: web.Request) -> web.Response:
     q = Query(request.query, ("year", "region", "as_of", "edition"))
     today = now().date()
     year = q.integer("year", low=YEARS[0], high=YEARS[1], default=today.year)
-    region = q.string("region", choices=REGIONS, default="zone")
+    region = q.region("region", default="zone")
     as_of = q.day("as_of") or today
     edition = q.integer("edition", low=2012, high=2026)
     if edition is not None and edition not in (2012, 2026):
@@ -71,8 +80,9 @@ async def targets(request: web.Request) -> web.Response:
 async def trends(request: web.Request) -> web.Response:
     q = Query(request.query, ("parameter", "station", "region", "from", "to", "method", "alpha"))
     parameter = q.string("parameter", required=True, choices=TREND_PARAMETERS)
-    station = q.string("station")
-    region = q.string("region", choices=REGIONS)
+    kinds = (tr.parameter_kind(parameter),) if parameter else None
+    station = q.station("station", station_names(request), kinds)
+    region = q.region("region")
     this_month = now().date().replace(day=1)
     start = q.month("from") or this_month.replace(year=this_month.year - 5)
     end = q.month("to") or this_month
@@ -111,6 +121,55 @@ async def trends(request: web.Request) -> web.Response:
     )
 
 
+def normalised_query(request: web.Request, *extra: str) -> tuple[Query, dict[str, Any]]:
+    """The parameters of the weather-normalised trend (JSON and export)."""
+    q = Query(request.query, ("station", "region", "year", "baseline_year", *extra))
+    station = q.station("station", station_names(request), ("air",))
+    region = q.region("region")
+    year = q.integer("year", low=2001, high=YEARS[1], required=True)
+    base = q.integer("baseline_year", low=YEARS[0], high=YEARS[1], default=nm.BASELINE_YEAR)
+    if station is not None and region is not None:
+        q.error("region", "give either station or region, not both")
+    if year is not None and base is not None and base >= year:
+        q.error("baseline_year", "must be before year")
+    return q, {"station": station, "region": region, "year": year, "baseline_year": base}
+
+
+async def run_normalised(request: web.Request, args: dict[str, Any]) -> nm.Normalised:
+    async with connection(request) as conn:
+        if args["station"] is not None:
+            await known_stations(conn, [args["station"]], "air")
+        start = date(args["baseline_year"], 1, 1)
+        end = date(args["year"] + 1, 1, 1)
+        pm = await nm.pm25_days(conn, start, end, station=args["station"], region=args["region"])
+        cities = await nm.cities_of(conn, args["station"], args["region"])
+        weather = await nm.weather_days(conn, cities, start, end)
+    days = pd.DataFrame({"pm25": pm}).join(weather, how="left")
+    # The fit is CPU work: off the event loop.
+    return await asyncio.to_thread(
+        nm.normalise, days, year=args["year"], baseline_year=args["baseline_year"]
+    )
+
+
+@requires("read")
+async def normalised(request: web.Request) -> web.Response:
+    q, args = normalised_query(request)
+    q.done()
+    res = await run_normalised(request, args)
+    unit = args["station"] or args["region"] or "zone"
+    return json_response(
+        {
+            "parameter": "pm25",
+            "unit": "µg/m³",
+            "scope": "station" if args["station"] else "region",
+            "id": unit,
+            "method": nm.METHOD,
+            **res.summary(),
+            "months": res.monthly(),
+        }
+    )
+
+
 @requires("read")
 async def annual(request: web.Request) -> web.Response:
     q = Query(request.query, ("year", "as_of", "edition"))
@@ -130,6 +189,7 @@ async def annual(request: web.Request) -> web.Response:
 
 
 ROUTES = [
+    web.get("/api/v1/trends/normalised", normalised, name="trends_normalised"),
     web.get("/api/v1/targets", targets, name="targets"),
     web.get("/api/v1/trends", trends, name="trends"),
     web.get("/api/v1/annual", annual, name="annual"),

@@ -21,22 +21,35 @@ from psycopg import sql
 
 from envmon.api import export
 from envmon.api.auth import requires
-from envmon.api.keys import EXPORTS, SETTINGS
+from envmon.api.keys import SETTINGS
 from envmon.api.params import Query
-from envmon.api.problems import Problem, bad_request, too_large
-from envmon.api.routes.common import check_days, check_order, connection, dumps, known_stations
+from envmon.api.problems import bad_request, too_large
+from envmon.api.routes.common import (
+    check_days,
+    check_order,
+    connection,
+    dumps,
+    export_slot,
+    known_stations,
+    station_names,
+)
+from envmon.catalog.names import StationNames
 from envmon.parameters import BY_CODE, PERIODS
 from envmon.timeutil import BEIJING
 
 FILTERS = ("station", "parameter", "period", "from", "to")
 
 
-def _filter(q: Query, *, period_default: str | None) -> export.ReadingFilter | None:
-    stations = q.strings("station")
+def _filter(
+    q: Query, names: StationNames, *, period_default: str | None
+) -> export.ReadingFilter | None:
     parameters = q.strings("parameter", max_items=len(BY_CODE))
     bad = [p for p in parameters if p not in BY_CODE]
     if bad:
         q.error("parameter", f"unknown parameter(s) {', '.join(bad)}; known: {', '.join(BY_CODE)}")
+    # A Chinese name shared by an air and a weather station is settled by the parameters.
+    kinds = {BY_CODE[p].kind for p in parameters if p in BY_CODE} or None
+    stations = q.stations("station", names, kinds)
     period = q.string("period", choices=tuple(PERIODS), default=period_default)
     start = q.moment("from", required=True)
     end = q.moment("to", required=True)
@@ -98,7 +111,7 @@ def _item(row: tuple[Any, ...]) -> str:
 async def readings(request: web.Request) -> web.StreamResponse:
     settings = request.app[SETTINGS]
     q = Query(request.query, (*FILTERS, "limit", "cursor"))
-    flt = _filter(q, period_default=None)
+    flt = _filter(q, station_names(request), period_default=None)
     limit = q.integer(
         "limit", default=settings.default_page_size, low=1, high=settings.max_page_size
     )
@@ -108,7 +121,9 @@ async def readings(request: web.Request) -> web.StreamResponse:
     check_order(flt.start, flt.end)
     check_days((flt.end - flt.start).total_seconds() / 86400, settings.max_range_days)
     fp = _fingerprint(flt)
-    where, args = flt.where()
+    rel, args = flt.relation()
+    where, where_args = flt.where()
+    args += where_args
     if token:
         after = decode_cursor(token, fp)
         where = sql.SQL("{} AND (station_id, parameter, period, ts) > (%s, %s, %s, %s)").format(
@@ -116,9 +131,9 @@ async def readings(request: web.Request) -> web.StreamResponse:
         )
         args += list(after)
     query = sql.SQL(
-        "SELECT station_id, parameter, period, ts, value, flag, source FROM reading"
+        "SELECT station_id, parameter, period, ts, value, flag, source FROM {rel}"
         " WHERE {where}{order} LIMIT %s"
-    ).format(where=where, order=export.ORDER)
+    ).format(rel=rel, where=where, order=export.ORDER)
     async with connection(request) as conn:
         await known_stations(conn, flt.stations)
         resp = web.StreamResponse(headers={"Content-Type": "application/json; charset=utf-8"})
@@ -144,22 +159,14 @@ async def readings(request: web.Request) -> web.StreamResponse:
 async def export_readings(request: web.Request) -> web.StreamResponse:
     settings = request.app[SETTINGS]
     q = Query(request.query, (*FILTERS, "format"))
-    flt = _filter(q, period_default="1h")
+    flt = _filter(q, station_names(request), period_default="1h")
     fmt = q.string("format", choices=export.FORMATS, default="csv")
     q.done()
     assert flt is not None and fmt is not None
     check_order(flt.start, flt.end)
     days = (flt.end - flt.start).total_seconds() / 86400
     check_days(days, settings.max_range_days)
-    sem = request.app[EXPORTS]
-    if sem.locked():
-        raise Problem(
-            429,
-            f"{settings.max_concurrent_exports} export(s) already running; try again shortly",
-            kind="too-many-exports",
-            headers={"Retry-After": "10"},
-        )
-    async with sem, connection(request, limited=False) as conn:
+    async with export_slot(request), connection(request, limited=False) as conn:
         n_stations = len(await known_stations(conn, flt.stations))
         if not n_stations:
             # No station named: every station of the parameters' kinds is exported.

@@ -1,4 +1,5 @@
-"""``/api/v1/health`` (no token), ``/api/v1/metrics`` and ``/api/v1/openapi.json``."""
+"""``/api/v1/health`` (no token), ``/api/v1/metrics``, ``/api/v1/openapi.json``, the index
+(``/`` and ``/api/v1/``) and the docs page ``/api/v1/docs``."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from aiohttp import web
 from psycopg_pool import PoolTimeout
 
 from envmon import __version__
+from envmon.api import docs
 from envmon.api import metrics as m
 from envmon.api.auth import check, requires
 from envmon.api.keys import ENVMON, METRICS, SETTINGS
@@ -65,7 +67,23 @@ async def openapi(request: web.Request) -> web.Response:
     return json_response(spec())
 
 
+@requires("public")
+async def root(request: web.Request) -> web.Response:
+    doc = spec()
+    if docs.wants_html(request.headers.get("Accept", "")):
+        return web.Response(text=docs.index_html(doc), content_type="text/html")
+    return json_response(docs.index(doc))
+
+
+@requires("public")
+async def docs_page(request: web.Request) -> web.Response:
+    return web.Response(text=docs.docs_html(spec()), content_type="text/html")
+
+
 ROUTES = [
+    web.get("/", root, name="root"),
+    web.get("/api/v1/", root, name="api_index"),
+    web.get("/api/v1/docs", docs_page, name="docs"),
     web.get("/api/v1/health", health, name="health"),
     web.get("/api/v1/metrics", metrics, name="metrics"),
     web.get("/api/v1/openapi.json", openapi, name="openapi"),

@@ -22,6 +22,7 @@ from envmon.api.routes.common import (
     connection,
     json_response,
     known_stations,
+    station_names,
 )
 from envmon.standards import water as water_std
 
@@ -30,7 +31,7 @@ from envmon.standards import water as water_std
 async def water(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS]
     q = Query(request.query, ("station", "from", "to", "parameters"))
-    stations = q.strings("station")
+    stations = q.stations("station", station_names(request), ("water",))
     start = q.month("from", required=True)
     end = q.month("to", required=True)
     with_params = q.boolean("parameters", default=True)
