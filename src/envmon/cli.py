@@ -444,30 +444,62 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
     return asyncio.run(run())
 
 
-def _status_line(st: dict[str, Any]) -> str:
+STATUS_WIDTH = 100
+
+
+def _short(n: int) -> str:
+    """12,345 → 12.3k; 4,567,890 → 4.6M: the live line stays narrow whatever the counts."""
+    for size, unit in ((1_000_000_000, "G"), (1_000_000, "M"), (10_000, "k")):
+        if abs(n) >= size:
+            div = size if unit != "k" else 1000
+            return f"{n / div:.1f}{unit}"
+    return f"{n:,}"
+
+
+def _status_line(st: dict[str, Any], *, width: int = STATUS_WIDTH) -> str:
+    """One line of at most ``width`` columns; the details are ``envmon status``'s.
+
+    Parts are listed by importance and the least important are left out when
+    the line would be wider (CJK characters count as two columns).
+    """
     rec = st["recent_readings"]
-    stations = st["stations"]
-    reporting = "  ".join(
+    reporting = " ".join(
         f"{k} {rec.get(k, {}).get('stations_reporting', 0)}/{v['active']}"
-        for k, v in stations.items()
+        for k, v in st["stations"].items()
     )
-    sources = ", ".join(f"{k} {v:,}" for k, v in sorted(st.get("by_source", {}).items()))
     rejects = sum(st["rejected_24h"].values())
     alerts = st.get("alerts") or {}
     open_alerts = sum(o["count"] for o in alerts.get("open", []))
-    return (
-        f"{time.strftime('%H:%M:%S')}  reporting (48 h): {reporting}  |  "
-        f"ingested since start {st['ingested_since_start']:,} ({sources or '—'})  |  "
-        f"stored {st['readings_total']:,}  rejects 24 h {rejects:,}  "
-        f"spool {st['spool_pending_files']}  derived {st.get('derived_at') or '—'}"
-        f"  |  alerts open {open_alerts}"
-        + (
-            f"  |  HJ 212 :{st['hj212']['port']} {st['hj212']['connections']} loggers"
-            if st.get("hj212")
-            else ""
-        )
-        + (f"  |  simulator: {st['simulator']}" if st.get("simulator") else "")
-    )
+    parts = [
+        time.strftime("%H:%M:%S"),
+        reporting,
+        f"alerts {open_alerts}",
+        f"in {_short(st['ingested_since_start'])}",
+        f"rejects/24h {_short(rejects)}",
+        f"spool {st['spool_pending_files']}",
+        f"stored {_short(st['readings_total'])}",
+    ]
+    if st.get("hj212"):
+        parts.append(f"HJ212 {st['hj212']['connections']}")
+    if st.get("derived_at"):
+        parts.append(f"derived {str(st['derived_at'])[11:16]}")
+    if st.get("simulator"):
+        parts.append(f"sim {st['simulator']}")
+    line = parts[0]
+    for part in parts[1:]:
+        candidate = f"{line} | {part}"
+        if _columns(candidate) > width:
+            break
+        line = candidate
+    while _columns(line) > width:  # only the first parts left and still too wide
+        line = line[:-2] + "…"
+    return line
+
+
+def _columns(text: str) -> int:
+    import unicodedata
+
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
 
 
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
