@@ -54,7 +54,9 @@ def test_malformed_file_keeps_good_rows_and_lists_bad(db_url: str, tmp_path: Pat
     f = tmp_path / "mixed.csv"
     f.write_text(MIXED, encoding="utf-8")
     out = envmon(["import", str(f)], db_url, tmp_path)
-    assert out.returncode == 0, out.stderr
+    # Rows were rejected: the good ones are stored, and the exit code says so (issue 19).
+    assert out.returncode == 4, out.stderr
+    assert "10 row(s) rejected" in out.stderr
     assert "accepted 3 (new 3" in out.stdout
     assert "rejected 10" in out.stdout
     for line, reason in [
@@ -91,8 +93,12 @@ def test_malformed_file_keeps_good_rows_and_lists_bad(db_url: str, tmp_path: Pat
         ).fetchone() or ("",)
         assert raw == "nowhere,pm25,2025-01-01T10:00:00,1,N,1h"
     # Importing again changes nothing; a corrected value is an update.
-    again = envmon(["import", str(f)], db_url, tmp_path)
+    again = envmon(["import", str(f), "--allow-rejects"], db_url, tmp_path)
+    assert again.returncode == 0, again.stderr
     assert "accepted 3 (new 0, updated 0, unchanged 3" in again.stdout
+    with psycopg.connect(db_url) as conn:
+        # … and adds no rejects: the same raw row and reason is one reject, seen twice.
+        assert conn.execute("SELECT count(*), sum(times) FROM rejected").fetchone() == (10, 20)
     f2 = tmp_path / "fix.csv"
     f2.write_text(f"station,parameter,time,value\n{ST},pm25,2025-01-01T08:00:00,40\n")
     fixed = envmon(["import", str(f2)], db_url, tmp_path)
@@ -109,7 +115,7 @@ def test_xlsx_import(db_url: str, tmp_path: Path) -> None:
     ws.append([ST, "o3", "2025-03-01T09:00:00", 120.5, None, None])
     f = tmp_path / "readings.xlsx"
     wb.save(f)
-    out = envmon(["import", str(f)], db_url, tmp_path)
+    out = envmon(["import", str(f), "--allow-rejects"], db_url, tmp_path)
     assert out.returncode == 0, out.stderr
     assert "accepted 2 (new 2" in out.stdout
     assert "value 'n/a' is not a number" in out.stdout
@@ -121,7 +127,8 @@ def test_xlsx_import(db_url: str, tmp_path: Path) -> None:
         (None, "no such file"),
         ("", "empty file"),
         ("a,b,c\n1,2,3\n", "missing column(s) station, parameter, time, value"),
-        (b"\xff\xfe\x00garbage", "not UTF-8"),
+        (b"\x80\x80\xffgarbage", "neither UTF-8 (line 1"),
+        ("station,parameter,time,value\n".encode() + "尖草坪".encode()[:-1] + b"\n", "not valid UTF-8 at line 2"),
     ],
 )
 def test_unreadable_file_is_a_clear_error(
