@@ -128,7 +128,10 @@ def test_xlsx_import(db_url: str, tmp_path: Path) -> None:
         ("", "empty file"),
         ("a,b,c\n1,2,3\n", "missing column(s) station, parameter, time, value"),
         (b"\x80\x80\xffgarbage", "neither UTF-8 (line 1"),
-        ("station,parameter,time,value\n".encode() + "尖草坪".encode()[:-1] + b"\n", "not valid UTF-8 at line 2"),
+        (
+            b"station,parameter,time,value\n" + "尖草坪".encode()[:-1] + b"\n",
+            "not valid UTF-8 at line 2",
+        ),
     ],
 )
 def test_unreadable_file_is_a_clear_error(

@@ -101,7 +101,7 @@ def detect_encoding(path: Path, encoding: str | None = None) -> str:
     """
     try:
         with open(path, "rb") as f:
-            head = f.read(4)
+            head = f.read(4096)
     except OSError as err:
         raise ImportFileError(f"{path}: cannot open: {err.strerror}") from err
     nothing = "nothing was stored"
@@ -126,6 +126,12 @@ def detect_encoding(path: Path, encoding: str | None = None) -> str:
                     f"line {bad.line} (byte {bad.offset}: {bad.reason}); {nothing}"
                 )
             return name
+    if b"\x00" in head:
+        # NULs in text: UTF-16/32 without a byte-order mark (it would "decode" as anything).
+        raise ImportFileError(
+            f"{path}: NUL bytes in the text (UTF-16 without a byte-order mark?); {nothing}."
+            " Give the file's encoding with --encoding (e.g. utf-16-le)"
+        )
     bad = _scan(path, "utf-8")
     if bad is None:
         return "utf-8"
