@@ -10,6 +10,7 @@ call, so that the CLI, the log and the sink agree.
 from __future__ import annotations
 
 import logging
+import time
 
 import psycopg
 from psycopg import conninfo
@@ -71,7 +72,24 @@ class OutageLogFilter(logging.Filter):
     down is expected and becomes one WARNING line with the reason instead.
     """
 
+    def __init__(self, every_s: float = 60.0) -> None:
+        super().__init__()
+        self.every_s = every_s
+        self._last_pool_warning = float("-inf")
+
     def filter(self, record: logging.LogRecord) -> bool:
+        if record.name == "psycopg.pool" and str(record.msg).startswith("error connecting"):
+            # The pool retries every couple of seconds while the server is down:
+            # one line a minute says it, in one line instead of libpq's three.
+            now = time.monotonic()
+            if now - self._last_pool_warning < self.every_s:
+                return False
+            self._last_pool_warning = now
+            args = record.args if isinstance(record.args, tuple) else ()
+            err = args[-1] if args and isinstance(args[-1], BaseException) else None
+            record.msg = "database not reachable (%s); the pool keeps retrying every few seconds"
+            record.args = (reason(err) if err else "connection failed",)
+            return True
         exc = record.exc_info[1] if record.exc_info else None
         if exc is not None and _is_outage(exc):
             record.msg = f"{record.getMessage()}: database unavailable ({reason(exc)})"
