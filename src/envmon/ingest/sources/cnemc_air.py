@@ -183,7 +183,7 @@ class CnemcAir(Source):
                 # Two spellings of one pollutant in a record: a value beats a "—".
                 if parameter not in out or isinstance(out[parameter], Missing):
                     out[parameter] = v
-            elif key not in named and n not in KNOWN_EXTRAS:
+            elif key not in named and n not in KNOWN_EXTRAS and not n.startswith("iaqi"):
                 unknown.append(str(key))
         if unknown:
             self._report_unknown(unknown)

@@ -200,6 +200,8 @@ def parse_time(value: Any, tz: tzinfo, *, wall_clock: bool = False) -> datetime 
     wrong: the digits as written are a wall-clock time in ``tz`` (a mirror that
     writes Beijing time with a ``Z``). Out-of-range times (year 1) are None.
     """
+    if time_problem(value) is not None:
+        return None
     try:
         out = _parse_time(value, tz)
     except (OverflowError, OSError, ValueError):
