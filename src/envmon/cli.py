@@ -14,6 +14,7 @@ from typing import Any
 from envmon import log
 from envmon.errors import EnvmonError
 from envmon.settings import Settings
+from envmon.statusline import status_line
 
 # Exit codes besides 0 (done), 1 (error) and 2 (usage, argparse's).
 EXIT_UNAVAILABLE = 3  # the database cannot be reached (an import spooled what it read)
@@ -481,64 +482,6 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
     return asyncio.run(run())
 
 
-STATUS_WIDTH = 100
-
-
-def _short(n: int) -> str:
-    """12,345 → 12.3k; 4,567,890 → 4.6M: the live line stays narrow whatever the counts."""
-    for size, unit in ((1_000_000_000, "G"), (1_000_000, "M"), (10_000, "k")):
-        if abs(n) >= size:
-            div = size if unit != "k" else 1000
-            return f"{n / div:.1f}{unit}"
-    return f"{n:,}"
-
-
-def _status_line(st: dict[str, Any], *, width: int = STATUS_WIDTH) -> str:
-    """One line of at most ``width`` columns; the details are ``envmon status``'s.
-
-    Parts are listed by importance and the least important are left out when
-    the line would be wider (CJK characters count as two columns).
-    """
-    rec = st["recent_readings"]
-    reporting = " ".join(
-        f"{k} {rec.get(k, {}).get('stations_reporting', 0)}/{v['active']}"
-        for k, v in st["stations"].items()
-    )
-    rejects = sum(st["rejected_24h"].values())
-    alerts = st.get("alerts") or {}
-    open_alerts = sum(o["count"] for o in alerts.get("open", []))
-    parts = [
-        time.strftime("%H:%M:%S"),
-        reporting,
-        f"alerts {open_alerts}",
-        f"in {_short(st['ingested_since_start'])}",
-        f"rejects/24h {_short(rejects)}",
-        f"spool {st['spool_pending_files']}",
-        f"stored {_short(st['readings_total'])}",
-    ]
-    if st.get("hj212"):
-        parts.append(f"HJ212 {st['hj212']['connections']}")
-    if st.get("derived_at"):
-        parts.append(f"derived {str(st['derived_at'])[11:16]}")
-    if st.get("simulator"):
-        parts.append(f"sim {st['simulator']}")
-    line = parts[0]
-    for part in parts[1:]:
-        candidate = f"{line} | {part}"
-        if _columns(candidate) > width:
-            break
-        line = candidate
-    while _columns(line) > width:  # only the first parts left and still too wide
-        line = line[:-2] + "…"
-    return line
-
-
-def _columns(text: str) -> int:
-    import unicodedata
-
-    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
-
-
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     from envmon.service import run_forever, service, status
 
@@ -571,7 +514,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
                 )
             print("envmon is running — Ctrl-C to stop. Live status:")
             first = False
-        print(_status_line(st), flush=True)
+        print(status_line(st), flush=True)
 
     asyncio.run(run_forever(settings, show))
     return 0

@@ -9,8 +9,8 @@ import sys
 from datetime import datetime
 from typing import Any
 
-from envmon.cli import STATUS_WIDTH, _columns, _status_line
 from envmon.log import FORMAT, BeijingFormatter
+from envmon.statusline import STATUS_WIDTH, columns, status_line
 
 
 def _status(**over: Any) -> dict[str, Any]:
@@ -40,8 +40,8 @@ def _status(**over: Any) -> dict[str, Any]:
 
 
 def test_status_line_fits_100_columns_with_everything_running() -> None:
-    line = _status_line(_status())
-    assert _columns(line) <= STATUS_WIDTH, line
+    line = status_line(_status())
+    assert columns(line) <= STATUS_WIDTH, line
     # The important parts stay: stations reporting, open alerts, what came in.
     assert "air 26/26 water 14/14 weather 167/167" in line
     assert "alerts 7" in line
@@ -60,18 +60,18 @@ def test_status_line_with_absurd_counts_and_wide_text_still_fits() -> None:
         stations={f"kind{i}": {"total": 9999, "active": 9999} for i in range(12)},
         recent_readings={},
     )
-    line = _status_line(st)
-    assert _columns(line) <= STATUS_WIDTH, line
+    line = status_line(st)
+    assert columns(line) <= STATUS_WIDTH, line
     for width in (40, 60, 80):
-        assert _columns(_status_line(_status(), width=width)) <= width
+        assert columns(status_line(_status(), width=width)) <= width
 
 
 def test_status_line_without_optional_parts() -> None:
     st = _status(alerts=None, hj212=None, simulator=None, derived_at=None)
-    line = _status_line(st)
+    line = status_line(st)
     assert "alerts 0" in line
     assert "HJ212" not in line and "sim " not in line
-    assert _columns(line) <= STATUS_WIDTH
+    assert columns(line) <= STATUS_WIDTH
 
 
 def test_log_time_is_beijing_with_its_offset() -> None:
