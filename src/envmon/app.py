@@ -10,12 +10,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
+import psycopg
 from psycopg import AsyncConnection
 from psycopg.rows import TupleRow
 from psycopg_pool import AsyncConnectionPool
 
 from envmon.catalog import Catalog, load_catalog
 from envmon.db import migrate as migrations
+from envmon.db.availability import check_reachable, is_unavailable, unreachable
 from envmon.db.catalog_sync import SyncResult, sync_catalog
 from envmon.db.connection import database_url, embedded_cluster, open_pool
 from envmon.db.spool import Spool
@@ -26,12 +28,22 @@ from envmon.settings import Settings
 
 
 def ensure_database(settings: Settings, *, migrate: bool = True) -> str:
-    """Start the embedded cluster when no external server is configured; migrate."""
+    """Start the embedded cluster when no external server is configured; migrate.
+
+    Raises :class:`~envmon.errors.DatabaseUnavailable` with one line saying
+    where the database is and what to do when it cannot be reached.
+    """
     if settings.uses_embedded:
         embedded_cluster(settings).start()
     url = database_url(settings)
+    check_reachable(url, embedded=settings.uses_embedded)
     if migrate:
-        migrations.migrate(url, migrations.Options.from_settings(settings))
+        try:
+            migrations.migrate(url, migrations.Options.from_settings(settings))
+        except psycopg.OperationalError as err:  # gone between the check and here
+            if is_unavailable(err):
+                raise unreachable(url, err, embedded=settings.uses_embedded) from err
+            raise
     return url
 
 

@@ -14,6 +14,11 @@ from typing import Any
 from envmon import log
 from envmon.errors import EnvmonError
 from envmon.settings import Settings
+from envmon.statusline import status_line
+
+# Exit codes besides 0 (done), 1 (error) and 2 (usage, argparse's).
+EXIT_UNAVAILABLE = 3  # the database cannot be reached (an import spooled what it read)
+EXIT_REJECTED = 4  # an import stored its good rows but rejected some (see --allow-rejects)
 
 
 def _print_json(obj: Any) -> None:
@@ -140,22 +145,34 @@ class _ProgressBar:
 
 
 def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
+    import functools
+    import logging
+
     from envmon.app import ensure_database, open_app
+    from envmon.errors import DatabaseUnavailable
+    from envmon.ingest.files import read_chunks
     from envmon.ingest.importer import import_file
 
     path = Path(args.file)
     size = path.stat().st_size if path.exists() else 0
+    reader = functools.partial(read_chunks, encoding=args.encoding)
 
     async def run() -> int:
         url = None
+        down: DatabaseUnavailable | None = None
         try:
             url = ensure_database(settings)
-        except EnvmonError as err:  # the spool takes the batches while the database is down
-            print(
-                f"warning: database unavailable ({err}); readings will be spooled", file=sys.stderr
-            )
+        except DatabaseUnavailable as err:  # the spool takes the batches while it is down
+            down = err
+            # The pool's retries and each spooled batch would log a line: the summary says it.
+            for name in ("psycopg.pool", "envmon.db"):
+                logging.getLogger(name).setLevel(logging.ERROR)
         async with open_app(settings, url=url) as app:
-            if url is not None:
+            if down is not None:
+                # Known down: every batch goes straight to the spool, none waits.
+                app.sink.writer.timeout = 0.5
+                app.sink.retry_after = float("inf")
+            else:
                 await app.load_stations()  # the derived tables need the catalog's kinds
             bar = _ProgressBar(size)
             t0 = time.monotonic()
@@ -166,12 +183,13 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
                     sink=app.sink,
                     source=args.source,
                     on_progress=bar,
+                    reader=reader,
                 )
             finally:
                 bar.close()
             dt = time.monotonic() - t0
             derived = None
-            if not args.no_derive and not report.result.spooled:
+            if not args.no_derive and not report.result.spooled and down is None:
                 from envmon.evaluate.derive import process_dirty
 
                 async with app.pool.connection() as conn:
@@ -182,6 +200,11 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
             f"(new {r.inserted:,}, updated {r.updated:,}, unchanged {r.unchanged:,}, "
             f"repeated in file {r.duplicates:,}), rejected {report.rejected_total:,}"
             + (f", spooled {r.spooled:,} (database unavailable)" if r.spooled else "")
+            + (
+                f" [{report.encoding}]"
+                if report.encoding not in (None, "utf-8", "utf-8-sig")
+                else ""
+            )
         )
         if derived is not None and derived.station_days:
             print(f"derived values updated for {derived.station_days:,} station-days")
@@ -192,6 +215,21 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
             more = report.rejected_total - min(len(report.rejects), args.show_rejects)
             if more > 0:
                 print(f"  … and {more:,} more (all kept in the 'rejected' table)")
+        if down is not None or r.spooled:
+            reason = down or "the database stopped during the import"
+            print(
+                f"envmon: {reason} — {r.spooled:,} readings spooled to {settings.spool_dir};"
+                " they are written when it is back (`envmon spool replay` or `envmon run`)",
+                file=sys.stderr,
+            )
+            return EXIT_UNAVAILABLE
+        if report.rejected_total and not args.allow_rejects:
+            print(
+                f"envmon: {report.rejected_total:,} row(s) rejected (kept in the 'rejected'"
+                " table); the other rows are stored. --allow-rejects makes this exit 0.",
+                file=sys.stderr,
+            )
+            return EXIT_REJECTED
         return 0
 
     return asyncio.run(run())
@@ -461,32 +499,6 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
     return asyncio.run(run())
 
 
-def _status_line(st: dict[str, Any]) -> str:
-    rec = st["recent_readings"]
-    stations = st["stations"]
-    reporting = "  ".join(
-        f"{k} {rec.get(k, {}).get('stations_reporting', 0)}/{v['active']}"
-        for k, v in stations.items()
-    )
-    sources = ", ".join(f"{k} {v:,}" for k, v in sorted(st.get("by_source", {}).items()))
-    rejects = sum(st["rejected_24h"].values())
-    alerts = st.get("alerts") or {}
-    open_alerts = sum(o["count"] for o in alerts.get("open", []))
-    return (
-        f"{time.strftime('%H:%M:%S')}  reporting (48 h): {reporting}  |  "
-        f"ingested since start {st['ingested_since_start']:,} ({sources or '—'})  |  "
-        f"stored {st['readings_total']:,}  rejects 24 h {rejects:,}  "
-        f"spool {st['spool_pending_files']}  derived {st.get('derived_at') or '—'}"
-        f"  |  alerts open {open_alerts}"
-        + (
-            f"  |  HJ 212 :{st['hj212']['port']} {st['hj212']['connections']} loggers"
-            if st.get("hj212")
-            else ""
-        )
-        + (f"  |  simulator: {st['simulator']}" if st.get("simulator") else "")
-    )
-
-
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     from envmon.service import run_forever, service, status
 
@@ -519,7 +531,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
                 )
             print("envmon is running — Ctrl-C to stop. Live status:")
             first = False
-        print(_status_line(st), flush=True)
+        print(status_line(st), flush=True)
 
     asyncio.run(run_forever(settings, show))
     return 0
@@ -630,6 +642,15 @@ def build_parser() -> argparse.ArgumentParser:
     im.add_argument(
         "--no-derive", action="store_true", help="do not update the derived tables afterwards"
     )
+    im.add_argument(
+        "--encoding",
+        help="the CSV's text encoding (default: detected — UTF-8, UTF-16 with a BOM, GB18030/GBK)",
+    )
+    im.add_argument(
+        "--allow-rejects",
+        action="store_true",
+        help=f"exit 0 even when rows were rejected (default: exit {EXIT_REJECTED})",
+    )
     im.set_defaults(func=cmd_import)
 
     sp = sub.add_parser("spool", help="batches waiting for the database")
@@ -726,13 +747,33 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    import psycopg
+    from psycopg_pool import PoolTimeout
+
+    from envmon.db.availability import OutageLogFilter, is_unavailable, unreachable
+    from envmon.db.connection import database_url
+    from envmon.errors import DatabaseUnavailable
+
     args = build_parser().parse_args(argv)
     settings = Settings()
-    log.configure(args.log_level or settings.log_level)
+    log.configure(args.log_level or settings.log_level, filters=[OutageLogFilter()])
     try:
         return int(args.func(args, settings))
+    except DatabaseUnavailable as err:
+        print(f"envmon: {err}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
     except EnvmonError as err:
         print(f"envmon: error: {err}", file=sys.stderr)
+        return 1
+    except (psycopg.OperationalError, PoolTimeout) as err:
+        # The database went away while the command ran (or refused the login).
+        url = database_url(settings)
+        if is_unavailable(err):
+            print(
+                f"envmon: {unreachable(url, err, embedded=settings.uses_embedded)}", file=sys.stderr
+            )
+            return EXIT_UNAVAILABLE
+        print(f"envmon: error: database: {str(err).strip().splitlines()[0]}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

@@ -14,7 +14,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from envmon.api import ApiServer
+from envmon.api.app import ApiServer
 from envmon.app import open_app
 
 from .conftest import READ, Api, api_settings, settings_for
@@ -150,7 +150,7 @@ async def test_unexpected_error_is_logged_once_with_a_request_id(
         return web.json_response({"n": int("not a number")})  # a ValueError from a library
 
     async with open_app(settings_for(tmp_path), url=dataset_url) as app:
-        server = ApiServer(app, api_settings(tmp_path))
+        server = ApiServer(app.pool, app.catalog, api_settings(tmp_path), sink=app.sink)
         server.web_app.router.add_get("/api/v1/boom", boom)
         async with server, aiohttp.ClientSession() as http:
             async with http.get(

@@ -66,6 +66,19 @@ SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FR
 """
 
 
+REJECT_STAGE_DDL = (
+    "CREATE TEMP TABLE IF NOT EXISTS rejected_stage (source text, station_id text,"
+    " parameter text, ts timestamptz, raw text, reason text, times int) ON COMMIT DELETE ROWS"
+)
+# A reject seen before gets counted again, keeping where it was first seen.
+MERGE_REJECTS = """
+INSERT INTO rejected AS j (source, station_id, parameter, ts, raw, reason, times, last_seen_at)
+SELECT source, station_id, parameter, ts, raw, reason, times, now() FROM rejected_stage
+ON CONFLICT (source, raw_key) DO UPDATE
+    SET times = j.times + EXCLUDED.times, last_seen_at = EXCLUDED.last_seen_at
+"""
+
+
 @dataclass
 class WriteResult:
     """What happened to the readings handed to the writer."""
@@ -244,24 +257,31 @@ class Writer:
         )
 
     async def write_rejects(self, rejects: Sequence[Rejection]) -> None:
-        """Store rejects; :class:`DatabaseUnavailable` when the database cannot be reached."""
+        """Store rejects, each (source, raw, reason) once with a count of how often it came.
+
+        Repeats within the batch are merged here, repeats of earlier batches by
+        the ``rejected_once`` index (migration 0016): re-importing a file or a
+        logger resending a bad frame adds no row. :class:`DatabaseUnavailable`
+        when the database cannot be reached.
+        """
+        merged: dict[tuple[str, str, str], tuple[Rejection, int]] = {}
+        for r in rejects:
+            key = (r.source, r.raw.replace("\x00", ""), r.reason.replace("\x00", ""))
+            seen = merged.get(key)
+            merged[key] = (r, 1 if seen is None else seen[1] + 1)
         try:
             async with self.pool.connection(timeout=self.timeout) as conn:
                 async with conn.transaction():
+                    await conn.execute(REJECT_STAGE_DDL)
                     async with conn.cursor().copy(
-                        "COPY rejected (source, station_id, parameter, ts, raw, reason) FROM STDIN"
+                        "COPY rejected_stage (source, station_id, parameter, ts, raw, reason,"
+                        " times) FROM STDIN"
                     ) as copy:
-                        for r in rejects:
+                        for (source, raw, reason), (r, times) in merged.items():
                             await copy.write_row(
-                                (
-                                    r.source,
-                                    r.station_id,
-                                    r.parameter,
-                                    r.ts,
-                                    r.raw.replace("\x00", ""),
-                                    r.reason,
-                                )
+                                (source, r.station_id, r.parameter, r.ts, raw, reason, times)
                             )
+                    await conn.execute(MERGE_REJECTS)
         except (psycopg.Error, PoolTimeout) as err:
             if is_unavailable(err):
                 raise DatabaseUnavailable(str(err)) from err

@@ -28,6 +28,7 @@ class ImportReport:
     result: WriteResult = field(default_factory=WriteResult)
     rejects: list[Rejection] = field(default_factory=list)  # the first ``keep_rejects``
     rejected_total: int = 0
+    encoding: str | None = None  # of a text file, as detected or given
 
 
 async def import_file(
@@ -78,6 +79,7 @@ async def import_file(
                 raise item
             chunk, validated = item
             report.rows += len(chunk.frame)
+            report.encoding = chunk.encoding
             report.result += await sink.store(validated, history=True)
             report.rejected_total += len(validated.rejected)
             room = keep_rejects - len(report.rejects)

@@ -115,7 +115,29 @@ class SourceConfig(BaseModel):
         default_factory=list,
         description="Also accept a platform code equal to one of these catalog fields.",
     )
+    timezone: str | None = Field(
+        default=None,
+        description="Zone of the platform's times without an offset (default: the kind's "
+        "own, Beijing for Chinese platforms).",
+    )
+    ignore_time_offset: bool = Field(
+        default=False,
+        description="The platform's offsets are wrong (a mirror that writes Beijing time "
+        "with a 'Z'): its times are read as wall-clock time in `timezone`.",
+    )
     options: dict[str, Any] = Field(default_factory=dict, description="Kind-specific settings.")
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str | None) -> str | None:
+        if value is not None:
+            from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+            try:
+                ZoneInfo(value)
+            except (ZoneInfoNotFoundError, ValueError) as err:
+                raise ValueError(f"unknown time zone '{value}' (e.g. Asia/Shanghai)") from err
+        return value
 
     @field_validator("name")
     @classmethod

@@ -18,12 +18,14 @@ import json
 import logging
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from zoneinfo import ZoneInfo
 
 import aiohttp
 import numpy as np
@@ -32,6 +34,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from envmon.catalog import Catalog
 from envmon.errors import ConfigError, FatalError, RetriableError
+from envmon.ingest.sources.convert import parse_time
 from envmon.ingest.sources_config import RateLimit, SourceConfig
 from envmon.schemas.readings import Rejection
 from envmon.timeutil import HOUR
@@ -401,6 +404,32 @@ class Fetched:
     def __len__(self) -> int:
         return len(self.value)
 
+    @contextmanager
+    def one_record(self, source: str, record: Any) -> Iterator[None]:
+        """Map one record; if that raises, it becomes one reject and the page goes on.
+
+        Whatever the record added before it failed is taken back, so a record
+        is either wholly read or wholly rejected (with the error as its reason).
+        """
+        mark = (len(self.value), len(self.records), len(self.rejects), self.missing)
+        try:
+            yield
+        except (
+            ArithmeticError,
+            ValueError,
+            TypeError,
+            KeyError,
+            IndexError,
+            AttributeError,
+        ) as err:
+            n, n_records, n_rejects, missing = mark
+            for name in ("station", "parameter", "time", "value", "flag", "period", "record"):
+                del getattr(self, name)[n:]
+            del self.records[n_records:]
+            del self.rejects[n_rejects:]
+            self.missing = missing
+            self.reject(source, record, f"unreadable record: {type(err).__name__}: {err}")
+
     def keep(self, record: Any) -> int:
         self.records.append(record)
         return len(self.records) - 1
@@ -544,6 +573,15 @@ class Source(ABC):
                 f"options.{'.'.join(str(x) for x in e['loc'])}: {e['msg']}" for e in err.errors()
             )
             raise ConfigError(f"source '{config.name}' ({cls.kind}): {problems}") from err
+
+    def read_time(self, value: Any, zone: tzinfo) -> datetime | None:
+        """A platform time; naive ones in the source's ``timezone`` (else ``zone``, the kind's).
+
+        With ``ignore_time_offset`` the platform's own offset is taken to be
+        wrong (see :func:`~envmon.ingest.sources.convert.parse_time`).
+        """
+        tz = ZoneInfo(self.config.timezone) if self.config.timezone else zone
+        return parse_time(value, tz, wall_clock=self.config.ignore_time_offset)
 
     def feeds(self) -> tuple[str, ...]:
         """The catalog station kinds this source may write."""

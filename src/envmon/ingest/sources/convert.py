@@ -177,12 +177,46 @@ _ASPNET_DATE = re.compile(r"^/?Date\((-?\d+)([+-]\d{4})?\)/?$")
 _COMPACT = re.compile(r"^(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})?(\d{2})?$")
 
 
-def parse_time(value: Any, tz: tzinfo) -> datetime | None:
+# .NET's DateTime.MinValue (0001-01-01T00:00:00Z) as ASP.NET serialises it: what a
+# provincial platform publishes for a station without data (the Liaoning platform's
+# GetStationDetailList, see tests/ingest/sources/fixtures/provincial/README.md).
+DOTNET_MIN_MS: Final = -62135596800000
+
+
+def time_problem(value: Any) -> str | None:
+    """Why a platform time is not a time, when there is a better word than 'unreadable'."""
+    m = _ASPNET_DATE.match(strip_tags(str(value))) if value is not None else None
+    if m and int(m.group(1)) == DOTNET_MIN_MS:
+        return ".NET DateTime.MinValue (the platform's 'no time': no data for this station)"
+    return None
+
+
+def parse_time(value: Any, tz: tzinfo, *, wall_clock: bool = False) -> datetime | None:
     """A platform's time → aware datetime; a naive time is in ``tz``. None if unreadable.
 
     Accepts ISO 8601 (``T`` or a space, with or without offset), ``YYYYMMDDHH[MM[SS]]``,
-    ASP.NET's ``/Date(1736470800000)/`` and epoch milliseconds/seconds.
+    ASP.NET's ``/Date(1736470800000)/`` and epoch milliseconds/seconds. With
+    ``wall_clock`` the platform's own offset (``Z``, ``+00:00``, an epoch) is
+    wrong: the digits as written are a wall-clock time in ``tz`` (a mirror that
+    writes Beijing time with a ``Z``). Out-of-range times (year 1) are None.
     """
+    if time_problem(value) is not None:
+        return None
+    try:
+        out = _parse_time(value, tz)
+    except (OverflowError, OSError, ValueError):
+        return None
+    if out is None:
+        return None
+    if wall_clock:
+        text = strip_tags(value) if isinstance(value, str) else ""
+        if isinstance(value, int | float) or _ASPNET_DATE.match(text):
+            out = out.astimezone(UTC)  # an epoch: its digits are UTC wall-clock time
+        out = out.replace(tzinfo=tz)
+    return out
+
+
+def _parse_time(value: Any, tz: tzinfo) -> datetime | None:
     if value is None or isinstance(value, bool):
         return None
     if isinstance(value, datetime):

@@ -139,15 +139,16 @@ def format_request_time(t: datetime, fmt: str, zone: str) -> str:
     return local.isoformat() if fmt == "iso" else local.strftime(fmt)
 
 
-def read_time(value: Any, fmt: str, tz: tzinfo) -> datetime | None:
+def read_time(value: Any, fmt: str, tz: tzinfo, *, wall_clock: bool = False) -> datetime | None:
     if fmt in ("epoch_s", "epoch_ms"):
         try:
             x = float(str(value).strip())
-            return datetime.fromtimestamp(x / 1000.0 if fmt == "epoch_ms" else x, UTC)
+            t = datetime.fromtimestamp(x / 1000.0 if fmt == "epoch_ms" else x, UTC)
         except (TypeError, ValueError, OverflowError, OSError):
             return None
+        return t.replace(tzinfo=tz) if wall_clock else t
     if fmt == "iso":
-        return parse_time(value, tz)
+        return parse_time(value, tz, wall_clock=wall_clock)
     try:
         t = datetime.strptime(strip_tags(str(value)), fmt)
     except ValueError:
@@ -161,7 +162,8 @@ class Mapper:
     def __init__(self, source: Source, options: GenericOptions) -> None:
         self.source = source
         self.o = options
-        self.tz = options.tz()
+        zone = source.config.timezone  # the source's setting wins over the option
+        self.tz = ZoneInfo(zone) if zone else options.tz()
         self.markers = MISSING_MARKERS | {m.strip().lower() for m in options.missing}
         self.shift = _PERIOD_LENGTH[options.period] if options.time_label == "end" else timedelta(0)
         self.factors: dict[str, float | str] = {}
@@ -184,38 +186,44 @@ class Mapper:
             if not isinstance(rec, dict):
                 out.reject(name, rec, "record is not an object")
                 continue
-            code = self.get(rec, o.station)
-            sid = self.source.stations.get(code)
-            if sid is None:
-                if code is None or str(code).strip() == "":
-                    out.reject(name, rec, f"record without '{o.station}'")
-                else:
-                    out.ignored += 1
-                continue
-            raw_time = self.get(rec, o.time)
-            t = read_time(raw_time, o.time_format, self.tz)
-            if t is None:
-                out.reject(
-                    name, rec, f"unreadable time '{raw_time}' ({o.time_format})", station=sid
-                )
-                continue
-            ts = t - self.shift
-            flag = str(self.get(rec, o.flag) or "N") if o.flag else "N"
-            i = out.keep(rec)
-            if o.layout == "wide":
-                for code_, fld in o.columns.items():
-                    self._value(out, i, rec, sid, code_, ts, self.get(rec, fld), None, flag)
-            else:
-                assert o.parameter is not None and o.value is not None
-                pname = str(self.get(rec, o.parameter) or "").strip()
-                if o.parameters:
-                    mapped = o.parameters.get(pname)
-                    if mapped is None:
+            with out.one_record(name, rec):
+                code = self.get(rec, o.station)
+                sid = self.source.stations.get(code)
+                if sid is None:
+                    if code is None or str(code).strip() == "":
+                        out.reject(name, rec, f"record without '{o.station}'")
+                    else:
                         out.ignored += 1
-                        continue
-                    pname = mapped
-                unit = self.get(rec, o.unit) if o.unit else None
-                self._value(out, i, rec, sid, pname, ts, self.get(rec, o.value), unit, flag)
+                    continue
+                raw_time = self.get(rec, o.time)
+                t = read_time(
+                    raw_time,
+                    o.time_format,
+                    self.tz,
+                    wall_clock=self.source.config.ignore_time_offset,
+                )
+                if t is None:
+                    out.reject(
+                        name, rec, f"unreadable time '{raw_time}' ({o.time_format})", station=sid
+                    )
+                    continue
+                ts = t - self.shift
+                flag = str(self.get(rec, o.flag) or "N") if o.flag else "N"
+                i = out.keep(rec)
+                if o.layout == "wide":
+                    for code_, fld in o.columns.items():
+                        self._value(out, i, rec, sid, code_, ts, self.get(rec, fld), None, flag)
+                else:
+                    assert o.parameter is not None and o.value is not None
+                    pname = str(self.get(rec, o.parameter) or "").strip()
+                    if o.parameters:
+                        mapped = o.parameters.get(pname)
+                        if mapped is None:
+                            out.ignored += 1
+                            continue
+                        pname = mapped
+                    unit = self.get(rec, o.unit) if o.unit else None
+                    self._value(out, i, rec, sid, pname, ts, self.get(rec, o.value), unit, flag)
         return out
 
     def _value(
