@@ -22,6 +22,7 @@ form, so that a namespace never collides with the migrations' lock.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import psycopg
@@ -38,6 +39,7 @@ class Ownership:
         self.namespace = namespace
         self.held: set[str] = set()
         self._conn: AsyncConnection[tuple[object, ...]] | None = None
+        self._lock = asyncio.Lock()  # one session, one query at a time (jobs run at once)
 
     async def _connection(self) -> AsyncConnection[tuple[object, ...]]:
         if self._conn is None or self._conn.closed:
@@ -49,6 +51,10 @@ class Ownership:
 
     async def owns(self, name: str) -> bool:
         """True if this instance holds ``name`` now (taking it if nobody does)."""
+        async with self._lock:
+            return await self._owns(name)
+
+    async def _owns(self, name: str) -> bool:
         try:
             conn = await self._connection()
             if name in self.held:
@@ -82,4 +88,5 @@ class Ownership:
 
     async def close(self) -> None:
         """Give every name up (closing the session releases its locks)."""
-        await self._drop()
+        async with self._lock:
+            await self._drop()

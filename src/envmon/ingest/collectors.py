@@ -97,7 +97,10 @@ class Collectors:
         await asyncio.gather(*(p.load() for p in self.pollers.values()))
         await asyncio.gather(*(p.save_health() for p in self.pollers.values()))
         if self.schedule:
-            self.ownership = Ownership(self.intake.pool.conninfo, "envmon.poll")
+            conninfo = self.intake.pool.conninfo
+            if not isinstance(conninfo, str):  # envmon's pools are opened from a URL
+                raise ConfigError("the collectors need a pool opened from a connection string")
+            self.ownership = Ownership(conninfo, "envmon.poll")
             self._start_scheduler()
         logger.info(
             "collectors started sources=%d (%s)",
