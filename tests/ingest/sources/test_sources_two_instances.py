@@ -29,6 +29,13 @@ async def second_app(db_url: str, tmp: Path) -> AsyncIterator[App]:
         yield a
 
 
+async def tick_until_owned(c: Collectors, name: str) -> None:
+    """The scheduler's ticks, sooner: until this instance owns the source."""
+    while not (c.ownership and name in c.ownership.held):
+        await c._job(name)
+        await asyncio.sleep(0.05)
+
+
 async def test_two_instances_poll_each_source_once_and_take_over_when_the_owner_stops(
     app: App, db_url: str, platform: FakePlatform, session: aiohttp.ClientSession, tmp_path: Path
 ) -> None:
@@ -54,9 +61,42 @@ async def test_two_instances_poll_each_source_once_and_take_over_when_the_owner_
             assert len(platform.seen("/air")) == 2
             await owners[0].__aexit__(None, None, None)  # the owner stops
             owners[0].scheduler = None
-            # The next tick of the survivor takes the source over, from the saved cursor.
-            await loser._job("t-cnemc-air")
+            # The next tick of the survivor takes the source over, from the saved cursor
+            # (the server frees the lock once the closed session's backend has ended).
+            await tick_until_owned(loser, "t-cnemc-air")
             assert loser.ownership is not None and loser.ownership.held == {"t-cnemc-air"}
             assert loser.pollers["t-cnemc-air"].cursor is not None
+    (n,) = await query(db_url, "SELECT count(*) FROM reading WHERE source = 't-cnemc-air'")
+    assert n == (12,)
+
+
+async def test_an_owner_whose_session_dies_gives_the_source_up_to_the_other(
+    app: App, db_url: str, platform: FakePlatform, session: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    platform.on("/air", by_hour(Reply([])))
+    cfg = config_of(cnemc(platform.base_url, interval="1h"))
+    async with second_app(db_url, tmp_path / "b") as other:
+        kw = {"clock": FakeClock(NOW), "sleep": FakeSleep(), "schedule": True}
+        async with (
+            Collectors(app.intake, cfg, session, **kw) as one,  # type: ignore[arg-type]
+            Collectors(other.intake, cfg, session, **kw) as two,  # type: ignore[arg-type]
+        ):
+            await eventually(lambda: bool(one.ownership and one.ownership.held)
+                             or bool(two.ownership and two.ownership.held))  # fmt: skip
+            await asyncio.sleep(0.3)
+            owner, rival = (one, two) if one.ownership and one.ownership.held else (two, one)
+            # The owner's lock session is killed (a crashed host, a cut network).
+            await query(
+                db_url,
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE application_name = 'envmon envmon.poll' AND pid IN"
+                " (SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted)",
+            )
+            await tick_until_owned(rival, "t-cnemc-air")  # the lock is free: the rival takes it
+            assert rival.ownership is not None and rival.ownership.held == {"t-cnemc-air"}
+            asked = len(platform.seen("/air"))
+            await owner._job("t-cnemc-air")  # the old owner learns it lost it, polls nothing
+            assert owner.ownership is not None and owner.ownership.held == set()
+            assert len(platform.seen("/air")) == asked
     (n,) = await query(db_url, "SELECT count(*) FROM reading WHERE source = 't-cnemc-air'")
     assert n == (12,)
