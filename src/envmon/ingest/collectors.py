@@ -4,6 +4,13 @@ One source's trouble never holds up another: each runs as its own job
 (``max_instances=1``, ``coalesce``, an explicit ``misfire_grace_time`` —
 APScheduler's default of 1 s silently drops a run that starts late). The
 pollers themselves are :class:`envmon.ingest.poller.SourcePoller`.
+
+Several ``envmon run`` instances may share one database with the same
+sources file (see docs/scaling.md): a scheduled poll runs only in the
+instance that owns the source — a PostgreSQL advisory lock per source
+(:class:`envmon.db.ownership.Ownership`), held for that instance's lifetime
+and taken over by another at its next tick when the owner stops or dies.
+So each source is polled once, not once per instance.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from pydantic import SecretStr
 
 from envmon import timeutil
+from envmon.db.ownership import Ownership
 from envmon.errors import ConfigError
 from envmon.ingest.poller import Clock, PollReport, SourcePoller
 from envmon.ingest.sink import Intake
@@ -71,6 +79,7 @@ class Collectors:
         self.pollers: dict[str, SourcePoller] = {}
         self.scheduler: AsyncIOScheduler | None = None
         self._running: set[asyncio.Task[Any]] = set()
+        self.ownership: Ownership | None = None
 
     async def __aenter__(self) -> Collectors:
         for cfg in self.config.active():
@@ -88,6 +97,10 @@ class Collectors:
         await asyncio.gather(*(p.load() for p in self.pollers.values()))
         await asyncio.gather(*(p.save_health() for p in self.pollers.values()))
         if self.schedule:
+            conninfo = self.intake.pool.conninfo
+            if not isinstance(conninfo, str):  # envmon's pools are opened from a URL
+                raise ConfigError("the collectors need a pool opened from a connection string")
+            self.ownership = Ownership(conninfo, "envmon.poll")
             self._start_scheduler()
         logger.info(
             "collectors started sources=%d (%s)",
@@ -127,7 +140,15 @@ class Collectors:
         if task is not None:
             self._running.add(task)
         try:
-            await self.pollers[name].poll()
+            poller = self.pollers[name]
+            if self.ownership is not None:
+                taken = name not in self.ownership.held
+                if not await self.ownership.owns(name):
+                    logger.debug("poll %s skipped: another instance owns it", name)
+                    return
+                if taken:  # the cursors as the previous owner left them
+                    await poller.load()
+            await poller.poll()
         finally:
             if task is not None:
                 self._running.discard(task)
@@ -143,9 +164,16 @@ class Collectors:
         if running:
             await asyncio.gather(*running, return_exceptions=True)
         await asyncio.gather(
-            *(p.save_health() for p in self.pollers.values()), return_exceptions=True
+            *(p.save_health() for p in self.pollers.values() if self._owned(p.config.name)),
+            return_exceptions=True,
         )
+        if self.ownership is not None:
+            await self.ownership.close()
+            self.ownership = None
         logger.info("collectors stopped")
+
+    def _owned(self, name: str) -> bool:
+        return self.ownership is None or name in self.ownership.held
 
     def health(self) -> list[dict[str, Any]]:
         now = self.clock()
