@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from envmon.alerts import cli
+from envmon.alerts import cli, commands
 from envmon.alerts.rules import AlertConfig
 from envmon.alerts.tracker import next_digest
 from envmon.app import App
@@ -154,7 +154,7 @@ async def test_restarts_send_nothing_and_keep_every_state(
         assert await rows(app, "SELECT count(*) FROM alert_notification") == [notices]
 
     # `alerts silence list` counts the open alerts and shows which one is silenced.
-    assert await cli.alerts_silence(app, _parse("silence", "list")) == 0
+    assert await commands.alerts_silence(app, _parse("silence", "list")) == 0
     out = capsys.readouterr().out
     assert "open alerts: 3" in out and "silences:" in out
     (air2_line,) = [line for line in out.splitlines() if f" {AIR2} " in line]
