@@ -724,8 +724,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     from envmon.alerts.cli import add_parser as add_alerts
     from envmon.dashboards.cli import add_parser as add_dashboards
+    from envmon.review.cli import add_parser as add_review
 
     add_alerts(sub)
+    add_review(sub)
 
     add_dashboards(sub)
 
