@@ -19,8 +19,9 @@ from typing import Any, Final, Literal
 from psycopg import AsyncConnection
 
 from envmon.catalog.model import Catalog, Station
+from envmon.catalog.names import AmbiguousName, UnknownName
 from envmon.errors import EnvmonError
-from envmon.parameters import BY_CODE
+from envmon.parameters import BY_CODE, Kind
 from envmon.timeutil import BEIJING
 
 Conn = AsyncConnection[Any]
@@ -73,19 +74,14 @@ class ActionResult:
         }
 
 
-def find_station(catalog: Catalog, text: str, kind: str | None = None) -> Station:
-    """The station ``text`` names: its id (pinyin) or its Chinese name (of ``kind``)."""
-    text = text.strip()
-    station = catalog.by_id.get(text) or catalog.by_id.get(text.lower())
-    if station is not None:
-        return station
-    named = [s for s in catalog if s.name == text and kind in (None, s.kind)]
-    if len(named) == 1:
-        return named[0]
-    if len(named) > 1:
-        ids = ", ".join(s.id for s in named)
-        raise ReviewError(f"station name '{text}' is ambiguous ({ids}): give the id")
-    raise ReviewError(f"unknown station '{text}' (give its id or its Chinese name)")
+def find_station(catalog: Catalog, text: str, kind: Kind | None = None) -> Station:
+    """The station ``text`` names: its id, pinyin or Chinese name (of ``kind``)."""
+    try:
+        return catalog.resolve(text.strip(), kind)
+    except UnknownName as err:
+        raise ReviewError(f"unknown station '{text}' ({err})") from err
+    except AmbiguousName as err:
+        raise ReviewError(str(err)) from err
 
 
 def selector(
@@ -101,7 +97,13 @@ def selector(
     p = BY_CODE.get(parameter.strip().lower())
     if p is None:
         raise ReviewError(f"unknown parameter '{parameter}'")
-    st = find_station(catalog, station, p.kind)
+    try:
+        st = find_station(catalog, station, p.kind)
+    except ReviewError:
+        other = find_station(catalog, station)  # of another kind: say so
+        raise ReviewError(
+            f"parameter '{p.code}' is not measured at {other.kind} station '{other.id}'"
+        ) from None
     if p.kind != st.kind:
         raise ReviewError(f"parameter '{p.code}' is not measured at {st.kind} station '{st.id}'")
     for t, name in ((start, "--from"), (end, "--to")):
