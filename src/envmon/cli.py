@@ -245,8 +245,8 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
     from envmon.evaluate.assessment import evaluate_year, render_table
     from envmon.evaluate.derive import process_dirty
     from envmon.evaluate.targets import load_targets
+    from envmon.review import parse_time
     from envmon.review.asof import data_as_of
-    from envmon.review.cli import parse_time
     from envmon.timeutil import now
 
     targets = load_targets(Path(args.targets) if args.targets else settings.targets_path)

@@ -22,7 +22,7 @@ from envmon.catalog.model import Catalog, Station
 from envmon.catalog.names import AmbiguousName, UnknownName
 from envmon.errors import EnvmonError
 from envmon.parameters import BY_CODE, Kind
-from envmon.timeutil import BEIJING
+from envmon.timeutil import BEIJING, to_beijing
 
 Conn = AsyncConnection[Any]
 Action = Literal["invalidate", "restore"]
@@ -82,6 +82,14 @@ def find_station(catalog: Catalog, text: str, kind: Kind | None = None) -> Stati
         raise ReviewError(f"unknown station '{text}' ({err})") from err
     except AmbiguousName as err:
         raise ReviewError(str(err)) from err
+
+
+def parse_time(text: str, what: str) -> datetime:
+    """An ISO time; without an offset it is Beijing time."""
+    try:
+        return to_beijing(datetime.fromisoformat(text.strip().replace("Z", "+00:00")))
+    except ValueError as err:
+        raise ReviewError(f"{what}: not an ISO time: '{text}'") from err
 
 
 def selector(

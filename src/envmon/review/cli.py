@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-from datetime import datetime
 from typing import Any
 
 from envmon import review
@@ -13,15 +12,7 @@ from envmon.app import ensure_database, open_app
 from envmon.catalog.loader import load_catalog
 from envmon.parameters import BY_CODE
 from envmon.settings import Settings
-from envmon.timeutil import now, to_beijing
-
-
-def parse_time(text: str, what: str) -> datetime:
-    """An ISO time; without an offset it is Beijing time."""
-    try:
-        return to_beijing(datetime.fromisoformat(text.strip()))
-    except ValueError as err:
-        raise review.ReviewError(f"{what}: not an ISO time: '{text}'") from err
+from envmon.timeutil import now
 
 
 def cmd_review(args: argparse.Namespace, settings: Settings) -> int:
@@ -30,7 +21,7 @@ def cmd_review(args: argparse.Namespace, settings: Settings) -> int:
         parameter = args.parameter.strip().lower()
         kind = BY_CODE[parameter].kind if parameter in BY_CODE else None
         station = review.find_station(catalog, args.station, kind)
-        ts = parse_time(args.time, "--time")
+        ts = review.parse_time(args.time, "--time")
 
         async def show() -> int:
             url = ensure_database(settings)
@@ -47,8 +38,8 @@ def cmd_review(args: argparse.Namespace, settings: Settings) -> int:
         catalog,
         args.station,
         args.parameter,
-        parse_time(args.start, "--from"),
-        parse_time(args.end, "--to"),
+        review.parse_time(args.start, "--from"),
+        review.parse_time(args.end, "--to"),
         now=now(),
     )
 
