@@ -27,12 +27,24 @@ async def test_invalidate_restore_history_over_http(fresh_api: Api) -> None:
         "reason": "仪器故障",
         "by": "王工",
     }
+    async with api.app.pool.connection() as conn:
+        # An alert already sent on the first hour: it stays, and says the data went invalid.
+        await conn.execute(
+            "INSERT INTO alert_event (rule, subject, severity, state, route, started_at, message,"
+            " station_id, parameter, first_ts, last_ts)"
+            " VALUES ('pm25-high', %s, 'warning', 'firing', 'default', now(), 'PM2.5 高',"
+            " %s, 'pm25', %s, %s)",
+            (AIR[0], AIR[0], T0, T0),
+        )
     url = f"{api.url}/api/v1/review/invalidate"
     async with api.http.post(url, json=body, headers=api.headers()) as r:
         assert r.status == 403  # the read token may not review
     async with api.http.post(url, json=body, headers=api.headers(ADMIN)) as r:
         assert r.status == 200, await r.text()
         assert (await r.json())["readings"] == 2
+    status, alerts, _ = await api.get("/api/v1/alerts", ADMIN)
+    assert status == 200, alerts
+    assert [a["data_invalidated"] for a in alerts["items"]] == [True]  # type: ignore[index]
     async with api.http.post(
         f"{api.url}/api/v1/review/restore",
         json=body | {"reason": "复核"},

@@ -356,6 +356,7 @@ def _schemas() -> dict[str, Any]:
                 "acked_by": n(STR),
                 "message": STR,
                 "silenced": BOOL,
+                "data_invalidated": BOOL,
                 "value_text": STR,
                 "last_text": STR,
             },
