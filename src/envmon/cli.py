@@ -245,22 +245,39 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
     from envmon.evaluate.assessment import evaluate_year, render_table
     from envmon.evaluate.derive import process_dirty
     from envmon.evaluate.targets import load_targets
+    from envmon.review import parse_time
+    from envmon.review.asof import data_as_of
     from envmon.timeutil import now
 
     targets = load_targets(Path(args.targets) if args.targets else settings.targets_path)
-    as_of = date.fromisoformat(args.as_of) if args.as_of else now().date()
+    # A date: evaluate the year up to it. A time: also the data as it stood then (issue 14).
+    data_at = parse_time(args.as_of, "--as-of") if args.as_of and "T" in args.as_of else None
+    as_of = (
+        data_at.date()
+        if data_at
+        else (date.fromisoformat(args.as_of) if args.as_of else now().date())
+    )
 
     async def run() -> int:
         url = ensure_database(settings)
         async with open_app(settings, url=url) as app, app.pool.connection() as conn:
             await process_dirty(conn)  # bring derived values up to date first
-            res = await evaluate_year(
-                conn, args.year, args.region, targets, as_of=as_of, edition=args.edition
-            )
+            if data_at is None:
+                res = await evaluate_year(
+                    conn, args.year, args.region, targets, as_of=as_of, edition=args.edition
+                )
+            else:
+                async with data_as_of(conn, data_at, date(args.year + 1, 1, 1)):
+                    await process_dirty(conn)
+                    res = await evaluate_year(
+                        conn, args.year, args.region, targets, as_of=as_of, edition=args.edition
+                    )
+            res["reviewed_as_of"] = (data_at or now()).isoformat()
         if args.json:
             _print_json(res)
         else:
             print(render_table(res))
+            print(f"  reviewed data as of {res['reviewed_as_of']}")
         return 0
 
     return asyncio.run(run())
@@ -679,7 +696,11 @@ def build_parser() -> argparse.ArgumentParser:
         choices=[2012, 2026],
         help="force one edition of the standards for every day (comparison)",
     )
-    ev.add_argument("--as-of", help="evaluate as of this Beijing date (default today)")
+    ev.add_argument(
+        "--as-of",
+        help="evaluate as of this Beijing date (default today); a time (2025-06-30T18:00)"
+        " also takes the data as it stood then (revisions and review undone since)",
+    )
     ev.add_argument("--json", action="store_true")
     ev.set_defaults(func=cmd_evaluate)
 
@@ -724,8 +745,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     from envmon.alerts.cli import add_parser as add_alerts
     from envmon.dashboards.cli import add_parser as add_dashboards
+    from envmon.review.cli import add_parser as add_review
 
     add_alerts(sub)
+    add_review(sub)
 
     add_dashboards(sub)
 

@@ -103,10 +103,19 @@ def test_migration_can_run_again(db_url: str) -> None:
         .joinpath("migrations", "0006_grafana_reader.sql")
         .read_text(encoding="utf-8")
     )
+    # 0006 revokes and re-grants its list; the review tables of 0014 (issue 14) are
+    # granted by 0014, whose grant block runs after it as in a fresh migration.
+    later = (
+        resources.files("envmon.db")
+        .joinpath("migrations", "0014_revision_review.sql")
+        .read_text(encoding="utf-8")
+        .split("-- The data-health dashboard reads the revision and review counts.")[1]
+    )
     with psycopg.connect(db_url, autocommit=True) as conn:
         before = _granted(conn)
         conn.execute(text.encode())
         conn.execute(text.encode())
+        conn.execute(later.encode())
         assert _granted(conn) == before
         assert {"default_transaction_read_only=on", "statement_timeout=30s"} <= set(
             _role_settings(conn)

@@ -67,6 +67,10 @@ TIME_SERIES: dict[str, Timed] = {
     "water_section_month": Timed(("month",)),
     "alert_event": Timed(("started_at", "resolved_at"), open_end="resolved_at"),
     "dust_period": Timed(("ends_at",)),
+    # Issue 14: superseded versions, review actions and the review marks on readings.
+    "reading_revision": Timed(("revised_at", "ts")),
+    "review_action": Timed(("at",)),
+    "review_mark": Timed(("ts",)),
 }
 # Tables that hold state, one row per station or source, not a history.
 NOT_TIME_SERIES = {"station", "ingest_cursor", "source_health"}

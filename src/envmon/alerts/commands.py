@@ -105,6 +105,7 @@ async def alerts_list(app: App, args: argparse.Namespace) -> int:
                         "message": e.message,
                         "silenced": e.silenced,
                         "flapping": e.flapping,
+                        "data_invalidated": e.data_invalidated,
                     }
                     for e in events
                 ],
@@ -126,7 +127,15 @@ async def alerts_list(app: App, args: argparse.Namespace) -> int:
     for e in events:
         st = app.catalog.by_id.get(e.station_id or "")
         name = st.name if st is not None else ""
-        flags = [f for f, on in (("silenced", e.silenced), ("flapping", e.flapping)) if on]
+        flags = [
+            f
+            for f, on in (
+                ("silenced", e.silenced),
+                ("flapping", e.flapping),
+                ("data later invalidated", e.data_invalidated),
+            )
+            if on
+        ]
         ack = f"acked by {e.acked_by} {fmt_time(e.acked_at)}" if e.acked_at else "not acked"
         end = f" → {fmt_time(e.resolved_at)}" if e.resolved_at else ""
         print(

@@ -262,7 +262,31 @@ async def list_events(
     for ep in events:
         if ep.open and not ep.silenced:
             ep.silenced = silenced_by(silences, ep, now.timestamp())
+    await _mark_invalidated(conn, events)
     return events
+
+
+# Episodes whose readings (station, parameter, first to last data time) a review
+# has invalidated since; a database without the review tables has none.
+_INVALIDATED = """
+SELECT e.id FROM unnest(%s::bigint[]) AS e(id)
+JOIN alert_event a ON a.id = e.id
+WHERE a.station_id IS NOT NULL AND a.first_ts IS NOT NULL AND EXISTS (
+    SELECT 1 FROM review_mark m
+    WHERE m.station_id = a.station_id AND (a.parameter IS NULL OR m.parameter = a.parameter)
+      AND m.ts >= a.first_ts AND m.ts <= coalesce(a.last_ts, a.first_ts)
+      AND m.restored_at IS NULL)
+"""
+
+
+async def _mark_invalidated(conn: Conn, events: list[Episode]) -> None:
+    ids = [ep.id for ep in events if ep.id is not None]
+    if not ids:
+        return
+    cur = await conn.execute(_INVALIDATED, (ids,))
+    hit = {int(r[0]) for r in await cur.fetchall()}
+    for ep in events:
+        ep.data_invalidated = ep.id in hit
 
 
 async def _db_now(conn: Conn) -> datetime:

@@ -82,6 +82,9 @@ class Episode:
     state: State = "firing"
     id: int | None = None
     silenced: bool = False
+    # The readings it fired on were invalidated by a review since (issue 14): the
+    # alert stays sent, the history says so.
+    data_invalidated: bool = False
     notified: bool = False
     flapping: bool = False
     escalated_at: datetime | None = None

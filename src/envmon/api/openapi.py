@@ -35,6 +35,7 @@ from envmon.api.openapi_common import (
     ref,
 )
 from envmon.api.openapi_exports import export_paths, index_paths
+from envmon.api.openapi_review import review_paths
 from envmon.catalog import COUNTIES
 from envmon.evaluate.trends import AIR_COLUMNS, METHODS, WATER_PARAMETERS
 from envmon.parameters import PERIODS
@@ -355,6 +356,7 @@ def _schemas() -> dict[str, Any]:
                 "acked_by": n(STR),
                 "message": STR,
                 "silenced": BOOL,
+                "data_invalidated": BOOL,
                 "value_text": STR,
                 "last_text": STR,
             },
@@ -672,7 +674,7 @@ def spec() -> dict[str, Any]:
         },
         "servers": [{"url": "/"}],
         "security": [{"bearerAuth": []}],
-        "paths": {**paths, **export_paths(), **index_paths()},
+        "paths": {**paths, **export_paths(), **index_paths(), **review_paths()},
         "components": {
             "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}},
             "schemas": _schemas(),

@@ -4,6 +4,10 @@ Each batch is COPYed into a temporary staging table and merged with a single
 ``INSERT … ON CONFLICT DO UPDATE … WHERE changed`` statement, so that an
 identical resend changes nothing, a corrected value or flag replaces the old
 one (late corrections are normal) and the counts say which was which.
+The replaced version is never lost: a row trigger on ``reading`` (migration
+0014) keeps it in ``reading_revision`` within the same statement, with the
+reason the writer names (:data:`REVISION_REASONS`) or, by default, "import"
+for an ``import:…`` source and "resend" otherwise.
 
 The writer only talks to the database: spooling, quarantine and telling
 listeners are the sink's (``envmon.ingest.sink``).
@@ -14,7 +18,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 import pandas as pd
@@ -43,6 +47,11 @@ INSERT INTO derive_dirty (station_id, day)
 SELECT DISTINCT (%(s)s::text[])[si], (ts AT TIME ZONE 'Asia/Shanghai')::date FROM reading_stage
 ON CONFLICT (station_id, day) DO UPDATE SET marked_at = now()
 """
+
+# Why a stored reading was replaced (reading_revision.reason).
+REVISION_REASONS: Final = ("resend", "import", "backfill", "review")
+# Read by the revision trigger; local to the writing transaction.
+SET_REASON = "SELECT set_config('envmon.revision_reason', %s, true)"
 
 # One statement: merge the staged rows, and queue the (station, Beijing day)
 # pairs that really changed for the derived tables (evaluate/derive.py).
@@ -187,14 +196,21 @@ class Writer:
         self.parallel = parallel
         self.parallel_min_rows = parallel_min_rows
 
-    async def write_readings(self, batch: ReadingBatch) -> tuple[WriteResult, list[Unwritten]]:
+    async def write_readings(
+        self, batch: ReadingBatch, *, reason: str | None = None
+    ) -> tuple[WriteResult, list[Unwritten]]:
         """Store a batch; returns the counts and the parts that were not stored.
+
+        ``reason`` (one of :data:`REVISION_REASONS`) is recorded with every
+        version this batch replaces; by default it follows from the source.
 
         Large batches are split by station over ``parallel`` connections: the
         merge is CPU-bound in the server, and two backends use both cores of a
         small server. A station's readings always go to the same part, so the
         order of one key is kept. Parts already committed stay committed.
         """
+        if reason is not None and reason not in REVISION_REASONS:
+            raise ValueError(f"unknown revision reason {reason!r}")
         batch, duplicates = dedupe(batch)
         result = WriteResult(duplicates=duplicates)
         if not len(batch):
@@ -206,7 +222,7 @@ class Writer:
             parts = [batch.take(codes % self.parallel == k) for k in range(self.parallel)]
             parts = [p for p in parts if len(p)]
         outcomes = await asyncio.gather(
-            *(self._write_staged(p) for p in parts), return_exceptions=True
+            *(self._write_staged(p, reason) for p in parts), return_exceptions=True
         )
         unwritten: list[Unwritten] = []
         for part, outcome in zip(parts, outcomes, strict=True):
@@ -218,7 +234,7 @@ class Writer:
                 result += outcome
         return result, unwritten
 
-    async def _write_staged(self, batch: ReadingBatch) -> WriteResult:
+    async def _write_staged(self, batch: ReadingBatch, reason: str | None) -> WriteResult:
         si, s_u = pd.factorize(batch.station_id)
         pi, p_u = pd.factorize(batch.parameter)
         ri, r_u = pd.factorize(batch.period)
@@ -247,6 +263,8 @@ class Writer:
                     return WriteResult(inserted=inserted)
                 except psycopg.errors.UniqueViolation:
                     pass  # some keys exist: merge instead
+                if reason is not None:  # only the merge can replace a version
+                    await conn.execute(SET_REASON, (reason,))
                 cur = await conn.execute(UPSERT, params)
                 row = await cur.fetchone()
         inserted, updated = (int(row[0]), int(row[1])) if row else (0, 0)

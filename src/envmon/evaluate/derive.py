@@ -28,6 +28,7 @@ from psycopg.rows import TupleRow
 
 from envmon.log import evaluate_logger as logger
 from envmon.parameters import PARAMETERS
+from envmon.review import invalid_filter
 from envmon.standards import aqi as aqi_std
 from envmon.standards import validity
 from envmon.standards import water as water_std
@@ -56,12 +57,14 @@ WITH src AS (
         FROM reading
         WHERE period = '1h' AND flag = ANY(%(flags)s) AND station_id = ANY(%(stations)s)
           AND parameter = ANY(%(params)s) AND ts >= %(lo)s AND ts < %(hi)s
+          AND NOT_INVALID
         UNION ALL
         -- GB 3095 Table 4: an hourly mean needs >= 45 minutes of data.
         SELECT station_id, parameter, time_bucket('1 hour', ts), avg(value), 1
         FROM reading
         WHERE period = '1min' AND flag = ANY(%(flags)s) AND station_id = ANY(%(stations)s)
           AND parameter = ANY(%(params)s) AND ts >= %(lo)s AND ts < %(hi)s
+          AND NOT_INVALID
         GROUP BY 1, 2, 3
         HAVING count(*) >= 45
     ) x
@@ -91,6 +94,8 @@ WITH src AS (
 SELECT station_id, ts, so2, no2, co, o3, pm10, pm25, o3_8h, pm10_24h, pm25_24h, so2_24h
 FROM moving WHERE ts >= %(out_lo)s
 """
+# Reviewed data only: readings a reviewer invalidated (envmon.review) drop out.
+_HOURS_SQL = _HOURS_SQL.replace("NOT_INVALID", invalid_filter("reading"))
 
 _DAYS_SQL = """
 SELECT station_id, (ts AT TIME ZONE 'Asia/Shanghai')::date AS day,
@@ -390,12 +395,14 @@ FROM (
     FROM reading r
     WHERE r.station_id = ANY(%(stations)s) AND r.parameter = ANY(%(params)s)
       AND r.period = ANY(%(periods)s) AND r.ts >= %(lo)s AND r.ts < %(hi)s
-      AND r.flag = ANY(%(flags)s)
+      AND r.flag = ANY(%(flags)s) AND NOT_INVALID_R
     GROUP BY 1, 2, 3
 ) x
 JOIN unnest(%(pair_stations)s::text[], %(pair_days)s::date[]) AS d(station_id, day)
   ON d.station_id = x.station_id AND d.day = x.day
 """
+# Reviewed data only: readings a reviewer invalidated (envmon.review) drop out.
+_WATER_DAY_SQL = _WATER_DAY_SQL.replace("NOT_INVALID_R", invalid_filter("r"))
 WATER_PARAMETERS = [p.code for p in PARAMETERS if p.kind == "water"]
 WATER_PERIODS = ["1h", "4h", "1d"]
 

@@ -442,7 +442,7 @@ class SourcePoller:
                 if i + 1 < len(chunks):
                     ns, ne = chunks[i + 1]
                     pending = asyncio.create_task(self._fetch_chunk(ns, ne, report, live=live))
-                await self._store(fetched, report)
+                await self._store(fetched, report, live=live)
                 report.chunks += 1
                 report.completed_until = ce
                 if live:
@@ -556,7 +556,7 @@ class SourcePoller:
             seen.popitem(last=False)
         return out
 
-    async def _store(self, fetched: Fetched, report: PollReport) -> None:
+    async def _store(self, fetched: Fetched, report: PollReport, *, live: bool) -> None:
         report.readings += len(fetched)
         report.ignored += fetched.ignored
         report.missing += fetched.missing
@@ -567,7 +567,9 @@ class SourcePoller:
         rejects = self._fresh(
             [_with_record(r, fetched) for r in validated.rejected] + fetched.rejects
         )
-        result = await self.intake.sink.store(ValidationResult(validated.batch, rejects))
+        result = await self.intake.sink.store(
+            ValidationResult(validated.batch, rejects), reason=None if live else "backfill"
+        )
         report.inserted += result.inserted
         report.updated += result.updated
         report.unchanged += result.unchanged + result.duplicates

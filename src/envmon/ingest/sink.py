@@ -110,9 +110,17 @@ class Sink:
 
     # -- storing -------------------------------------------------------------------
 
-    async def store(self, validated: ValidationResult, *, history: bool = False) -> WriteResult:
-        """Store a validated batch and its rejects, then tell the listeners."""
-        return await self.store_batch(validated.batch, validated.rejected, history=history)
+    async def store(
+        self, validated: ValidationResult, *, history: bool = False, reason: str | None = None
+    ) -> WriteResult:
+        """Store a validated batch and its rejects, then tell the listeners.
+
+        ``reason`` names why stored readings this batch changes were replaced
+        (``envmon.db.writer.REVISION_REASONS``; default: by the source).
+        """
+        return await self.store_batch(
+            validated.batch, validated.rejected, history=history, reason=reason
+        )
 
     async def store_batch(
         self,
@@ -120,16 +128,17 @@ class Sink:
         rejects: Sequence[Rejection] = (),
         *,
         history: bool = False,
+        reason: str | None = None,
     ) -> WriteResult:
         async with self._lock:
-            result, replayed = await self._store_locked(batch, rejects)
+            result, replayed = await self._store_locked(batch, rejects, reason)
         for old in replayed:
             await self._notify(old, history=False)
         await self._notify(batch, history=history)
         return result
 
     async def _store_locked(
-        self, batch: ReadingBatch, rejects: Sequence[Rejection]
+        self, batch: ReadingBatch, rejects: Sequence[Rejection], reason: str | None = None
     ) -> tuple[WriteResult, list[ReadingBatch]]:
         result = WriteResult(rejected=len(rejects))
         replayed: list[ReadingBatch] = []
@@ -147,7 +156,7 @@ class Sink:
                 self.spool.append_rejects(list(rejects))
             return result, replayed
         if len(batch):
-            written, unwritten = await self.writer.write_readings(batch)
+            written, unwritten = await self.writer.write_readings(batch, reason=reason)
             result += written
             self._keep(unwritten, result)
         if rejects:

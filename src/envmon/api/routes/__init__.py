@@ -10,6 +10,7 @@ from envmon.api.routes import (
     evaluation,
     exports,
     readings,
+    review,
     stations,
     system,
     water,
@@ -23,5 +24,6 @@ ROUTES: list[web.RouteDef] = [
     *water.ROUTES,
     *evaluation.ROUTES,
     *alerts.ROUTES,
+    *review.ROUTES,
     *system.ROUTES,
 ]

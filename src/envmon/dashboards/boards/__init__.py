@@ -39,6 +39,9 @@ READ_TABLES: Final = (
     "water_day",
     "water_section_month",
     "dust_period",
+    "reading_revision",
+    "review_action",
+    "review_mark",
     SOURCE_HEALTH_TABLE,
     ALERT_TABLE,
 )

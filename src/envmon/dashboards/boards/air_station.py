@@ -122,6 +122,27 @@ ORDER BY 1, 2"""
         description="GB 3095 有效小时值（标记 N/T，分钟数据 ≥45 分钟）；时间范围较长时按"
         " $__interval 取平均。CO 为 mg/m³（右轴），其余 µg/m³。",
     )
+    invalid = ts_query(
+        """
+SELECT $__timeGroupAlias(m.ts, '1h'), s.name || ' ' || m.parameter AS metric,
+       count(*)::float8 AS "审核无效"
+FROM review_mark m
+JOIN station s ON s.id = m.station_id
+WHERE m.station_id IN ($station) AND $__timeFilter(m.ts) AND m.parameter IN ($pollutant)
+  AND m.restored_at IS NULL
+GROUP BY 1, 2
+ORDER BY 1, 2""",
+        may_be_empty=True,
+    )
+    board.add(
+        "审核标为无效的小时",
+        "timeseries",
+        timeseries_panel("short").draw_style(common.GraphDrawStyle.BARS).fill_opacity(70),
+        [invalid],
+        w=24,
+        h=5,
+        description="envmon review invalidate 标为无效、尚未恢复的小时（不计入日均值与评价）。",
+    )
 
     aqi = ts_query(
         """

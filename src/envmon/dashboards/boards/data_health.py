@@ -242,6 +242,32 @@ LIMIT 200"""
         h=9,
     )
 
+    revisions = ts_query(
+        """
+SELECT $__timeGroupAlias(v.revised_at, '1d'), v.reason AS metric, count(*)::float8 AS "条数"
+FROM reading_revision v
+WHERE $__timeFilter(v.revised_at)
+GROUP BY 1, 2
+UNION ALL
+SELECT $__timeGroupAlias(a.at, '1d'),
+       CASE a.action WHEN 'invalidate' THEN '审核：标为无效' ELSE '审核：恢复有效' END,
+       sum(a.readings)::float8
+FROM review_action a
+WHERE $__timeFilter(a.at)
+GROUP BY 1, 2
+ORDER BY 1, 2""",
+        may_be_empty=True,
+    )
+    board.add(
+        "数据修订与审核（每日）",
+        "timeseries",
+        timeseries_panel("short").draw_style(common.GraphDrawStyle.BARS).fill_opacity(70),
+        [revisions],
+        w=24,
+        h=8,
+        description="reading_revision：被替换的旧版本数，按原因（resend 重发、import 导入、"
+        "backfill 补采）；review_action：审核标为无效或恢复的读数数（issue 14）。",
+    )
     history = table_query(
         f"""
 SELECT e.started_at AS "开始时间", e.resolved_at AS "恢复时间", e.rule AS "规则",
