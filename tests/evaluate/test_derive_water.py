@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 from datetime import date, datetime, timedelta
 
 import psycopg
@@ -70,4 +72,5 @@ async def test_monthly_class_and_main_pollutants(
             )
         ).fetchone()
     ) or (None,)
-    assert v == (1.4 * 3 + 1.8 * 3 + 9.0) / 7
+    # The exact mean (numeric): 18.6 / 7, not the float sum's 2.6571428571428575.
+    assert v == float(Fraction("18.6") / 7)
