@@ -30,7 +30,8 @@ from psycopg import AsyncConnection
 from psycopg.rows import TupleRow
 
 from envmon.errors import ConfigError, EnvmonError
-from envmon.evaluate.derive import DAY_VALUES, WATER_SECTION, daily_result, published
+from envmon.evaluate.annual import zone_dust_free
+from envmon.evaluate.derive import DAY_VALUES, WATER_SECTION, daily_result
 from envmon.evaluate.regions import CITY_REGION, REGION_NAMES
 from envmon.evaluate.targets import Target, find
 from envmon.standards import aqi as aqi_std
@@ -74,26 +75,6 @@ _DUST = (
 )
 
 
-async def _zone_dust_free_pm25(conn: Conn, start: date, end: date) -> dict[date, float | None]:
-    """The zone's dust-deducted PM2.5 per day: the evaluation points of the cities
-    without dust that day (a dusty city's points are deducted, the others stay)."""
-    cur = await conn.execute(
-        "SELECT a.day, sum(a.pm25::numeric), count(a.pm25), "
-        + _DUST.format(region="r.region", day="a.day")
-        + f" FROM air_day a JOIN station s ON s.id = a.station_id JOIN {_CITY_ROWS}"
-        " ON r.city = s.city WHERE s.kind = 'air' AND s.evaluation_point"
-        " AND a.day >= %s AND a.day < %s GROUP BY a.day, r.region",
-        (start, end),
-    )
-    sums: dict[date, list[Any]] = {}
-    for day, total, n, dust in await cur.fetchall():
-        acc = sums.setdefault(day, [Decimal(0), 0])
-        if not dust and n:
-            acc[0] += total
-            acc[1] += n
-    return {d: (published("pm25", t / n) if n else None) for d, (t, n) in sums.items()}
-
-
 async def region_days(
     conn: Conn,
     region: str,
@@ -112,7 +93,7 @@ async def region_days(
     )
     fetched = await cur.fetchall()
     # The zone: a city's dust deducts that city's points (a zone-wide period all).
-    zone_free = await _zone_dust_free_pm25(conn, start, end) if region == "zone" else None
+    zone_free = await zone_dust_free(conn, start, end) if region == "zone" else None
     out = []
     for r in fetched:
         day, pm25, complete, dust = r[0], r[5], r[10], r[11]
@@ -125,7 +106,11 @@ async def region_days(
             res = daily_result(values, day, edition or by_date)
             aqi = res.aqi if incomplete == "published" else res.aqi_computed
             cat = aqi_std.category_of(aqi) if aqi is not None else None
-        free = zone_free.get(day) if zone_free is not None else (None if dust else pm25)
+        free = (
+            zone_free.get(day, {}).get("pm25")
+            if zone_free is not None
+            else (None if dust else pm25)
+        )
         out.append(DayRow(day, pm25, free, aqi, cat))
     return out
 
@@ -359,9 +344,9 @@ async def evaluate_year(
     pm_out["days_per_month"] = pm_validity["days_per_month"]
     if finished:
         # Published values compared (GB/T 8170 to 0.1 µg/m³, ratios to 0.1 %).
-        pm_r, pm_t = _r(pm_mean), _r(pm_target)
+        pm_r, pm_tr = _r(pm_mean), _r(pm_target)
         pm_out["status"] = _met(
-            pm_r is not None and pm_t is not None and pm_r <= pm_t,
+            pm_r is not None and pm_tr is not None and pm_r <= pm_tr,
             pm_target,
         )
         if pm_target is not None and not pm_validity["valid_year"]:

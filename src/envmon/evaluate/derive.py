@@ -178,7 +178,8 @@ def hourly_mapping(row: Sequence[Any], edition: int) -> dict[str, Decimal | None
     """
     v = dict(zip(HOURLY_ROW, row, strict=True))
     out: dict[str, Decimal | None] = {
-        f"{p}_1h": round_published(p, _dec(v[p])) for p in ("so2", "no2", "co", "o3", "pm10", "pm25")
+        f"{p}_1h": round_published(p, _dec(v[p]))
+        for p in ("so2", "no2", "co", "o3", "pm10", "pm25")
     }
     if edition == 2012:
         out["so2_24h"] = round_published("so2", _dec(v["so2_24h"]))
@@ -405,9 +406,7 @@ async def derive_regions(conn: Conn, days: Sequence[date]) -> int:
     ) as copy:
         for r in rows:
             region, day = r[0], r[1]
-            values = {
-                k: published(k, x) for k, x in zip(DAY_VALUES, r[2:9], strict=True)
-            }
+            values = {k: published(k, x) for k, x in zip(DAY_VALUES, r[2:9], strict=True)}
             await copy.write_row(
                 (region, day, *values.values(), int(r[9]), *aqi_columns(values, day))
             )
