@@ -24,11 +24,13 @@ Judgment calls (standards.md marks them UNCERTAIN or silent):
   HJ 633-2026 §5.3.2) is passed as ``not_monitored=``: it is neither an IAQI
   nor missing. A pollutant that is monitored but has no valid value is missing.
 * The missing-pollutant rule of HJ 633-2026 §5.3.1 (AQI ≤ 100 with a pollutant
-  missing → AQI, level and primary pollutant are NA) is applied to 2026 only;
-  HJ 633-2012 only says the missing pollutant is reported as NA, so a 2012 AQI is
-  computed from the others and flagged ``complete=False``. Callers that count
-  days (the good-day ratio) must treat the rule symmetrically, see
-  :attr:`AqiResult.aqi_computed`.
+  missing → AQI, level and primary pollutant are NA): in the daily report for
+  2026 only (HJ 633-2012 only says the missing pollutant is reported as NA, so a
+  2012 daily AQI is computed from the others and flagged ``complete=False``); in
+  the real-time report for both editions, as the platform publishes it, except
+  that a missing PM10 1-h does not count while PM2.5 1-h is present (see
+  :func:`_na_rule_applies`). Callers that count days (the good-day ratio) must
+  treat the rule symmetrically, see :attr:`AqiResult.aqi_computed`.
 * 2026 AQI range is 1–500 (HJ 633-2026 category table, 一级 = 1～50): an AQI of 0
   becomes 1; single IAQIs are left as computed.
 """
@@ -286,6 +288,23 @@ def _not_monitored(names: Iterable[str]) -> frozenset[str]:
     return out
 
 
+def _na_rule_applies(
+    edition: Edition, kind: ReportKind, missing: list[str], iaqis: Mapping[str, int]
+) -> bool:
+    """Whether a missing indicator makes an AQI ≤ 100 NA (HJ 633-2026 §5.3.1).
+
+    Daily report: 2026 only (HJ 633-2012 has no such rule). Real-time report: both
+    editions, and a missing PM10 1-h does not count while PM2.5 1-h is present —
+    what the national platform publishes (``tests/standards/cnemc_published``: it
+    shows PM10 1-h as NA when it is below PM2.5, and such a PM10 can never have
+    the higher IAQI, so the AQI is still published).
+    """
+    if kind == "daily":
+        return edition == 2026 and bool(missing)
+    counted = [m for m in missing if not (m == "pm10_1h" and "pm25_1h" in iaqis)]
+    return bool(counted)
+
+
 def _report(
     mapping: Mapping[str, Number | None],
     edition: Edition,
@@ -340,7 +359,7 @@ def _report(
     computed = aqi
     complete = not missing
     exceeding = [p for p in POLLUTANTS if by_pollutant.get(p, 0) > 100] if edition == 2012 else []
-    if edition == 2026 and not complete and aqi is not None and aqi <= 100:
+    if _na_rule_applies(edition, kind, missing, iaqis) and aqi is not None and aqi <= 100:
         aqi = None  # HJ 633-2026 §5.3.1: publish NA unless AQI > 100
     primary = (
         [p for p in POLLUTANTS if by_pollutant.get(p) == aqi]
