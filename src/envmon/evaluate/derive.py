@@ -202,10 +202,12 @@ def daily_mapping(values: Mapping[str, Number | None]) -> dict[str, Number | Non
 DAY_VALUES = ("so2", "no2", "co", "pm10", "pm25", "o3_1h_max", "o3_8h_max")
 
 
-def aqi_columns(values: Mapping[str, Number | None], day: date) -> tuple[Any, ...]:
+def aqi_columns(
+    values: Mapping[str, Number | None], day: date, not_monitored: Iterable[str] = ()
+) -> tuple[Any, ...]:
     """The stored AQI columns of a day: aqi, category, primary, iaqi, complete, edition."""
     ed = aqi_std.edition_for(day)
-    res = daily_result(values, day, ed)
+    res = aqi_std.daily_aqi(daily_mapping(values), edition=ed, not_monitored=not_monitored)
     return (res.aqi, res.category, res.primary, json.dumps(res.iaqi), res.complete, ed)
 
 
@@ -363,7 +365,7 @@ async def derive_air(conn: Conn, pairs: Sequence[tuple[str, date]]) -> DeriveSta
                         day,
                         *(values[k] for k in DAY_VALUES),
                         *counts.values(),
-                        *aqi_columns(values, day),
+                        *aqi_columns(values, day, not_monitored.get(sid, ())),
                     )
                 )
                 touched_days.add(day)
