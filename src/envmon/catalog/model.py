@@ -57,7 +57,7 @@ class Station(BaseModel):
     county: str
     lon: float
     lat: float
-    elevation_m: float
+    elevation_m: float | None = None
     control_level: ControlLevel
     assessed: bool = True
     verified: bool
