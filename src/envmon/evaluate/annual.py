@@ -288,8 +288,9 @@ async def load_county_days(conn: Conn, start: date, end: date) -> dict[str, list
 
 
 async def zone_dust_free(conn: Conn, start: date, end: date) -> dict[date, dict[str, float | None]]:
-    """The zone's dust-deducted PM10/PM2.5 per day: the exact mean of the evaluation
-    points of the cities without dust that day, rounded per GB/T 8170."""
+    """The zone's dust-deducted PM10/PM2.5 on the days some city has dust: the exact
+    mean of the evaluation points of the cities without dust, rounded per GB/T 8170.
+    Days without dust are absent (the zone value stands)."""
     cur = await conn.execute(
         "SELECT d.day, sum(d.pm10::numeric), count(d.pm10), sum(d.pm25::numeric),"
         f" count(d.pm25), {_DUST_SQL.format(region='r.region')}"
@@ -299,9 +300,12 @@ async def zone_dust_free(conn: Conn, start: date, end: date) -> dict[date, dict[
         (start, end),
     )
     acc: dict[date, list[Any]] = {}
+    dusty: set[date] = set()
     for day, s10, n10, s25, n25, dust in await cur.fetchall():
         a = acc.setdefault(day, [Decimal(0), 0, Decimal(0), 0])
-        if not dust:
+        if dust:
+            dusty.add(day)
+        else:
             a[0] += s10 or 0
             a[1] += n10
             a[2] += s25 or 0
@@ -312,6 +316,7 @@ async def zone_dust_free(conn: Conn, start: date, end: date) -> dict[date, dict[
             "pm25": published("pm25", a[2] / a[3]) if a[3] else None,
         }
         for day, a in acc.items()
+        if day in dusty
     }
 
 
@@ -328,7 +333,7 @@ async def load_region_days(conn: Conn, start: date, end: date) -> dict[str, list
     zone_free = await zone_dust_free(conn, start, end)
     for r in await cur.fetchall():
         values = _row_values(r[2 : 2 + n])
-        free = zone_free.get(r[1], {}) if r[0] == "zone" else None
+        free = zone_free.get(r[1]) if r[0] == "zone" else None
         # The zone is a dust day when no city's PM2.5 is left after the deduction.
         dust = (
             values.get("pm25") is not None and free.get("pm25") is None

@@ -100,17 +100,16 @@ async def region_days(
         aqi, cat = r[8], r[9]
         by_date = aqi_std.edition_for(day)
         if (edition is not None and edition != by_date) or (
-            incomplete == "computed" and not complete
+            incomplete == "computed" and aqi is None and not complete
         ):
             values = dict(zip(DAY_VALUES, r[1:8], strict=True))
             res = daily_result(values, day, edition or by_date)
             aqi = res.aqi if incomplete == "published" else res.aqi_computed
             cat = aqi_std.category_of(aqi) if aqi is not None else None
-        free = (
-            zone_free.get(day, {}).get("pm25")
-            if zone_free is not None
-            else (None if dust else pm25)
-        )
+        if zone_free is not None and day in zone_free:
+            free = zone_free[day]["pm25"]  # some city had dust: its points are deducted
+        else:
+            free = None if dust else pm25
         out.append(DayRow(day, pm25, free, aqi, cat))
     return out
 
