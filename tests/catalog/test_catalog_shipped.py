@@ -251,3 +251,18 @@ def test_loading_is_fast() -> None:
     start = time.perf_counter()
     load_catalog(STATIONS_YAML)
     assert time.perf_counter() - start < 0.5
+
+
+def test_cnemc_poller_maps_stations_by_cnemc_code(catalog: Catalog) -> None:
+    """config/sources.yaml: the national feed's StationCode is the catalog's station_no."""
+    from envmon.ingest.sources.base import StationMap
+    from envmon.ingest.sources_config import load_sources
+
+    config = load_sources(STATIONS_YAML.parent / "sources.yaml")
+    (cnemc,) = [s for s in config.sources if s.name == "cnemc-air"]
+    codes = StationMap.build(cnemc, catalog, ["air"]).codes
+    assert codes["1081A"] == "air-taiyuan-jiancaoping"
+    assert codes["4076A"] == "air-taiyuan-yingzedajie248"
+    assert codes["3208A"] == "air-xinzhou-shizhengfu"
+    active = {s.station_no for s in catalog.of_kind("air") if s.station_no and s.active}
+    assert set(codes) == active
