@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import time
 import shutil
 import tempfile
 import time
@@ -168,20 +167,11 @@ def db_url(admin_dsn: str, template_db: str) -> Iterator[str]:
     """A fresh, migrated database for one test."""
     name = f"envmon_test_{os.getpid()}_{next(_counter)}"
     with psycopg.connect(admin_dsn, autocommit=True) as conn:
-        for attempt in range(50):
-            try:
-                conn.execute(
-                    sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
-                        sql.Identifier(name), sql.Identifier(template_db)
-                    )
-                )
-                break
-            except psycopg.errors.ObjectInUse:
-                # An autovacuum worker visiting the template (a loaded machine):
-                # it leaves within moments.
-                if attempt == 49:
-                    raise
-                time.sleep(0.2)
+        conn.execute(
+            sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+                sql.Identifier(name), sql.Identifier(template_db)
+            )
+        )
     yield _with_db(admin_dsn, name)
     with psycopg.connect(admin_dsn, autocommit=True) as conn:
         conn.execute(
