@@ -255,8 +255,8 @@ def test_loading_is_fast() -> None:
 
 def test_cnemc_poller_maps_stations_by_cnemc_code(catalog: Catalog) -> None:
     """config/sources.yaml: the national feed's StationCode is the catalog's station_no."""
+    from envmon.ingest.sources import load_sources
     from envmon.ingest.sources.base import StationMap
-    from envmon.ingest.sources_config import load_sources
 
     config = load_sources(STATIONS_YAML.parent / "sources.yaml")
     (cnemc,) = [s for s in config.sources if s.name == "cnemc-air"]
