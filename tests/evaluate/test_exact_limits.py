@@ -130,3 +130,28 @@ async def test_too_few_valid_days_is_insufficient_data(feed: Feed, conn: Conn) -
     assert sum(pm["days_per_month"]) == 122 and pm["short_months"][2] == 9
     # 太原 has no water section with data: "no data", not "not met".
     assert (res["water"]["sections"], res["water"]["status"]) == (0, "no_data")
+
+
+async def test_city_o3_both_ways(feed: Feed, conn: Conn) -> None:
+    """City O3 MDA8: of the city-mean hourly series (default) or the mean of station MDA8s.
+
+    太原's two points peak 12 hours apart (200 µg/m³ for 8 hours each, 40 otherwise):
+    each station's MDA8 is 200, the city-mean series never exceeds (200 + 40) / 2 = 120.
+    """
+    rows: list[tuple[str, str, datetime, float]] = []
+    for sid, peak in (("air-ty-1", range(0, 8)), ("air-ty-2", range(12, 20))):
+        rows += hours_of(sid, D, [30.0] * 24)
+        rows = [r for r in rows if not (r[0] == sid and r[1] == "o3")]
+        rows += [
+            (sid, "o3", D + timedelta(hours=h), 200.0 if h in peak else 40.0) for h in range(24)
+        ]
+    await feed(rows)
+    await process_dirty(conn)
+    got = dict(await fetch(conn, "SELECT region, o3_8h_max FROM region_day"))  # type: ignore[arg-type]
+    assert got == {"taiyuan": 120.0, "zone": 120.0}
+    await conn.execute(
+        "INSERT INTO derive_dirty (station_id, day) VALUES ('air-ty-1', %s)", (D.date(),)
+    )
+    await process_dirty(conn, city_o3="station_mean")
+    got = dict(await fetch(conn, "SELECT region, o3_8h_max FROM region_day"))  # type: ignore[arg-type]
+    assert got == {"taiyuan": 200.0, "zone": 200.0}
