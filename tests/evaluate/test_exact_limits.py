@@ -155,3 +155,31 @@ async def test_city_o3_both_ways(feed: Feed, conn: Conn) -> None:
     await process_dirty(conn, city_o3="station_mean")
     got = dict(await fetch(conn, "SELECT region, o3_8h_max FROM region_day"))  # type: ignore[arg-type]
     assert got == {"taiyuan": 200.0, "zone": 200.0}
+
+
+async def test_incomplete_days_count_symmetrically(feed: Feed, conn: Conn) -> None:
+    """HJ 633-2026 §5.3.1 makes a day missing a pollutant NA only when its AQI ≤ 100:
+    counting only published AQIs would make incomplete days bad-only (issue 15)."""
+    start = datetime(2026, 4, 1, tzinfo=BEIJING)
+    rows: list[tuple[str, str, datetime, float]] = []
+    for i in range(30):
+        day = start + timedelta(days=i)
+        pm = 150.0 if 20 <= i else 20.0  # days 20–29 bad (轻度 or worse), the rest good
+        day_rows = hours_of("air-ty-1", day, [pm] * 24)
+        if i < 10:  # days 0–9: no CO at all → incomplete, good
+            day_rows = [r for r in day_rows if r[1] != "co"]
+        rows += day_rows
+    await feed(rows)
+    await process_dirty(conn)
+    targets = [Target(metric="good_day_ratio", region="taiyuan", target=0.5, target_year=2026)]
+
+    async def good(edition: int | None, incomplete: str) -> tuple[int, int]:
+        res = await evaluate_year(
+            conn, 2026, "taiyuan", targets, as_of=date(2026, 4, 30), edition=edition,
+            incomplete=incomplete,  # type: ignore[arg-type]
+        )  # fmt: skip
+        return res["good_days"]["good"], res["good_days"]["valid"]
+
+    assert await good(2012, "computed") == (20, 30)
+    assert await good(2026, "computed") == (20, 30)  # the same days count in both editions
+    assert await good(2026, "published") == (10, 20)  # the biased count, still selectable

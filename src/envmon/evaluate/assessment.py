@@ -280,6 +280,7 @@ async def evaluate_year(
     *,
     as_of: date,
     edition: int | None = None,
+    incomplete: IncompleteDays = "computed",
 ) -> dict[str, Any]:
     if region not in REGION_NAMES:
         raise EnvmonError(f"unknown region '{region}' (zone, taiyuan, xinzhou)")
@@ -302,7 +303,7 @@ async def evaluate_year(
     wt_t = find(targets, "water_good_ratio", region, year)
 
     # PM2.5
-    rows = await region_days(conn, region, start, cutoff, edition)
+    rows = await region_days(conn, region, start, cutoff, edition, incomplete)
     pm = [r.pm25_dust_free for r in rows if r.pm25_dust_free is not None]
     pm_measured = [r.pm25 for r in rows if r.pm25 is not None]
     pm_base = await _baseline(conn, pm_t, edition)
@@ -372,7 +373,9 @@ async def evaluate_year(
             )
         )
     else:
-        prev = await region_days(conn, region, date(year - 1, 1, 1), date(year, 1, 1), edition)
+        prev = await region_days(
+            conn, region, date(year - 1, 1, 1), date(year, 1, 1), edition, incomplete
+        )
         _project_pm(pm_out, pm, prev, elapsed, remaining, pm_target)
         _project_good(gd_out, good, valid, prev, elapsed, remaining, days_in_year, gd_target)
         w_out["status"] = _water_status(w, w_target)
