@@ -161,7 +161,7 @@ async def test_weather_extremes(app: App, receiver: Receiver) -> None:
     assert "envmon-weather" in receiver.requests[0].json["url"]
 
 
-async def test_hourly_aqi_2012_uses_the_1h_pm_like_the_national_platform(app: App, receiver: Receiver) -> None:
+async def test_hourly_aqi_2012_uses_the_1h_pm(app: App, receiver: Receiver) -> None:
     """Before 2026-03-01 too the real-time PM IAQI is the 1-h value against the 24-h
     breakpoints, as the national platform publishes it (issue 15)."""
     h0 = datetime(2025, 1, 10, tzinfo=BEIJING)

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from fractions import Fraction
-
 from datetime import date, datetime, timedelta
+from fractions import Fraction
 
 import psycopg
 

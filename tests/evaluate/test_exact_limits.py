@@ -164,7 +164,7 @@ async def test_incomplete_days_count_symmetrically(feed: Feed, conn: Conn) -> No
     rows: list[tuple[str, str, datetime, float]] = []
     for i in range(30):
         day = start + timedelta(days=i)
-        pm = 150.0 if 20 <= i else 20.0  # days 20–29 bad (轻度 or worse), the rest good
+        pm = 150.0 if i >= 20 else 20.0  # days 20–29 bad (轻度 or worse), the rest good
         day_rows = hours_of("air-ty-1", day, [pm] * 24)
         if i < 10:  # days 0–9: no CO at all → incomplete, good
             day_rows = [r for r in day_rows if r[1] != "co"]
