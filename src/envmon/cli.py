@@ -263,6 +263,7 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
                 as_of=as_of,
                 edition=args.edition,
                 incomplete=settings.evaluate.incomplete_days,
+                dust_unit=settings.evaluate.dust_unit,
             )
         if args.json:
             _print_json(res)

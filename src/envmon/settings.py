@@ -26,11 +26,13 @@ class EvaluateSettings(BaseModel):
     own MDA8s (``station_mean``). ``incomplete_days``: a day missing a pollutant counts
     in the good-day ratio by the AQI of the others, in both editions (``computed``), or
     only where an AQI was published (``published``: HJ 633-2026 §5.3.1 NA days drop out).
-    Dust periods deduct whole days (CNEMC's deduction unit is not public; see CHANGES).
+    ``dust_unit``: a dust period deducts the whole day it touches (``day``) or only its
+    hours (``hour``); CNEMC's deduction unit is not public.
     """
 
     city_o3: Literal["city_hourly", "station_mean"] = "city_hourly"
     incomplete_days: Literal["computed", "published"] = "computed"
+    dust_unit: Literal["day", "hour"] = "day"
 
 
 class WriterSettings(BaseModel):

@@ -183,3 +183,33 @@ async def test_incomplete_days_count_symmetrically(feed: Feed, conn: Conn) -> No
     assert await good(2012, "computed") == (20, 30)
     assert await good(2026, "computed") == (20, 30)  # the same days count in both editions
     assert await good(2026, "published") == (10, 20)  # the biased count, still selectable
+
+
+async def test_dust_by_day_or_by_hour(feed: Feed, conn: Conn) -> None:
+    """A 3-hour dust period: the whole day deducted (default) or only its hours."""
+    start = datetime(2025, 5, 1, tzinfo=BEIJING)
+    rows: list[tuple[str, str, datetime, float]] = []
+    for i in range(3):
+        pm = [300.0 if i == 1 and 10 <= h < 13 else 30.0 for h in range(24)]
+        rows += hours_of("air-ty-1", start + timedelta(days=i), pm)
+    await feed(rows)
+    await process_dirty(conn)
+    day1 = start + timedelta(days=1)
+    await conn.execute(
+        "INSERT INTO dust_period (region, starts_at, ends_at) VALUES ('taiyuan', %s, %s)",
+        (day1 + timedelta(hours=10), day1 + timedelta(hours=13)),
+    )
+    targets = [Target(metric="pm25_annual_mean", region="taiyuan", target=35.0, target_year=2025)]
+
+    async def pm(unit: str, region: str = "taiyuan") -> tuple[float, float, int]:
+        res = await evaluate_year(
+            conn, 2025, region, targets, as_of=date(2025, 5, 3),
+            dust_unit=unit,  # type: ignore[arg-type]
+        )  # fmt: skip
+        p = res["pm25"]
+        return p["mean"], p["mean_measured"], p["dust_days"]
+
+    # Measured: day 2 = (21 × 30 + 3 × 300) / 24 = 63.75 → 64; mean (30 + 64 + 30) / 3.
+    assert await pm("day") == (30.0, 41.3, 1)
+    assert await pm("hour") == (30.0, 41.3, 0)  # day 2 kept at its 21 clean hours: 30
+    assert await pm("hour", "zone") == (30.0, 41.3, 0)

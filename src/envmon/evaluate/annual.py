@@ -320,6 +320,49 @@ async def zone_dust_free(conn: Conn, start: date, end: date) -> dict[date, dict[
     }
 
 
+DustUnit = Literal["day", "hour"]
+"""What a dust period deducts (issue 15): ``day`` (default) — every PM value of a day
+the period touches (CNEMC deducts affected data during audit; its unit is not
+public, and whole days are what its published city figures allow to check);
+``hour`` — only the hours inside the period: a station's day keeps its PM2.5 mean
+over the other hours when >= 20 remain (GB 3095 Table 4), else it is deducted."""
+
+
+async def hourly_dust_free_pm25(
+    conn: Conn, start: date, end: date
+) -> dict[tuple[str, date], float | None]:
+    """Per region and dusty day: PM2.5 over the evaluation points' hours outside dust."""
+    cur = await conn.execute(
+        "SELECT r.region, (h.ts AT TIME ZONE 'Asia/Shanghai')::date AS day, h.station_id,"
+        " avg(h.pm25::numeric) FILTER (WHERE NOT x.dust),"
+        " count(h.pm25) FILTER (WHERE NOT x.dust), bool_or(x.dust)"
+        f" FROM air_hour h JOIN station s ON s.id = h.station_id JOIN {_CITY_REGION_SQL}"
+        " ON r.city = s.city CROSS JOIN LATERAL (SELECT EXISTS (SELECT 1 FROM dust_period p"
+        "  WHERE p.region IN (r.region, 'zone') AND p.starts_at < h.ts + interval '1 hour'"
+        "  AND p.ends_at > h.ts) AS dust) x"
+        " WHERE s.kind = 'air' AND s.evaluation_point"
+        " AND h.ts >= (%s::date)::timestamp AT TIME ZONE 'Asia/Shanghai'"
+        " AND h.ts < (%s::date)::timestamp AT TIME ZONE 'Asia/Shanghai'"
+        " GROUP BY 1, 2, 3",
+        (start, end),
+    )
+    per: dict[tuple[str, date], list[Decimal]] = defaultdict(list)
+    dusty: set[tuple[str, date]] = set()
+    for region, day, _sid, mean, n, any_dust in await cur.fetchall():
+        for unit in (region, "zone"):
+            if any_dust:
+                dusty.add((unit, day))
+            if validity.day_valid(int(n)) and mean is not None:
+                value = published("pm25", mean)
+                assert value is not None
+                per[unit, day].append(Decimal(str(value)))
+    out: dict[tuple[str, date], float | None] = {}
+    for key in dusty:  # (city, day) and ("zone", day) of every day a point had dust
+        vals = per.get(key, [])
+        out[key] = published("pm25", sum(vals) / len(vals)) if vals else None
+    return out
+
+
 async def load_region_days(conn: Conn, start: date, end: date) -> dict[str, list[Day]]:
     cols = ", ".join(f"d.{c}" for c in DAILY_COLUMNS)
     cur = await conn.execute(

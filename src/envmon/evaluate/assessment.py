@@ -30,7 +30,7 @@ from psycopg import AsyncConnection
 from psycopg.rows import TupleRow
 
 from envmon.errors import ConfigError, EnvmonError
-from envmon.evaluate.annual import zone_dust_free
+from envmon.evaluate.annual import DustUnit, hourly_dust_free_pm25, zone_dust_free
 from envmon.evaluate.derive import DAY_VALUES, WATER_SECTION, daily_result
 from envmon.evaluate.regions import CITY_REGION, REGION_NAMES
 from envmon.evaluate.targets import Target, find
@@ -82,6 +82,7 @@ async def region_days(
     end: date,
     edition: int | None,
     incomplete: IncompleteDays = "computed",
+    dust_unit: DustUnit = "day",
 ) -> list[DayRow]:
     """The region's daily values in [start, end), AQI recomputed when an edition is forced."""
     cur = await conn.execute(
@@ -94,6 +95,7 @@ async def region_days(
     fetched = await cur.fetchall()
     # The zone: a city's dust deducts that city's points (a zone-wide period all).
     zone_free = await zone_dust_free(conn, start, end) if region == "zone" else None
+    hour_free = await hourly_dust_free_pm25(conn, start, end) if dust_unit == "hour" else None
     out = []
     for r in fetched:
         day, pm25, complete, dust = r[0], r[5], r[10], r[11]
@@ -106,7 +108,9 @@ async def region_days(
             res = daily_result(values, day, edition or by_date)
             aqi = res.aqi if incomplete == "published" else res.aqi_computed
             cat = aqi_std.category_of(aqi) if aqi is not None else None
-        if zone_free is not None and day in zone_free:
+        if hour_free is not None and (region, day) in hour_free:
+            free = hour_free[region, day]  # only the dust hours deducted
+        elif zone_free is not None and day in zone_free:
             free = zone_free[day]["pm25"]  # some city had dust: its points are deducted
         else:
             free = None if dust else pm25
@@ -281,6 +285,7 @@ async def evaluate_year(
     as_of: date,
     edition: int | None = None,
     incomplete: IncompleteDays = "computed",
+    dust_unit: DustUnit = "day",
 ) -> dict[str, Any]:
     if region not in REGION_NAMES:
         raise EnvmonError(f"unknown region '{region}' (zone, taiyuan, xinzhou)")
@@ -303,7 +308,7 @@ async def evaluate_year(
     wt_t = find(targets, "water_good_ratio", region, year)
 
     # PM2.5
-    rows = await region_days(conn, region, start, cutoff, edition, incomplete)
+    rows = await region_days(conn, region, start, cutoff, edition, incomplete, dust_unit)
     pm = [r.pm25_dust_free for r in rows if r.pm25_dust_free is not None]
     pm_measured = [r.pm25 for r in rows if r.pm25 is not None]
     pm_base = await _baseline(conn, pm_t, edition)
