@@ -193,7 +193,7 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
                 from envmon.evaluate.derive import process_dirty
 
                 async with app.pool.connection() as conn:
-                    derived = await process_dirty(conn)
+                    derived = await process_dirty(conn, city_o3=settings.evaluate.city_o3)
         r = report.result
         print(
             f"{path}: {report.rows:,} rows in {dt:.1f} s — accepted {r.accepted:,} "
@@ -261,17 +261,21 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
     async def run() -> int:
         url = ensure_database(settings)
         async with open_app(settings, url=url) as app, app.pool.connection() as conn:
-            await process_dirty(conn)  # bring derived values up to date first
+            # Bring the derived values up to date first.
+            await process_dirty(conn, city_o3=settings.evaluate.city_o3)
+            options: dict[str, Any] = {
+                "as_of": as_of,
+                "edition": args.edition,
+                "incomplete": settings.evaluate.incomplete_days,
+                "dust_unit": settings.evaluate.dust_unit,
+            }
             if data_at is None:
-                res = await evaluate_year(
-                    conn, args.year, args.region, targets, as_of=as_of, edition=args.edition
-                )
+                res = await evaluate_year(conn, args.year, args.region, targets, **options)
             else:
+                # The data as it stood at data_at (revision history and review log).
                 async with data_as_of(conn, data_at, date(args.year + 1, 1, 1)):
-                    await process_dirty(conn)
-                    res = await evaluate_year(
-                        conn, args.year, args.region, targets, as_of=as_of, edition=args.edition
-                    )
+                    await process_dirty(conn, city_o3=settings.evaluate.city_o3)
+                    res = await evaluate_year(conn, args.year, args.region, targets, **options)
             res["reviewed_as_of"] = (data_at or now()).isoformat()
         if args.json:
             _print_json(res)
@@ -298,7 +302,7 @@ def cmd_derive(args: argparse.Namespace, settings: Settings) -> int:
                 await conn.commit()
                 print(f"queued {n} station-days for recomputation")
             t0 = time.monotonic()
-            st = await process_dirty(conn)
+            st = await process_dirty(conn, city_o3=settings.evaluate.city_o3)
         print(
             f"derived in {time.monotonic() - t0:.1f} s: {st.station_days} station-days, "
             f"{st.air_hours} air hours, {st.air_days} air days, {st.region_days} region days, "
@@ -469,7 +473,7 @@ def cmd_backfill(args: argparse.Namespace, settings: Settings) -> int:
                 )
             _print_json(report.as_dict())
             async with app.pool.connection() as conn:
-                st = await process_dirty(conn)
+                st = await process_dirty(conn, city_o3=settings.evaluate.city_o3)
             print(f"derived values updated for {st.station_days:,} station-days")
         return 0
 
@@ -506,7 +510,7 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
     async def run() -> int:
         url = ensure_database(settings)
         async with open_app(settings, url=url) as app, app.pool.connection() as conn:
-            await process_dirty(conn)
+            await process_dirty(conn, city_o3=settings.evaluate.city_o3)
             path = await render_report(
                 conn, args.year, args.format, out, targets=targets, as_of=as_of
             )
@@ -621,7 +625,7 @@ def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
             )
             if not args.no_derive:
                 async with app.pool.connection() as conn:
-                    st = await process_dirty(conn)
+                    st = await process_dirty(conn, city_o3=settings.evaluate.city_o3)
                 print(f"derived values updated for {st.station_days:,} station-days")
         return 0
 

@@ -133,7 +133,7 @@ class DeriveJob:
 
     async def run_once(self) -> int:
         async with self.app.pool.connection() as conn:
-            stats = await process_dirty(conn)
+            stats = await process_dirty(conn, city_o3=self.app.settings.evaluate.city_o3)
         self.last_run = now()
         return stats.station_days
 

@@ -12,9 +12,27 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class EvaluateSettings(BaseModel):
+    """Conventions of the official statistics the standards leave open (issue 15).
+
+    ``city_o3``: a city's O3 daily max 8-h value from its city-mean hourly series
+    (``city_hourly``, the national platform's practice) or as the mean of its points'
+    own MDA8s (``station_mean``). ``incomplete_days``: a day missing a pollutant counts
+    in the good-day ratio by the AQI of the others, in both editions (``computed``), or
+    only where an AQI was published (``published``: HJ 633-2026 §5.3.1 NA days drop out).
+    ``dust_unit``: a dust period deducts the whole day it touches (``day``) or only its
+    hours (``hour``); CNEMC's deduction unit is not public.
+    """
+
+    city_o3: Literal["city_hourly", "station_mean"] = "city_hourly"
+    incomplete_days: Literal["computed", "published"] = "computed"
+    dust_unit: Literal["day", "hour"] = "day"
 
 
 class WriterSettings(BaseModel):
@@ -265,6 +283,7 @@ class Settings(BaseSettings):
     pool_min_size: int = Field(default=1, ge=0)
     pool_max_size: int = Field(default=8, ge=1)
     writer: WriterSettings = Field(default_factory=WriterSettings)
+    evaluate: EvaluateSettings = Field(default_factory=EvaluateSettings)
     hj212: Hj212Settings = Field(default_factory=Hj212Settings)
     simulator: SimulatorSettings = Field(default_factory=SimulatorSettings)
     grafana: GrafanaSettings = Field(default_factory=GrafanaSettings)

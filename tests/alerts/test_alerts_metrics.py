@@ -161,15 +161,17 @@ async def test_weather_extremes(app: App, receiver: Receiver) -> None:
     assert "envmon-weather" in receiver.requests[0].json["url"]
 
 
-async def test_hourly_aqi_2012_uses_the_24h_moving_pm_mean(app: App, receiver: Receiver) -> None:
-    """Before 2026-03-01 (HJ 633-2012 Table 4) the real-time PM IAQI is the 24-h moving mean."""
+async def test_hourly_aqi_2012_uses_the_1h_pm(app: App, receiver: Receiver) -> None:
+    """Before 2026-03-01 too the real-time PM IAQI is the 1-h value against the 24-h
+    breakpoints, as the national platform publishes it (issue 15)."""
     h0 = datetime(2025, 1, 10, tzinfo=BEIJING)
     clock = Clock(h0 + timedelta(hours=24, minutes=5))
     rule = {"id": "aqi-heavy", "kind": "threshold", "metric": "aqi", "window": "1h",
             "threshold": 200, "stations": {"ids": [AIR, AIR2]}}  # fmt: skip
     async with service(app, _cfg(receiver, rule), clock) as svc:
-        # AIR: 160 µg/m³ all day → 24-h moving mean 160 → IAQI 210.
-        # AIR2: clean all day, 400 µg/m³ in the last hour only → mean (22 × 20 + 400) / 23.
+        # AIR: 160 µg/m³ all day → IAQI 210 every hour.
+        # AIR2: clean all day, 400 µg/m³ in the last hour → 400 + 100/150 × 50 = 433.3 → 434
+        # (the 24-h moving mean, 36.5, would have stayed far below 200).
         await feed(app, [(AIR, "pm25", h0 + timedelta(hours=h), 160.0) for h in range(24)])
         await feed(
             app,
@@ -178,7 +180,10 @@ async def test_hourly_aqi_2012_uses_the_24h_moving_pm_mean(app: App, receiver: R
                 for h in range(24)
             ],
         )
-        await receiver.wait_for(1)
+        await receiver.wait_for(2)
         await svc.wait_delivered()
-    assert [(r.json["station_id"], r.json["value"]) for r in receiver.requests] == [(AIR, 210.0)]
+    assert sorted((r.json["station_id"], r.json["value"]) for r in receiver.requests) == [
+        (AIR, 210.0),
+        (AIR2, 434.0),
+    ]
     assert "HJ 633-2012" in receiver.requests[0].json["text"]

@@ -36,7 +36,8 @@ from .conftest import (
     service,
 )
 
-# 陈家营 (牧马河), target class Ⅳ: the section of the issue. TP 0.334 mg/L is class Ⅴ
+# 陈家营 (牧马河), target class Ⅲ (the catalog placeholder: targets are not public).
+# TP 0.334 mg/L is class Ⅴ
 # (GB 3838-2002 Table 1, rivers: Ⅳ ≤ 0.3, Ⅴ ≤ 0.4).
 CHENJIAYING = "water-muma-chenjiaying"
 WATER_RULE: dict[str, Any] = {
@@ -175,7 +176,7 @@ async def test_water_class_is_not_resolved_on_a_partial_set(app: App, receiver: 
         await feed(app, _water(h0, tp=0.334, **GOOD))
         await receiver.wait_for(1)
         fired = receiver.requests[0].json
-        assert "Ⅴ类" in fired["text"] and "目标 Ⅳ类" in fired["text"]
+        assert "Ⅴ类" in fired["text"] and "目标 Ⅲ类" in fired["text"]
         assert "总磷 0.334 mg/L（Ⅴ类）" in fired["text"]
         # Four hours on the TP value is stale (max_age 3h): the other indicators alone,
         # all class Ⅱ, are a partial set.

@@ -38,7 +38,7 @@ def test_shipped_rules_file_is_valid() -> None:
     } <= ids
     pm25 = cfg.rule("pm25-hourly-high")
     assert isinstance(pm25, ThresholdRule) and pm25.threshold == 115
-    assert len(stations_of(pm25, CATALOG)) == 26
+    assert len(stations_of(pm25, CATALOG)) == 25  # active air points (机引 stopped 2019)
     offline = cfg.rule("offline-air-water")
     assert {s.kind for s in stations_of(offline, CATALOG)} == {"air", "water"}
     assert offline.after == timedelta(minutes=90)  # type: ignore[union-attr]

@@ -29,7 +29,12 @@ async def test_stations_filters(api: Api) -> None:
     status, body, _ = await api.get("/api/v1/stations", kind="air", county="尖草坪区")
     assert status == 200
     ids = [s["id"] for s in body["items"]]  # type: ignore[index]
-    assert ids == ["air-taiyuan-jiancaoping", "air-taiyuan-nanzhai", "air-taiyuan-shanglan"]
+    assert ids == [
+        "air-taiyuan-jiancaoping",
+        "air-taiyuan-nanzhai",
+        "air-taiyuan-shanglan",
+        "air-taiyuan-yingbinbeilu9",
+    ]
     status, body, _ = await api.get("/api/v1/stations", kind="sea")
     assert status == 400
     assert problem(body, 400)["errors"][0]["parameter"] == "kind"

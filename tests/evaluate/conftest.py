@@ -31,8 +31,10 @@ def insert_stations(url: str) -> None:
         for sid, kind, city, county, assessed, wb, tc in STATIONS:
             conn.execute(
                 "INSERT INTO station (id, kind, name, city, county, lon, lat, control_level,"
-                " assessed, waterbody, river, basin, target_class)"
-                " VALUES (%s, %s, %s, %s, %s, 112.5, 38.0, 'national', %s, %s, %s, %s, %s)",
+                " assessed, waterbody, river, basin, target_class, evaluation_point,"
+                " clean_control)"
+                " VALUES (%s, %s, %s, %s, %s, 112.5, 38.0, 'national', %s, %s, %s, %s, %s,"
+                " %s, %s)",
                 (
                     sid,
                     kind,
@@ -44,6 +46,8 @@ def insert_stations(url: str) -> None:
                     "滹沱河" if wb else None,
                     "海河" if wb else None,
                     tc,
+                    kind == "air" and assessed,  # the city's evaluation points
+                    kind == "air" and not assessed,  # air-ty-clean: a 对照点
                 ),
             )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
+from fractions import Fraction
 
 import psycopg
 
@@ -70,4 +71,5 @@ async def test_monthly_class_and_main_pollutants(
             )
         ).fetchone()
     ) or (None,)
-    assert v == (1.4 * 3 + 1.8 * 3 + 9.0) / 7
+    # The exact mean (numeric): 18.6 / 7, not the float sum's 2.6571428571428575.
+    assert v == float(Fraction("18.6") / 7)

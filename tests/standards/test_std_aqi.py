@@ -478,7 +478,6 @@ def test_missing_is_none(value: object) -> None:
         ("co_24h", -0.5, 2026),
         ("pm1_24h", 10, 2012),
         ("PM25_24H", 10, 2026),
-        ("pm25_1h", 10, 2012),  # no 1-h PM IAQI in HJ 633-2012
         ("pm25_24h", "abc", 2026),
         ("pm25_24h", float("inf"), 2026),
         ("pm25_24h", 10, 2020),
@@ -629,9 +628,10 @@ HOURLY_2012 = {
     "no2_1h": 50,  # 25
     "co_1h": 1,  # 10
     "o3_1h": 100,  # 31.25 → 32
-    "o3_8h": 50,  # 25
-    "pm10_24h": 50,  # 50 (24-h moving average)
-    "pm25_24h": 30,  # 42.86 → 43
+    "o3_8h": 300,  # not a real-time indicator (the national platform leaves it out)
+    "pm10_1h": 50,  # 50: 1-h PM against the 24-h breakpoints
+    "pm25_1h": 30,  # 42.86 → 43
+    "pm25_24h": 400,  # the 24-h moving mean is not a real-time indicator either
 }
 
 
@@ -642,9 +642,8 @@ def test_hourly_2012_so2_fallback_to_24h() -> None:
         "no2_1h": 25,
         "co_1h": 10,
         "o3_1h": 32,
-        "o3_8h": 25,
-        "pm10_24h": 50,
-        "pm25_24h": 43,
+        "pm10_1h": 50,
+        "pm25_1h": 43,
     }
     assert r.aqi == 101
     assert r.primary == ["so2"]
@@ -658,7 +657,9 @@ def test_hourly_2012_so2_fallback_missing() -> None:
     r = hourly_aqi(values, edition=2012)
     assert r.missing == ["so2_24h"]
     assert not r.complete
-    assert r.aqi == 50  # from the others (2012 has no NA rule for the AQI)
+    # The real-time report publishes NA for an AQI ≤ 100 with a pollutant missing,
+    # in 2012 as well (national platform practice, tests/standards/cnemc_published).
+    assert (r.aqi, r.aqi_computed) == (None, 50)
 
 
 def test_hourly_2012_so2_below_800_ignores_24h() -> None:
@@ -668,11 +669,40 @@ def test_hourly_2012_so2_below_800_ignores_24h() -> None:
     assert r.aqi == 151
 
 
-def test_hourly_2012_ignores_pm_1h() -> None:
-    # HJ 633-2012 has no 1-h PM IAQI: the real-time PM IAQI is the 24-h moving one.
-    r = hourly_aqi({**HOURLY_2012, "pm25_1h": 400}, edition=2012)
-    assert "pm25_1h" not in r.iaqi
-    assert r.aqi == 101
+def test_hourly_1138a_published_example() -> None:
+    # Issue 15: CNEMC station 1138A, hour ending 2024-12-20 09:00: PM2.5 1-h 223,
+    # 24-h moving mean 103 → published AQI 273 (200 + 100/100 × 73), primary PM2.5.
+    r = hourly_aqi({"pm25_1h": 223, "pm25_24h": 103}, edition=2012)
+    assert r.iaqi == {"pm25_1h": 273}
+    assert r.aqi == 273
+    assert r.primary == ["pm25"]
+
+
+def test_hourly_not_monitored_is_not_missing() -> None:
+    # Issue 15: 1957A on 2026-03-01 12:00 publishes "/" for SO2 and CO and AQI 80
+    # (PM10 1-h 92 → 50 + 50/70 × 42 = 80). The AQI is not NA for 2026.
+    values = {"pm10_1h": 92, "pm25_1h": 20, "no2_1h": 18, "o3_1h": 67}
+    r = hourly_aqi(values, edition=2026, not_monitored=("so2", "co"))
+    assert (r.aqi, r.complete, r.missing) == (80, True, [])
+    assert r.not_monitored == ["co", "so2"]
+    # Without the declaration the two are missing and §5.3.1 makes AQI ≤ 100 NA.
+    r = hourly_aqi(values, edition=2026)
+    assert (r.aqi, r.aqi_computed, r.missing) == (None, 80, ["so2_1h", "co_1h"])
+    with pytest.raises(StandardsError):
+        hourly_aqi(values, edition=2026, not_monitored=("pm1",))
+
+
+def test_iaqi_cache_does_not_depend_on_call_order() -> None:
+    # float32 0.2 reads "0.2" (IAQI 5) but equals, and hashes like, the float
+    # 0.20000000298023224 (IAQI 6): a shared cache entry made the answer depend on
+    # which came first. Both orders, on fresh values of each kind.
+    np = pytest.importorskip("numpy")
+    for key, text, exact, as_float in (("co_24h", "0.2", 5, 6), ("pm25_24h", "4.9", 7, 8)):
+        f32 = np.float32(text)
+        assert iaqi(key, float(f32), edition=2012) == as_float
+        assert iaqi(key, f32, edition=2012) == exact
+        assert iaqi(key, float(f32), edition=2012) == as_float
+        assert iaqi(key, f32, edition=2012) == exact
 
 
 def test_huge_values_are_capped() -> None:

@@ -25,6 +25,7 @@ Kind = Literal["air", "water", "weather"]
 ControlLevel = Literal["national", "provincial", "municipal", "regional"]
 Basin = Literal["黄河", "海河"]
 Waterbody = Literal["river", "lake"]
+Pollutant = Literal["so2", "no2", "co", "o3", "pm10", "pm25"]
 
 KINDS: Final[tuple[Kind, ...]] = ("air", "water", "weather")
 CONTROL_LEVEL_NAMES: Final[Mapping[str, str]] = MappingProxyType(
@@ -56,7 +57,7 @@ class Station(BaseModel):
     county: str
     lon: float
     lat: float
-    elevation_m: float
+    elevation_m: float | None = None
     control_level: ControlLevel
     assessed: bool = True
     verified: bool
@@ -68,6 +69,30 @@ class Station(BaseModel):
     station_no: str | None = None
     active: bool = True
     notes: str | None = None
+    # Air only (issue 15). clean_control: a clean-control point (清洁对照点, e.g. 上兰),
+    # never in a city value. evaluation_point: one of the points whose mean is the
+    # city value (HJ 663 城市点); default = a national, assessed, non-control air point.
+    clean_control: bool = False
+    evaluation_point: bool = False
+    # Pollutants outside the station's programme ("/" in the national feed): the
+    # hourly AQI neither counts nor misses them (HJ 633-2026 §5.3.2).
+    not_monitored: list[Pollutant] = Field(default_factory=list)
+    # Where the name, code and position come from (every verified station has one).
+    source: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_evaluation_point(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "evaluation_point" not in data:
+            data = {
+                **data,
+                "evaluation_point": data.get("kind") == "air"
+                and data.get("control_level") == "national"
+                and data.get("assessed", True) is True
+                and data.get("clean_control", False) is False
+                and data.get("active", True) is True,
+            }
+        return data
 
     @field_validator("mn", "station_no", mode="before")
     @classmethod
@@ -153,6 +178,14 @@ def station_problems(entry: Mapping[str, Any]) -> list[str]:
         present = [f for f in _WATER_ONLY if entry.get(f) is not None]
         if present:
             problems.append(f"{', '.join(present)} only apply to water sections")
+    if kind != "air":
+        present = [
+            f for f in ("clean_control", "evaluation_point", "not_monitored") if entry.get(f)
+        ]
+        if present:
+            problems.append(f"{', '.join(present)} only apply to air stations")
+    if entry.get("clean_control") is True and entry.get("evaluation_point") is True:
+        problems.append("a clean-control point (对照点) is never a city evaluation point")
     if kind == "weather" and entry.get("control_level") == "national":
         number = entry.get("station_no")
         if not isinstance(number, str) or not _CMA_STATION_NO.fullmatch(number):

@@ -30,6 +30,10 @@ STATION_COLUMNS = (
     "station_no",
     "active",
     "notes",
+    "evaluation_point",
+    "clean_control",
+    "not_monitored",
+    "source",
 )
 
 _UPSERT_STATION = (

@@ -32,12 +32,14 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
+from decimal import Decimal
+from fractions import Fraction
 from typing import Any, Final, Literal
 
 from psycopg import AsyncConnection
 from psycopg.rows import TupleRow
 
-from envmon.evaluate.derive import daily_result
+from envmon.evaluate.derive import daily_result, published
 from envmon.evaluate.regions import REGION_NAMES, REGIONS
 from envmon.standards import aqi as aqi_std
 from envmon.standards import validity
@@ -89,6 +91,9 @@ class Day:
     aqi: int | None = None  # as stored (edition ``edition``); None = compute
     category: int | None = None
     edition: int | None = None
+    # The zone: PM10/PM2.5 over the cities without dust that day (a city's dust
+    # period deducts that city's points from the zone value); None = all or nothing.
+    dust_free: dict[str, float | None] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,15 +119,27 @@ def editions_of_year(year: int) -> list[int]:
 
 
 def _mean(xs: Sequence[float]) -> float | None:
-    return sum(xs) / len(xs) if xs else None
+    """Exact mean of published values (through their decimal strings)."""
+    if not xs:
+        return None
+    return float(sum((Fraction(Decimal(str(x))) for x in xs), Fraction(0)) / len(xs))
 
 
 def _aqi_of(d: Day, edition: int) -> tuple[int | None, int | None]:
-    # The stored AQI is the by-date edition's; recompute only under the other one.
-    if d.edition is not None and d.edition == edition:
+    # The stored AQI is the by-date edition's; recompute under the other one, and
+    # where HJ 633-2026 §5.3.1 left it NA: a day missing a pollutant counts by the
+    # AQI of the others in both editions (assessment.IncompleteDays "computed").
+    if d.edition is not None and d.edition == edition and d.aqi is not None:
         return d.aqi, d.category
     res = daily_result(d.values, d.day, edition)
-    return res.aqi, res.category
+    aqi = res.aqi_computed
+    return aqi, (None if aqi is None else aqi_std.category_of(aqi))
+
+
+def _dust_deducted(d: Day, col: str) -> float | None:
+    if d.dust_free is not None:
+        return d.dust_free.get(col)
+    return None if d.dust else d.values.get(col)
 
 
 def annual_statistics(
@@ -141,7 +158,7 @@ def annual_statistics(
         col = SOURCE_COLUMN[p]
         measured = [v for d in days if (v := d.values.get(col)) is not None]
         used = (
-            [v for d in days if not d.dust and (v := d.values.get(col)) is not None]
+            [v for d in days if (v := _dust_deducted(d, col)) is not None]
             if p in DUST_DEDUCTED
             else measured
         )
@@ -270,6 +287,82 @@ async def load_county_days(conn: Conn, start: date, end: date) -> dict[str, list
     return dict(out)
 
 
+async def zone_dust_free(conn: Conn, start: date, end: date) -> dict[date, dict[str, float | None]]:
+    """The zone's dust-deducted PM10/PM2.5 on the days some city has dust: the exact
+    mean of the evaluation points of the cities without dust, rounded per GB/T 8170.
+    Days without dust are absent (the zone value stands)."""
+    cur = await conn.execute(
+        "SELECT d.day, sum(d.pm10::numeric), count(d.pm10), sum(d.pm25::numeric),"
+        f" count(d.pm25), {_DUST_SQL.format(region='r.region')}"
+        f" FROM air_day d JOIN station s ON s.id = d.station_id JOIN {_CITY_REGION_SQL}"
+        " ON r.city = s.city WHERE s.kind = 'air' AND s.evaluation_point"
+        " AND d.day >= %s AND d.day < %s GROUP BY d.day, r.region",
+        (start, end),
+    )
+    acc: dict[date, list[Any]] = {}
+    dusty: set[date] = set()
+    for day, s10, n10, s25, n25, dust in await cur.fetchall():
+        a = acc.setdefault(day, [Decimal(0), 0, Decimal(0), 0])
+        if dust:
+            dusty.add(day)
+        else:
+            a[0] += s10 or 0
+            a[1] += n10
+            a[2] += s25 or 0
+            a[3] += n25
+    return {
+        day: {
+            "pm10": published("pm10", a[0] / a[1]) if a[1] else None,
+            "pm25": published("pm25", a[2] / a[3]) if a[3] else None,
+        }
+        for day, a in acc.items()
+        if day in dusty
+    }
+
+
+DustUnit = Literal["day", "hour"]
+"""What a dust period deducts (issue 15): ``day`` (default) — every PM value of a day
+the period touches (CNEMC deducts affected data during audit; its unit is not
+public, and whole days are what its published city figures allow to check);
+``hour`` — only the hours inside the period: a station's day keeps its PM2.5 mean
+over the other hours when >= 20 remain (GB 3095 Table 4), else it is deducted."""
+
+
+async def hourly_dust_free_pm25(
+    conn: Conn, start: date, end: date
+) -> dict[tuple[str, date], float | None]:
+    """Per region and dusty day: PM2.5 over the evaluation points' hours outside dust."""
+    cur = await conn.execute(
+        "SELECT r.region, (h.ts AT TIME ZONE 'Asia/Shanghai')::date AS day, h.station_id,"
+        " avg(h.pm25::numeric) FILTER (WHERE NOT x.dust),"
+        " count(h.pm25) FILTER (WHERE NOT x.dust), bool_or(x.dust)"
+        f" FROM air_hour h JOIN station s ON s.id = h.station_id JOIN {_CITY_REGION_SQL}"
+        " ON r.city = s.city CROSS JOIN LATERAL (SELECT EXISTS (SELECT 1 FROM dust_period p"
+        "  WHERE p.region IN (r.region, 'zone') AND p.starts_at < h.ts + interval '1 hour'"
+        "  AND p.ends_at > h.ts) AS dust) x"
+        " WHERE s.kind = 'air' AND s.evaluation_point"
+        " AND h.ts >= (%s::date)::timestamp AT TIME ZONE 'Asia/Shanghai'"
+        " AND h.ts < (%s::date)::timestamp AT TIME ZONE 'Asia/Shanghai'"
+        " GROUP BY 1, 2, 3",
+        (start, end),
+    )
+    per: dict[tuple[str, date], list[Decimal]] = defaultdict(list)
+    dusty: set[tuple[str, date]] = set()
+    for region, day, _sid, mean, n, any_dust in await cur.fetchall():
+        for unit in (region, "zone"):
+            if any_dust:
+                dusty.add((unit, day))
+            if validity.day_valid(int(n)) and mean is not None:
+                value = published("pm25", mean)
+                assert value is not None
+                per[unit, day].append(Decimal(str(value)))
+    out: dict[tuple[str, date], float | None] = {}
+    for key in dusty:  # (city, day) and ("zone", day) of every day a point had dust
+        vals = per.get(key, [])
+        out[key] = published("pm25", sum(vals) / len(vals)) if vals else None
+    return out
+
+
 async def load_region_days(conn: Conn, start: date, end: date) -> dict[str, list[Day]]:
     cols = ", ".join(f"d.{c}" for c in DAILY_COLUMNS)
     cur = await conn.execute(
@@ -280,10 +373,17 @@ async def load_region_days(conn: Conn, start: date, end: date) -> dict[str, list
     )
     out: dict[str, list[Day]] = defaultdict(list)
     n = len(DAILY_COLUMNS)
+    zone_free = await zone_dust_free(conn, start, end)
     for r in await cur.fetchall():
-        out[r[0]].append(
-            Day(r[1], _row_values(r[2 : 2 + n]), bool(r[-1]), r[2 + n], r[3 + n], r[4 + n])
+        values = _row_values(r[2 : 2 + n])
+        free = zone_free.get(r[1]) if r[0] == "zone" else None
+        # The zone is a dust day when no city's PM2.5 is left after the deduction.
+        dust = (
+            values.get("pm25") is not None and free.get("pm25") is None
+            if free is not None
+            else bool(r[-1])
         )
+        out[r[0]].append(Day(r[1], values, dust, r[2 + n], r[3 + n], r[4 + n], free))
     return dict(out)
 
 

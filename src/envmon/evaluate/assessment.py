@@ -22,18 +22,22 @@ import calendar
 from collections import Counter
 from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import Any, Final
+from decimal import Decimal
+from fractions import Fraction
+from typing import Any, Final, Literal
 
 from psycopg import AsyncConnection
 from psycopg.rows import TupleRow
 
 from envmon.errors import ConfigError, EnvmonError
+from envmon.evaluate.annual import DustUnit, hourly_dust_free_pm25, zone_dust_free
 from envmon.evaluate.derive import DAY_VALUES, WATER_SECTION, daily_result
 from envmon.evaluate.regions import CITY_REGION, REGION_NAMES
 from envmon.evaluate.targets import Target, find
 from envmon.standards import aqi as aqi_std
 from envmon.standards import validity
 from envmon.standards import water as water_std
+from envmon.standards.rounding import round_half_even
 
 Conn = AsyncConnection[TupleRow]
 AT_RISK_EFFORT = (
@@ -50,37 +54,95 @@ class DayRow:
     category: int | None
 
 
+IncompleteDays = Literal["computed", "published"]
+"""How a day with a missing pollutant counts in the good-day ratio (issue 15).
+
+``computed`` (default): by the AQI of the pollutants present, in both editions —
+HJ 633-2026 §5.3.1 publishes NA for such a day only when that AQI is ≤ 100, so
+counting only the published AQIs would count incomplete days as bad only (a
+biased ratio); 2012 has no NA rule and always computed it. ``published``: only
+days with a published AQI count (the 2026 NA days drop out of the denominator).
+"""
+
+# City names → region slugs, as SQL rows.
+_CITY_ROWS = "(VALUES ('太原市', 'taiyuan'), ('忻州市', 'xinzhou')) AS r(city, region)"
+# A dust period of a city applies to the city and to every region containing it (the
+# zone); a zone-wide period to every city.
+_DUST = (
+    "EXISTS (SELECT 1 FROM dust_period p WHERE p.region IN ({region}, 'zone')"
+    " AND p.starts_at < ({day} + 1)::timestamp AT TIME ZONE 'Asia/Shanghai'"
+    " AND p.ends_at > {day}::timestamp AT TIME ZONE 'Asia/Shanghai')"
+)
+
+
 async def region_days(
-    conn: Conn, region: str, start: date, end: date, edition: int | None
+    conn: Conn,
+    region: str,
+    start: date,
+    end: date,
+    edition: int | None,
+    incomplete: IncompleteDays = "computed",
+    dust_unit: DustUnit = "day",
 ) -> list[DayRow]:
     """The region's daily values in [start, end), AQI recomputed when an edition is forced."""
     cur = await conn.execute(
         "SELECT d.day, d.so2, d.no2, d.co, d.pm10, d.pm25, d.o3_1h_max, d.o3_8h_max,"
-        " d.aqi, d.category,"
-        " EXISTS (SELECT 1 FROM dust_period p WHERE p.region IN (d.region, 'zone')"
-        "         AND p.starts_at < (d.day + 1)::timestamp AT TIME ZONE 'Asia/Shanghai'"
-        "         AND p.ends_at > d.day::timestamp AT TIME ZONE 'Asia/Shanghai') AS dust"
-        " FROM region_day d WHERE d.region = %s AND d.day >= %s AND d.day < %s ORDER BY d.day",
+        " d.aqi, d.category, d.complete, "
+        + _DUST.format(region="d.region", day="d.day")
+        + " FROM region_day d WHERE d.region = %s AND d.day >= %s AND d.day < %s ORDER BY d.day",
         (region, start, end),
     )
+    fetched = await cur.fetchall()
+    # The zone: a city's dust deducts that city's points (a zone-wide period all).
+    zone_free = await zone_dust_free(conn, start, end) if region == "zone" else None
+    hour_free = await hourly_dust_free_pm25(conn, start, end) if dust_unit == "hour" else None
     out = []
-    for r in await cur.fetchall():
-        day, pm25, dust = r[0], r[5], r[10]
+    for r in fetched:
+        day, pm25, complete, dust = r[0], r[5], r[10], r[11]
         aqi, cat = r[8], r[9]
-        if edition is not None and edition != aqi_std.edition_for(day):
+        by_date = aqi_std.edition_for(day)
+        if (edition is not None and edition != by_date) or (
+            incomplete == "computed" and aqi is None and not complete
+        ):
             values = dict(zip(DAY_VALUES, r[1:8], strict=True))
-            res = daily_result(values, day, edition)
-            aqi, cat = res.aqi, res.category
-        out.append(DayRow(day, pm25, None if dust else pm25, aqi, cat))
+            res = daily_result(values, day, edition or by_date)
+            aqi = res.aqi if incomplete == "published" else res.aqi_computed
+            cat = aqi_std.category_of(aqi) if aqi is not None else None
+        if hour_free is not None and (region, day) in hour_free:
+            free = hour_free[region, day]  # only the dust hours deducted
+        elif zone_free is not None and day in zone_free:
+            free = zone_free[day]["pm25"]  # some city had dust: its points are deducted
+        else:
+            free = None if dust else pm25
+        out.append(DayRow(day, pm25, free, aqi, cat))
     return out
 
 
 def _mean(xs: list[float]) -> float | None:
-    return sum(xs) / len(xs) if xs else None
+    """The exact mean of published values (through their decimal strings)."""
+    if not xs:
+        return None
+    return float(sum((Fraction(Decimal(str(x))) for x in xs), Fraction(0)) / len(xs))
 
 
 def _r(x: float | None, nd: int = 1) -> float | None:
-    return None if x is None else round(x, nd)
+    """GB/T 8170 rounding (half-even on the decimal string), never binary ``round``."""
+    return None if x is None else float(round_half_even(x, nd))
+
+
+def month_validity(days: list[date], year: int) -> dict[str, Any]:
+    """GB 3095 Table 4 for an annual mean: >= 324 daily values, >= 27 each month (Feb 25)."""
+    per_month = Counter(d.month for d in days if d.year == year)
+    short = {
+        m: per_month.get(m, 0)
+        for m in range(1, 13)
+        if not validity.month_valid(per_month.get(m, 0), year, m)
+    }
+    return {
+        "valid_year": validity.year_valid(len(days)) and not short,
+        "days_per_month": [per_month.get(m, 0) for m in range(1, 13)],
+        "short_months": short,
+    }
 
 
 async def annual_pm25(
@@ -94,7 +156,9 @@ async def annual_pm25(
         "mean_measured": _mean(measured),
         "valid_days": len(measured),
         "dust_days": len(measured) - len(dust_free),
-        "valid_year": validity.year_valid(len(measured)),
+        "valid_year": month_validity([r.day for r in rows if r.pm25 is not None], year)[
+            "valid_year"
+        ],
     }
 
 
@@ -220,6 +284,8 @@ async def evaluate_year(
     *,
     as_of: date,
     edition: int | None = None,
+    incomplete: IncompleteDays = "computed",
+    dust_unit: DustUnit = "day",
 ) -> dict[str, Any]:
     if region not in REGION_NAMES:
         raise EnvmonError(f"unknown region '{region}' (zone, taiyuan, xinzhou)")
@@ -242,7 +308,7 @@ async def evaluate_year(
     wt_t = find(targets, "water_good_ratio", region, year)
 
     # PM2.5
-    rows = await region_days(conn, region, start, cutoff, edition)
+    rows = await region_days(conn, region, start, cutoff, edition, incomplete, dust_unit)
     pm = [r.pm25_dust_free for r in rows if r.pm25_dust_free is not None]
     pm_measured = [r.pm25 for r in rows if r.pm25 is not None]
     pm_base = await _baseline(conn, pm_t, edition)
@@ -278,22 +344,43 @@ async def evaluate_year(
     w_target = wt_t.value(None) if wt_t else None
     w_out = {**w, "ratio": _r(w["ratio"], 4), "target": w_target}
 
+    pm_validity = month_validity([r.day for r in rows if r.pm25 is not None], year)
+    pm_out["valid_year"] = pm_validity["valid_year"]
+    pm_out["days_per_month"] = pm_validity["days_per_month"]
     if finished:
+        # Published values compared (GB/T 8170 to 0.1 µg/m³, ratios to 0.1 %).
+        pm_r, pm_tr = _r(pm_mean), _r(pm_target)
         pm_out["status"] = _met(
-            pm_mean is not None
-            and pm_target is not None
-            and round(pm_mean, 1) <= round(pm_target, 1),
+            pm_r is not None and pm_tr is not None and pm_r <= pm_tr,
             pm_target,
         )
-        gd_out["status"] = _met(
-            valid > 0 and gd_target is not None and good / valid >= gd_target - 1e-12, gd_target
+        if pm_target is not None and not pm_validity["valid_year"]:
+            # GB 3095 Table 4: no valid annual mean — neither met nor not met.
+            pm_out["status"] = "insufficient_data"
+            pm_out["short_months"] = pm_validity["short_months"]
+        gd_ratio = Fraction(good, valid) if valid else None
+        gd_out["status"] = (
+            "no_data"
+            if gd_target is not None and gd_ratio is None
+            else _met(
+                gd_ratio is not None
+                and gd_target is not None
+                and _r(float(gd_ratio), 3) >= _r(gd_target, 3),  # type: ignore[operator]
+                gd_target,
+            )
         )
-        w_out["status"] = _met(
-            w["ratio"] is not None and w_target is not None and w["ratio"] >= w_target - 1e-12,
-            w_target,
+        w_out["status"] = (
+            "no_data"
+            if w_target is not None and w["ratio"] is None
+            else _met(
+                w["ratio"] is not None and w_target is not None and w["ratio"] >= w_target - 1e-12,
+                w_target,
+            )
         )
     else:
-        prev = await region_days(conn, region, date(year - 1, 1, 1), date(year, 1, 1), edition)
+        prev = await region_days(
+            conn, region, date(year - 1, 1, 1), date(year, 1, 1), edition, incomplete
+        )
         _project_pm(pm_out, pm, prev, elapsed, remaining, pm_target)
         _project_good(gd_out, good, valid, prev, elapsed, remaining, days_in_year, gd_target)
         w_out["status"] = _water_status(w, w_target)
@@ -406,7 +493,7 @@ def _water_status(w: dict[str, Any], target: float | None) -> str:
     if target is None:
         return "no_target"
     if w["ratio"] is None:
-        return "at_risk"
+        return "no_data"
     if w["ratio"] >= target - 1e-12:
         return "on_track"
     worst = max((d["class"] or 0) for d in w["sections_detail"])

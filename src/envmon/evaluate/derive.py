@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any
+from decimal import Decimal
+from typing import Any, Literal
 
 from psycopg import AsyncConnection
 from psycopg.rows import TupleRow
@@ -33,6 +34,7 @@ from envmon.standards import aqi as aqi_std
 from envmon.standards import validity
 from envmon.standards import water as water_std
 from envmon.standards.limits import limit
+from envmon.standards.rounding import Number, round_published, to_decimal
 from envmon.timeutil import day_start
 
 Conn = AsyncConnection[TupleRow]
@@ -53,14 +55,14 @@ _HOURS_SQL = """
 WITH src AS (
     SELECT DISTINCT ON (station_id, parameter, hour) station_id, parameter, hour, value
     FROM (
-        SELECT station_id, parameter, ts AS hour, value, 0 AS pri
+        SELECT station_id, parameter, ts AS hour, value::numeric AS value, 0 AS pri
         FROM reading
         WHERE period = '1h' AND flag = ANY(%(flags)s) AND station_id = ANY(%(stations)s)
           AND parameter = ANY(%(params)s) AND ts >= %(lo)s AND ts < %(hi)s
           AND NOT_INVALID
         UNION ALL
         -- GB 3095 Table 4: an hourly mean needs >= 45 minutes of data.
-        SELECT station_id, parameter, time_bucket('1 hour', ts), avg(value), 1
+        SELECT station_id, parameter, time_bucket('1 hour', ts), avg(value::numeric), 1
         FROM reading
         WHERE period = '1min' AND flag = ANY(%(flags)s) AND station_id = ANY(%(stations)s)
           AND parameter = ANY(%(params)s) AND ts >= %(lo)s AND ts < %(hi)s
@@ -99,10 +101,12 @@ _HOURS_SQL = _HOURS_SQL.replace("NOT_INVALID", invalid_filter("reading"))
 
 _DAYS_SQL = """
 SELECT station_id, (ts AT TIME ZONE 'Asia/Shanghai')::date AS day,
-       avg(so2), avg(no2), avg(co), avg(pm10), avg(pm25), max(o3),
+       -- numeric: exact decimal means (a float mean of 0.1, 0.2, 0.3 is not 0.2).
+       avg(so2::numeric), avg(no2::numeric), avg(co::numeric), avg(pm10::numeric),
+       avg(pm25::numeric), max(o3::numeric),
        -- MDA8 windows of a natural day: those ending 08:00 … 24:00, i.e. the
        -- trailing 8-h means stamped 07:00 … 23:00 (17 windows, all inside the day).
-       max(o3_8h) FILTER (WHERE extract(hour FROM ts AT TIME ZONE 'Asia/Shanghai') >= 7),
+       max(o3_8h::numeric) FILTER (WHERE extract(hour FROM ts AT TIME ZONE 'Asia/Shanghai') >= 7),
        count(so2), count(no2), count(co), count(o3), count(pm10), count(pm25),
        count(o3_8h) FILTER (WHERE extract(hour FROM ts AT TIME ZONE 'Asia/Shanghai') >= 7)
 FROM air_hour
@@ -110,14 +114,17 @@ WHERE station_id = ANY(%(stations)s) AND ts >= %(lo)s AND ts < %(hi)s
 GROUP BY 1, 2
 """
 
+# City and zone values (HJ 663): the exact mean of the evaluation points' published
+# daily values (catalog field evaluation_point: clean-control points and
+# provincial/municipal points are not city points).
 _REGION_SQL = """
 SELECT coalesce(r.region, 'zone'), d.day,
-       avg(d.so2), avg(d.no2), avg(d.co), avg(d.pm10), avg(d.pm25),
-       avg(d.o3_1h_max), avg(d.o3_8h_max), count(*)
+       avg(d.so2::numeric), avg(d.no2::numeric), avg(d.co::numeric), avg(d.pm10::numeric),
+       avg(d.pm25::numeric), avg(d.o3_1h_max::numeric), avg(d.o3_8h_max::numeric), count(*)
 FROM air_day d
 JOIN station s ON s.id = d.station_id
 JOIN (VALUES ('太原市', 'taiyuan'), ('忻州市', 'xinzhou')) AS r(city, region) ON r.city = s.city
-WHERE s.kind = 'air' AND s.assessed AND d.day = ANY(%(days)s)
+WHERE s.kind = 'air' AND s.evaluation_point AND d.day = ANY(%(days)s)
 GROUP BY GROUPING SETS ((r.region, d.day), (d.day))
 """
 
@@ -141,35 +148,50 @@ def _num(v: Any) -> float | None:
     return None if v is None else float(v)
 
 
+def _dec(v: Any) -> Decimal | None:
+    """An exact value from the database (numeric → Decimal; a double via its decimal string)."""
+    if v is None:
+        return None
+    return v if isinstance(v, Decimal) else to_decimal(v)
+
+
+def published(pollutant: str, v: Any) -> float | None:
+    """An exact concentration rounded per GB/T 8170 to its published precision, as stored.
+
+    The float of a value with at most a few decimals reads back as the same
+    decimal string, so the stored double is the published number exactly.
+    """
+    r = round_published(pollutant, _dec(v))
+    return None if r is None else float(r)
+
+
 def _hour_edition(ts: datetime) -> int:
+    # ts is the hour's start: the hour labelled 2026-03-01 00:00 by the national
+    # platform (23:00–24:00 of 28 February) starts on the 28th → HJ 633-2012.
     return aqi_std.edition_for(ts)
 
 
-def hourly_mapping(row: Sequence[Any], edition: int) -> dict[str, float | None]:
-    """The real-time report's indicators for one hour (HJ 633 of that edition)."""
-    so2, no2, co, o3, pm10, pm25, o3_8h, pm10_24h, pm25_24h, so2_24h = (_num(x) for x in row)
-    if edition == 2012:
-        return {
-            "so2_24h": so2_24h,  # read only when SO2 1-h > 800 (HJ 633-2012 Table 1 note 2)
-            "so2_1h": so2,
-            "no2_1h": no2,
-            "co_1h": co,
-            "o3_1h": o3,
-            "o3_8h": o3_8h,
-            "pm10_24h": pm10_24h,
-            "pm25_24h": pm25_24h,
-        }
-    return {
-        "so2_1h": so2,
-        "no2_1h": no2,
-        "co_1h": co,
-        "o3_1h": o3,
-        "pm10_1h": pm10,
-        "pm25_1h": pm25,
+HOURLY_ROW = ("so2", "no2", "co", "o3", "pm10", "pm25", "o3_8h", "pm10_24h", "pm25_24h", "so2_24h")
+
+
+def hourly_mapping(row: Sequence[Any], edition: int) -> dict[str, Decimal | None]:
+    """The real-time report's indicators for one hour, as the national platform publishes them.
+
+    Both editions: 1-h SO2/NO2/CO/O3/PM10/PM2.5 rounded to the published precision
+    (PM against the 24-h breakpoints, no O3 8-h); 2012 also the SO2 24-h mean,
+    read only when SO2 1-h > 800 (HJ 633-2012 Table 1 note 2).
+    """
+    v = dict(zip(HOURLY_ROW, row, strict=True))
+    out: dict[str, Decimal | None] = {
+        f"{p}_1h": round_published(p, _dec(v[p]))
+        for p in ("so2", "no2", "co", "o3", "pm10", "pm25")
     }
+    if edition == 2012:
+        out["so2_24h"] = round_published("so2", _dec(v["so2_24h"]))
+    return out
 
 
-def daily_mapping(values: dict[str, float | None]) -> dict[str, float | None]:
+def daily_mapping(values: Mapping[str, Number | None]) -> dict[str, Number | None]:
     return {
         "so2_24h": values["so2"],
         "no2_24h": values["no2"],
@@ -181,19 +203,31 @@ def daily_mapping(values: dict[str, float | None]) -> dict[str, float | None]:
     }
 
 
+CityO3 = Literal["city_hourly", "station_mean"]
+"""How a city's (and the zone's) O3 daily maximum 8-h value is formed (issue 15).
+
+``city_hourly`` (default): the MDA8 of the city-mean hourly O3 series — the city's
+hourly value is the mean of its evaluation points (HJ 663), and the 8-h moving means
+and their daily maximum are taken of that series, as the national platform's city
+values are (UNCERTAIN: HJ 663 text not read). ``station_mean``: the mean of the
+evaluation points' own MDA8s. The two differ when the stations peak at different hours.
+"""
+
 # The daily values of a station or region, in the order the SQL returns them.
 DAY_VALUES = ("so2", "no2", "co", "pm10", "pm25", "o3_1h_max", "o3_8h_max")
 
 
-def aqi_columns(values: dict[str, float | None], day: date) -> tuple[Any, ...]:
+def aqi_columns(
+    values: Mapping[str, Number | None], day: date, not_monitored: Iterable[str] = ()
+) -> tuple[Any, ...]:
     """The stored AQI columns of a day: aqi, category, primary, iaqi, complete, edition."""
     ed = aqi_std.edition_for(day)
-    res = daily_result(values, day, ed)
+    res = aqi_std.daily_aqi(daily_mapping(values), edition=ed, not_monitored=not_monitored)
     return (res.aqi, res.category, res.primary, json.dumps(res.iaqi), res.complete, ed)
 
 
 def daily_result(
-    values: dict[str, float | None], day: date, edition: int | None = None
+    values: Mapping[str, Number | None], day: date, edition: int | None = None
 ) -> aqi_std.AqiResult:
     return aqi_std.daily_aqi(daily_mapping(values), edition=edition or aqi_std.edition_for(day))
 
@@ -208,7 +242,9 @@ async def _claim(conn: Conn, limit_rows: int) -> list[tuple[str, date, datetime,
     return [(r[0], r[1], r[2], r[3]) for r in await cur.fetchall()]
 
 
-async def process_dirty(conn: Conn, *, max_station_days: int = 100_000) -> DeriveStats:
+async def process_dirty(
+    conn: Conn, *, max_station_days: int = 100_000, city_o3: CityO3 = "city_hourly"
+) -> DeriveStats:
     """Recompute everything the queued station-days touch; returns what was done."""
     total = DeriveStats()
     while True:
@@ -227,7 +263,7 @@ async def process_dirty(conn: Conn, *, max_station_days: int = 100_000) -> Deriv
             )
         async with conn.transaction():
             if by_kind.get("air"):
-                total += await derive_air(conn, by_kind["air"])
+                total += await derive_air(conn, by_kind["air"], city_o3=city_o3)
             if by_kind.get("water"):
                 total += await derive_water(conn, by_kind["water"])
             # Only what was claimed: a reading written meanwhile re-marks its day.
@@ -272,7 +308,18 @@ def _chunks(pairs: Iterable[tuple[str, date]]) -> Iterable[tuple[list[str], date
         i = j
 
 
-async def derive_air(conn: Conn, pairs: Sequence[tuple[str, date]]) -> DeriveStats:
+async def _not_monitored(conn: Conn, stations: Sequence[str]) -> dict[str, list[str]]:
+    """Each station's pollutants outside its programme (catalog ``not_monitored``)."""
+    cur = await conn.execute(
+        "SELECT id, not_monitored FROM station WHERE id = ANY(%s) AND not_monitored <> '{}'",
+        (list(stations),),
+    )
+    return {r[0]: list(r[1]) for r in await cur.fetchall()}
+
+
+async def derive_air(
+    conn: Conn, pairs: Sequence[tuple[str, date]], *, city_o3: CityO3 = "city_hourly"
+) -> DeriveStats:
     stats = DeriveStats()
     touched_days: set[date] = set()
     for stations, first, last in _chunks(pairs):
@@ -290,6 +337,7 @@ async def derive_air(conn: Conn, pairs: Sequence[tuple[str, date]]) -> DeriveSta
             },
         )
         hours = await cur.fetchall()
+        not_monitored = await _not_monitored(conn, stations)
         await conn.execute(
             "DELETE FROM air_hour WHERE station_id = ANY(%s) AND ts >= %s AND ts < %s",
             (stations, out_lo, out_hi),
@@ -300,7 +348,11 @@ async def derive_air(conn: Conn, pairs: Sequence[tuple[str, date]]) -> DeriveSta
         ) as copy:
             for row in hours:
                 ed = _hour_edition(row[1])
-                res = aqi_std.hourly_aqi(hourly_mapping(row[2:], ed), edition=ed)
+                res = aqi_std.hourly_aqi(
+                    hourly_mapping(row[2:], ed),
+                    edition=ed,
+                    not_monitored=not_monitored.get(row[0], ()),
+                )
                 await copy.write_row((*row, res.aqi, res.category, res.primary, ed))
         stats.air_hours += len(hours)
 
@@ -332,41 +384,92 @@ async def derive_air(conn: Conn, pairs: Sequence[tuple[str, date]]) -> DeriveSta
                         day,
                         *(values[k] for k in DAY_VALUES),
                         *counts.values(),
-                        *aqi_columns(values, day),
+                        *aqi_columns(values, day, not_monitored.get(sid, ())),
                     )
                 )
                 touched_days.add(day)
         stats.air_days += len(days)
-    stats.region_days += await derive_regions(conn, sorted(touched_days | {d for _, d in pairs}))
+    stats.region_days += await derive_regions(
+        conn, sorted(touched_days | {d for _, d in pairs}), city_o3=city_o3
+    )
     return stats
 
 
 def station_day_values(
     raw: Sequence[Any], counts: dict[str, int], day: date
 ) -> dict[str, float | None]:
-    """Daily values with GB 3095 Table 4 validity applied (invalid → None, never 0)."""
-    so2, no2, co, pm10, pm25, o3_max, mda8 = (_num(x) for x in raw)
+    """Published daily values: GB 3095 Table 4 validity (invalid → None, never 0), then
+    the exact mean rounded per GB/T 8170 (integers µg/m³, CO 0.1 mg/m³)."""
+    so2, no2, co, pm10, pm25, o3_max, mda8 = (_dec(x) for x in raw)
     ok = validity.day_valid
     o3_limit = limit("o3_8h", day)
     return {
-        "so2": so2 if ok(counts["so2"]) else None,
-        "no2": no2 if ok(counts["no2"]) else None,
-        "co": co if ok(counts["co"]) else None,
-        "pm10": pm10 if ok(counts["pm10"]) else None,
-        "pm25": pm25 if ok(counts["pm25"]) else None,
-        "o3_1h_max": o3_max if ok(counts["o3"]) else None,
+        "so2": published("so2", so2) if ok(counts["so2"]) else None,
+        "no2": published("no2", no2) if ok(counts["no2"]) else None,
+        "co": published("co", co) if ok(counts["co"]) else None,
+        "pm10": published("pm10", pm10) if ok(counts["pm10"]) else None,
+        "pm25": published("pm25", pm25) if ok(counts["pm25"]) else None,
+        "o3_1h_max": published("o3", o3_max) if ok(counts["o3"]) else None,
         # HJ 663 §6.1.2: MDA8 needs >= 14 valid 8-h values, unless it exceeds the limit.
-        "o3_8h_max": mda8
+        "o3_8h_max": published("o3", mda8)
         if mda8 is not None and validity.mda8_valid(counts["o3_8h"], mda8, o3_limit)
         else None,
     }
 
 
-async def derive_regions(conn: Conn, days: Sequence[date]) -> int:
+_CITY_MDA8_SQL = """
+WITH city_hour AS (
+    SELECT coalesce(r.region, 'zone') AS region, h.ts, avg(h.o3::numeric) AS o3
+    FROM air_hour h
+    JOIN station s ON s.id = h.station_id
+    JOIN (VALUES ('太原市', 'taiyuan'), ('忻州市', 'xinzhou')) AS r(city, region) ON r.city = s.city
+    WHERE s.kind = 'air' AND s.evaluation_point AND h.o3 IS NOT NULL
+      AND h.ts >= %(lo)s AND h.ts < %(hi)s
+    GROUP BY GROUPING SETS ((r.region, h.ts), (h.ts))
+), moving AS (
+    -- GB 3095 Table 4: an 8-h mean needs >= 6 hourly values.
+    SELECT region, ts,
+           CASE WHEN count(o3) OVER w8 >= 6 THEN avg(o3) OVER w8 END AS o3_8h
+    FROM city_hour
+    WINDOW w8 AS (PARTITION BY region ORDER BY ts
+                  RANGE BETWEEN interval '7 hours' PRECEDING AND CURRENT ROW)
+)
+SELECT region, (ts AT TIME ZONE 'Asia/Shanghai')::date AS day, max(o3_8h), count(o3_8h)
+FROM moving
+WHERE ts >= %(out_lo)s AND extract(hour FROM ts AT TIME ZONE 'Asia/Shanghai') >= 7
+GROUP BY 1, 2
+"""
+
+
+async def _city_mda8(conn: Conn, days: Sequence[date]) -> dict[tuple[str, date], float | None]:
+    """The MDA8 of each region's city-mean hourly O3 series (HJ 663 §6.1.2 validity)."""
+    first, last = min(days), max(days)
+    cur = await conn.execute(
+        _CITY_MDA8_SQL,
+        {
+            "lo": day_start(first) - timedelta(hours=7),
+            "hi": day_start(last + timedelta(days=1)),
+            "out_lo": day_start(first),
+        },
+    )
+    wanted = set(days)
+    out: dict[tuple[str, date], float | None] = {}
+    for region, day, mda8, n in await cur.fetchall():
+        if day not in wanted:
+            continue
+        ok = mda8 is not None and validity.mda8_valid(int(n), mda8, limit("o3_8h", day))
+        out[region, day] = published("o3", mda8) if ok else None
+    return out
+
+
+async def derive_regions(
+    conn: Conn, days: Sequence[date], *, city_o3: CityO3 = "city_hourly"
+) -> int:
     if not days:
         return 0
     cur = await conn.execute(_REGION_SQL, {"days": list(days)})
     rows = await cur.fetchall()
+    city_mda8 = await _city_mda8(conn, days) if city_o3 == "city_hourly" else None
     await conn.execute("DELETE FROM region_day WHERE day = ANY(%s)", (list(days),))
     async with conn.cursor().copy(
         "COPY region_day (region, day, so2, no2, co, pm10, pm25, o3_1h_max, o3_8h_max,"
@@ -374,7 +477,9 @@ async def derive_regions(conn: Conn, days: Sequence[date]) -> int:
     ) as copy:
         for r in rows:
             region, day = r[0], r[1]
-            values = dict(zip(DAY_VALUES, (_num(x) for x in r[2:9]), strict=True))
+            values = {k: published(k, x) for k, x in zip(DAY_VALUES, r[2:9], strict=True)}
+            if city_mda8 is not None:
+                values["o3_8h_max"] = city_mda8.get((region, day))
             await copy.write_row(
                 (region, day, *values.values(), int(r[9]), *aqi_columns(values, day))
             )
@@ -391,7 +496,7 @@ INSERT INTO water_day (station_id, day, parameter, value, n)
 SELECT x.station_id, x.day, x.parameter, x.value, x.n
 FROM (
     SELECT r.station_id, (r.ts AT TIME ZONE 'Asia/Shanghai')::date AS day, r.parameter,
-           avg(r.value) AS value, count(*) AS n
+           avg(r.value::numeric) AS value, count(*) AS n
     FROM reading r
     WHERE r.station_id = ANY(%(stations)s) AND r.parameter = ANY(%(params)s)
       AND r.period = ANY(%(periods)s) AND r.ts >= %(lo)s AND r.ts < %(hi)s
@@ -407,7 +512,8 @@ WATER_PARAMETERS = [p.code for p in PARAMETERS if p.kind == "water"]
 WATER_PERIODS = ["1h", "4h", "1d"]
 
 _WATER_MONTH_SQL = """
-SELECT w.station_id, date_trunc('month', w.day)::date, w.parameter, avg(w.value), count(*)
+SELECT w.station_id, date_trunc('month', w.day)::date, w.parameter, avg(w.value::numeric),
+       count(*)
 FROM water_day w
 JOIN unnest(%(stations)s::text[], %(months)s::date[]) AS m(station_id, month)
   ON m.station_id = w.station_id AND w.day >= m.month AND w.day < (m.month + interval '1 month')
@@ -415,7 +521,7 @@ GROUP BY 1, 2, 3
 """
 
 
-def classify_or_none(parameter: str, value: float, waterbody: str) -> int | None:
+def classify_or_none(parameter: str, value: Number, waterbody: str) -> int | None:
     if parameter not in WATER_CLASSIFIED:
         return None
     return water_std.classify(parameter, value, waterbody=waterbody)
@@ -471,15 +577,19 @@ async def derive_water(conn: Conn, pairs: Sequence[tuple[str, date]]) -> DeriveS
         " WHERE w.station_id = m.station_id AND w.month = m.month",
         (m_st, m_mo),
     )
-    per_section: dict[tuple[str, date], dict[str, float]] = defaultdict(dict)
+    per_section: dict[tuple[str, date], dict[str, Decimal]] = defaultdict(dict)
     async with conn.cursor().copy(
         "COPY water_month (station_id, month, parameter, value, n_days, class) FROM STDIN"
     ) as copy:
         for sid, month, param, value, n in rows:
             waterbody = info.get(sid, ("river", None))[0]
-            cls = classify_or_none(param, float(value), waterbody)
-            await copy.write_row((sid, month, param, float(value), int(n), cls))
-            per_section[sid, month][param] = float(value)
+            # The exact mean (numeric), rounded per GB/T 8170 to the reported precision,
+            # is what is stored, classified and compared: a mean of 0.1, 0.2 and 0.3
+            # mg/L TP is 0.2 = class III, not 0.20000000000000004 = class IV.
+            exact = water_std.round_reported(param, value)
+            cls = classify_or_none(param, exact, waterbody)
+            await copy.write_row((sid, month, param, float(exact), int(n), cls))
+            per_section[sid, month][param] = exact
     async with conn.cursor().copy(
         "COPY water_section_month (station_id, month, class, target_class, meets_target,"
         " main_pollutants, exceedance) FROM STDIN"

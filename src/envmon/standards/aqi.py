@@ -14,24 +14,35 @@ Judgment calls (standards.md marks them UNCERTAIN or silent):
 
 * Above the top breakpoint the standards give no formula; the IAQI is 500
   (common practice) and the key is listed in :attr:`AqiResult.capped`.
-* HJ 633-2012 real-time report: PM IAQIs come from the 24-h *moving* averages
-  (``pm10_24h``/``pm25_24h``), the plain reading of HJ 633-2012 Table 4; there is
-  no 1-h PM IAQI in 2012, so ``pm10_1h``/``pm25_1h`` raise in :func:`iaqi` and
-  are ignored by :func:`hourly_aqi` for 2012.
+* Real-time (hourly) report, both editions, as the national platform (CNEMC)
+  publishes it (issue 15, checked on published station-hours in
+  ``tests/standards/cnemc_published/``): the 1-h SO2/NO2/CO/O3 and the **1-h**
+  PM10/PM2.5 concentrations judged against the 24-h (daily) breakpoints; the O3
+  8-h moving mean is left out. HJ 633-2012 Table 4 read literally gives the PM
+  IAQI from the 24-h moving means — the platform does not do that.
+* A pollutant outside a station's monitoring programme (``/`` in the feed,
+  HJ 633-2026 §5.3.2) is passed as ``not_monitored=``: it is neither an IAQI
+  nor missing. A pollutant that is monitored but has no valid value is missing.
 * The missing-pollutant rule of HJ 633-2026 §5.3.1 (AQI ≤ 100 with a pollutant
-  missing → AQI, level and primary pollutant are NA) is applied to 2026 only;
-  HJ 633-2012 only says the missing pollutant is reported as NA, so a 2012 AQI is
-  computed from the others and flagged ``complete=False``.
+  missing → AQI, level and primary pollutant are NA): in the daily report for
+  2026 only (HJ 633-2012 only says the missing pollutant is reported as NA, so a
+  2012 daily AQI is computed from the others and flagged ``complete=False``); in
+  the real-time report for both editions, as the platform publishes it, except
+  that a missing PM10 1-h does not count while PM2.5 1-h is present (see
+  :func:`_na_rule_applies`). Callers that count days (the good-day ratio) must
+  treat the rule symmetrically, see :attr:`AqiResult.aqi_computed`.
 * 2026 AQI range is 1–500 (HJ 633-2026 category table, 一级 = 1～50): an AQI of 0
   becomes 1; single IAQIs are left as computed.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 from fractions import Fraction
 from typing import Final, Literal, TypeAlias
 
@@ -73,6 +84,9 @@ _BREAKPOINTS_2012: Final[Mapping[str, tuple[int, ...]]] = {
     "o3_1h": (0, 160, 200, 300, 400, 800, 1000, 1200),
     "o3_8h": (0, 100, 160, 215, 265, 800),
     "pm25_24h": (0, 35, 75, 115, 150, 250, 350, 500),
+    # Real-time report: 1-h PM against the 24-h breakpoints (national platform practice).
+    "pm10_1h": (0, 50, 150, 250, 350, 420, 500, 600),
+    "pm25_1h": (0, 35, 75, 115, 150, 250, 350, 500),
 }
 
 # HJ 633-2026 Table 3 — identical to 2012 except the IAQI-100 points of PM10
@@ -106,11 +120,11 @@ _ROUNDING_PLACES_2026: Final[Mapping[str, int]] = {"co": 1}
 # Indicators of each report (HJ 633-2012 Table 4 and its report clauses;
 # HJ 633-2026 daily/real-time report clauses; standards.md §1.7).
 _REPORT_KEYS: Final[Mapping[tuple[Edition, ReportKind], tuple[str, ...]]] = {
-    # 2012 real-time: 1-h SO2/NO2/CO/O3, O3 8-h moving, PM 24-h moving averages.
-    (2012, "hourly"): ("so2_1h", "no2_1h", "pm10_24h", "pm25_24h", "co_1h", "o3_1h", "o3_8h"),
+    # Real-time, both editions: the 1-h values of all six, PM against the 24-h
+    # breakpoints, no O3 8-h (what the national platform publishes, issue 15).
+    (2012, "hourly"): ("so2_1h", "no2_1h", "pm10_1h", "pm25_1h", "co_1h", "o3_1h"),
     # 2012 daily: 24-h means, O3 daily max 1-h and daily max 8-h.
     (2012, "daily"): ("so2_24h", "no2_24h", "pm10_24h", "pm25_24h", "co_24h", "o3_1h", "o3_8h"),
-    # 2026 real-time: 1-h values of all six (PM against the daily breakpoints).
     (2026, "hourly"): ("so2_1h", "no2_1h", "pm10_1h", "pm25_1h", "co_1h", "o3_1h"),
     # 2026 daily: daily means and O3 daily max 8-h (the O3 1-h max was dropped).
     (2026, "daily"): ("so2_24h", "no2_24h", "pm10_24h", "pm25_24h", "co_24h", "o3_8h"),
@@ -168,12 +182,22 @@ def _pollutant_of(key: str) -> str:
 
 def _iaqi_detail(key: str, value: Number | None, edition: Edition) -> tuple[int | None, bool]:
     """(IAQI, capped) of one concentration; capped = above the top breakpoint."""
+    if type(value) not in _CACHE_SAFE:
+        # numpy scalars and other number types compare equal to the nearest
+        # float but read differently through their decimal string (float32 75.3
+        # is "75.3", float(75.3f) is "75.30000305175781"): normalise before the
+        # cache, so the result never depends on which type came first.
+        value = to_decimal(value)
     if isinstance(value, float) and math.isnan(value):
         return None, False  # NaN is not a cache key (NaN != NaN)
     try:
         return _iaqi_cached(key, value, edition)
     except TypeError:  # an unhashable number type: compute directly
         return _iaqi_compute(key, value, edition)
+
+
+# Types whose equal values always read the same through their decimal string.
+_CACHE_SAFE: Final = frozenset({float, int, str, Decimal, type(None)})
 
 
 # Pure function of (key, value, edition): cached, since measured concentrations
@@ -222,8 +246,9 @@ def iaqi(pollutant: str, value: Number | None, *, edition: int) -> int | None:
     top breakpoint → 500. SO2 1-h > 800 µg/m³ and O3 8-h > 800 µg/m³ give ``None``
     in 2012 (HJ 633-2012 Table 1 notes 2/3: use the 24-h SO2 resp. 1-h O3 IAQI
     instead, as :func:`hourly_aqi` and :func:`daily_aqi` do) and 200 resp. 300 in
-    2026 (HJ 633-2026 Table 3 notes b/c). Negative values, unknown keys and
-    ``pm10_1h``/``pm25_1h`` with edition 2012 raise :class:`StandardsError`.
+    2026 (HJ 633-2026 Table 3 notes b/c). ``pm10_1h``/``pm25_1h`` use the 24-h
+    breakpoints of the edition. Negative values and unknown keys raise
+    :class:`StandardsError`.
     """
     return _iaqi_detail(pollutant, value, check_edition(edition))[0]
 
@@ -250,9 +275,42 @@ class AqiResult:
     complete: bool
     kind: ReportKind
     capped: list[str]
+    aqi_computed: int | None = None
+    """The AQI of the indicators present, before the HJ 633-2026 §5.3.1 NA rule."""
+    not_monitored: list[str] = dataclasses.field(default_factory=list)
 
 
-def _report(mapping: Mapping[str, Number | None], edition: Edition, kind: ReportKind) -> AqiResult:
+def _not_monitored(names: Iterable[str]) -> frozenset[str]:
+    out = frozenset(names)
+    unknown = sorted(out - set(POLLUTANTS))
+    if unknown:
+        raise StandardsError(f"not_monitored takes pollutant names {POLLUTANTS}, got {unknown}")
+    return out
+
+
+def _na_rule_applies(
+    edition: Edition, kind: ReportKind, missing: list[str], iaqis: Mapping[str, int]
+) -> bool:
+    """Whether a missing indicator makes an AQI ≤ 100 NA (HJ 633-2026 §5.3.1).
+
+    Daily report: 2026 only (HJ 633-2012 has no such rule). Real-time report: both
+    editions, and a missing PM10 1-h does not count while PM2.5 1-h is present —
+    what the national platform publishes (``tests/standards/cnemc_published``: it
+    shows PM10 1-h as NA when it is below PM2.5, and such a PM10 can never have
+    the higher IAQI, so the AQI is still published).
+    """
+    if kind == "daily":
+        return edition == 2026 and bool(missing)
+    counted = [m for m in missing if not (m == "pm10_1h" and "pm25_1h" in iaqis)]
+    return bool(counted)
+
+
+def _report(
+    mapping: Mapping[str, Number | None],
+    edition: Edition,
+    kind: ReportKind,
+    not_monitored: frozenset[str] = frozenset(),
+) -> AqiResult:
     unknown = sorted(k for k in mapping if k not in ALL_KEYS)
     if unknown:
         raise StandardsError(f"unknown pollutant keys {unknown}")
@@ -260,6 +318,8 @@ def _report(mapping: Mapping[str, Number | None], edition: Edition, kind: Report
     missing: list[str] = []
     capped: list[str] = []
     for key in _REPORT_KEYS[edition, kind]:
+        if _pollutant_of(key) in not_monitored:
+            continue  # "/" — not in the programme: neither an IAQI nor missing (§5.3.2)
         source = key
         if edition == 2026 and key in ("pm10_1h", "pm25_1h") and key not in mapping:
             # Lenient alias: a 2026 real-time PM value passed under the 24-h key
@@ -296,9 +356,10 @@ def _report(mapping: Mapping[str, Number | None], edition: Edition, kind: Report
     aqi: int | None = max(by_pollutant.values()) if by_pollutant else None
     if aqi is not None and edition == 2026:
         aqi = max(aqi, 1)  # HJ 633-2026 category table: AQI range 1–500
+    computed = aqi
     complete = not missing
     exceeding = [p for p in POLLUTANTS if by_pollutant.get(p, 0) > 100] if edition == 2012 else []
-    if edition == 2026 and not complete and aqi is not None and aqi <= 100:
+    if _na_rule_applies(edition, kind, missing, iaqis) and aqi is not None and aqi <= 100:
         aqi = None  # HJ 633-2026 §5.3.1: publish NA unless AQI > 100
     primary = (
         [p for p in POLLUTANTS if by_pollutant.get(p) == aqi]
@@ -320,28 +381,42 @@ def _report(mapping: Mapping[str, Number | None], edition: Edition, kind: Report
         complete=complete,
         kind=kind,
         capped=capped,
+        aqi_computed=computed,
+        not_monitored=sorted(not_monitored),
     )
 
 
-def hourly_aqi(mapping: Mapping[str, Number | None], *, edition: int) -> AqiResult:
-    """Real-time (hourly) AQI report.
+def hourly_aqi(
+    mapping: Mapping[str, Number | None],
+    *,
+    edition: int,
+    not_monitored: Iterable[str] = (),
+) -> AqiResult:
+    """Real-time (hourly) AQI report, as the national platform publishes it.
 
-    2012 (HJ 633-2012 Table 4): indicators ``so2_1h no2_1h co_1h o3_1h o3_8h``
-    (O3 8-h moving) and ``pm10_24h pm25_24h`` — the 24-h *moving* averages of PM,
-    since Table 4 gives no IAQI for 1-h PM. ``so2_24h`` is read only as the
-    fallback when SO2 1-h > 800 µg/m³; O3 8-h > 800 leaves O3 to the 1-h IAQI.
+    Both editions: the 1-h means ``so2_1h no2_1h co_1h o3_1h pm10_1h pm25_1h``,
+    PM judged against the 24-h (daily) breakpoints of the edition; the O3 8-h
+    moving mean is not an indicator (HJ 633-2026 §4.2; for 2012 the platform's
+    practice, see the module docstring). The edition is that of the hour's
+    *start* (the hour labelled 2026-03-01 00:00 is 23:00–24:00 of 28 February:
+    2012). 2012: ``so2_24h`` is read only as the fallback when SO2 1-h > 800
+    µg/m³ (Table 1 note 2). 2026: if ``pm10_1h``/``pm25_1h`` is absent, a
+    ``pm10_24h``/``pm25_24h`` entry is taken as that 1-h value.
 
-    2026 (HJ 633-2026 §4.2): the 1-h means ``so2_1h no2_1h co_1h o3_1h
-    pm10_1h pm25_1h``, PM against the daily breakpoints. If ``pm10_1h`` /
-    ``pm25_1h`` is absent, a ``pm10_24h`` / ``pm25_24h`` entry is taken as that
-    1-h value (same breakpoints).
-
-    Other known keys are ignored; unknown keys raise :class:`StandardsError`.
+    ``not_monitored`` names pollutants (``so2 no2 pm10 pm25 co o3``) outside the
+    station's monitoring programme ("/" in the feed): they neither count nor make
+    the report incomplete. Other known keys are ignored; unknown keys raise
+    :class:`StandardsError`.
     """
-    return _report(mapping, check_edition(edition), "hourly")
+    return _report(mapping, check_edition(edition), "hourly", _not_monitored(not_monitored))
 
 
-def daily_aqi(mapping: Mapping[str, Number | None], *, edition: int) -> AqiResult:
+def daily_aqi(
+    mapping: Mapping[str, Number | None],
+    *,
+    edition: int,
+    not_monitored: Iterable[str] = (),
+) -> AqiResult:
     """Daily AQI report.
 
     2012 (HJ 633-2012 daily report, standards.md §1.7): the ``so2_24h no2_24h
@@ -350,5 +425,6 @@ def daily_aqi(mapping: Mapping[str, Number | None], *, edition: int) -> AqiResul
 
     2026 (HJ 633-2026 daily report): the five daily means and ``o3_8h``; ``o3_1h`` is
     ignored (the O3 daily max 1-h is no longer a daily indicator).
+    ``not_monitored`` as for :func:`hourly_aqi`.
     """
-    return _report(mapping, check_edition(edition), "daily")
+    return _report(mapping, check_edition(edition), "daily", _not_monitored(not_monitored))

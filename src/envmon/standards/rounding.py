@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from decimal import ROUND_HALF_EVEN, Context, Decimal, InvalidOperation
 from fractions import Fraction
-from typing import TypeAlias
+from typing import Final, TypeAlias
 
 from envmon.standards.editions import StandardsError
 
@@ -68,3 +68,33 @@ def round_half_even(value: Number, places: int = 0) -> Decimal:
     # fails instead of rounding when the context is too short.
     context = Context(prec=max(28, d.adjusted() + places + 2), rounding=ROUND_HALF_EVEN)
     return d.quantize(Decimal(1).scaleb(-places), context=context)
+
+
+# The precision concentrations are published at (HJ 633-2026 §4.2.3, the CNEMC
+# platform and bulletins in both editions): µg/m³ to integers, CO (mg/m³) to one
+# decimal. Keys are pollutant names; an averaging-time suffix is ignored.
+AIR_PUBLISHED_PLACES: Final = {"so2": 0, "no2": 0, "o3": 0, "pm10": 0, "pm25": 0, "co": 1}
+
+
+def published_places(pollutant: str) -> int:
+    """Decimals a concentration of ``pollutant`` (``pm25``, ``co_24h``, …) is published with."""
+    name = pollutant.split("_", 1)[0]
+    if pollutant.startswith("o3_"):
+        name = "o3"
+    try:
+        return AIR_PUBLISHED_PLACES[name]
+    except KeyError as err:
+        raise StandardsError(f"no published precision for {pollutant!r}") from err
+
+
+def round_published(pollutant: str, value: Number | None) -> Decimal | None:
+    """GB/T 8170 rounding of an air concentration to its published precision.
+
+    The value a bureau publishes and compares with limits and targets:
+    ``round_published("pm25", "75.5") == Decimal("76")``, ``("co", 2.25) → 2.2``.
+    ``None``/NaN → ``None``.
+    """
+    if to_decimal(value) is None:
+        return None
+    assert value is not None
+    return round_half_even(value, published_places(pollutant))

@@ -19,7 +19,7 @@ from fractions import Fraction
 from typing import Final, Literal, TypeAlias
 
 from envmon.standards.editions import StandardsError
-from envmon.standards.rounding import Number, to_decimal
+from envmon.standards.rounding import Number, round_half_even, to_decimal
 
 Waterbody: TypeAlias = Literal["river", "lake", "reservoir"]
 
@@ -250,3 +250,31 @@ def section_class(
         meets_target=None if target_class is None else cls <= target_class,
         reference=reference,
     )
+
+
+# pH to two decimals, temperature to one; every other parameter one decimal finer
+# than the finest GB 3838 limit of its column (TP: 0.02 → 3 decimals, Hg: 0.00005
+# → 6). GB 3838-2002 gives no reporting precision (UNCERTAIN): this keeps every
+# limit exactly representable and a mean on a limit on it.
+_REPORTED_PLACES: Final[Mapping[str, int]] = {
+    "ph": 2,
+    "temp": 1,
+    **{
+        p: 1 + max(len(x.partition(".")[2]) for x in limits)
+        for p, limits in {**_TABLE1, "tp": _TABLE1["tp"] + _TP_LAKE}.items()
+    },
+}
+
+
+def reported_places(parameter: str) -> int | None:
+    """Decimals a water value is stored and compared with; ``None`` = not rounded."""
+    return _REPORTED_PLACES.get(parameter)
+
+
+def round_reported(parameter: str, value: Number) -> Decimal:
+    """An exact water mean rounded per GB/T 8170 to :func:`reported_places`."""
+    places = reported_places(parameter)
+    d = to_decimal(value)
+    if d is None:
+        raise StandardsError(f"{parameter}: no value")
+    return d if places is None else round_half_even(d, places)

@@ -35,11 +35,11 @@ def station(station_id: str) -> Station:
     return CATALOG.by_id[station_id]
 
 
-MODBUS = station("air-taiyuan-haozhuang")  # crc: modbus
-SWAPPED = station("air-taiyuan-nangong")  # crc: modbus_swapped, length: plus6
-EDITION_2005 = station("air-taiyuan-xishan")  # edition: "2005"
-SM4 = station("air-taiyuan-changfengxi")  # edition: "2025", encryption: sm4
-AUTO = station("air-taiyuan-xiaojingyu")  # crc: auto
+MODBUS = station("air-placeholder-01")  # crc: modbus
+SWAPPED = station("air-placeholder-02")  # crc: modbus_swapped, length: plus6
+EDITION_2005 = station("air-placeholder-03")  # edition: "2005"
+SM4 = station("air-placeholder-04")  # edition: "2025", encryption: sm4
+AUTO = station("air-placeholder-05")  # crc: auto
 
 
 def write_keys(path: Path, keys: dict[str, bytes]) -> None:
@@ -188,7 +188,7 @@ async def test_sm4_upload_stored_with_the_right_key_refused_with_a_wrong_one(
     reasons = await rejected(hj, SM4.id)
     assert len(reasons) == 2
     assert reasons[0].startswith("decrypt: EncryptedData does not decrypt")
-    assert reasons[1].startswith("decrypt: station air-taiyuan-changfengxi encrypts")
+    assert reasons[1].startswith("decrypt: station air-placeholder-04 encrypts")
 
 
 @pytest.mark.parametrize(

@@ -187,7 +187,8 @@ async def test_cma_surface_utc_hours_sentinels_and_request(
     assert req.query["interfaceId"] == "getSurfEleByTimeRangeAndStaID"
     assert req.query["dataCode"] == "SURF_CHN_MUL_HOR"
     assert req.query["userId"] == "USR_TEST" and req.query["pwd"] == "s3cret"
-    assert len(req.query["staIDs"].split(",")) == 10  # the ten national stations with 区站号
+    # The 11 weather stations with a 5-digit 区站号: ten national and 五台山中台顶 (53589).
+    assert len(req.query["staIDs"].split(",")) == 11
     assert req.query["elements"].startswith("Station_Id_C,Year,Mon,Day,Hour,TEM,RHU,PRS")
     r = readings(got)
     # Hour 0 UTC = 08:00 Beijing, closing the 07:00 hour.

@@ -2,9 +2,11 @@
 
 The shape :mod:`envmon.ingest.sources.cnemc_air` reads: one JSON record per
 station for the hour ending at ``TimePoint`` (the end of the hour), values as
-strings, "—" for a missing value, AQI, primary pollutant and quality computed
-from the published values (24-h PM means and the 8-h O3 mean of the hours
-before). Station codes are catalog ids.
+strings, "—" for a missing value and "/" for a pollutant the station does not
+monitor (catalog ``not_monitored``), AQI, primary pollutant and quality computed as
+the national platform does (issue 15): from the published 1-h values, PM against
+the 24-h breakpoints, no O3 8-h, the edition of the hour's start. Station codes are
+the CNEMC codes (catalog ``station_no``; placeholders without one: the catalog id).
 """
 
 from __future__ import annotations
@@ -70,39 +72,35 @@ class CnemcAir(Platform):
         with np.errstate(invalid="ignore"), warnings.catch_warnings():
             # An hour with no valid value gives NaN ("mean of empty slice"), as wanted.
             warnings.simplefilter("ignore", category=RuntimeWarning)
-            pm24 = np.nanmean(valid[:, :, :2], axis=0)
             o3_8h = np.nanmean(valid[-8:, :, params.index("o3")], axis=0)
         end = time_of(h + 1)
         label = end.strftime("%Y-%m-%dT%H:%M:%S")
+        # The hour labelled 2026-03-01 00:00 (23:00-24:00 of 28 February) is HJ 633-2012.
+        edition = aqi_std.edition_for(time_of(h))
         out = []
         for i, st in enumerate(self.data.stations["air"]):
+            absent = set(getattr(st, "not_monitored", ()) or ())
             rec: dict[str, Any] = {
                 "Area": st.city,
                 "PositionName": st.name,
-                "StationCode": st.id,
+                "StationCode": getattr(st, "station_no", None) or st.id,
                 "TimePoint": label,
                 "Latitude": f"{st.lat:.4f}",
                 "Longitude": f"{st.lon:.4f}",
             }
-            conc: dict[str, float | None] = {}
+            conc: dict[str, str | None] = {}
             for j, p in enumerate(params):
                 v = values[i, j]
                 ok = not math.isnan(v) and flags[i, j] == FLAG_N
-                conc[p] = float(v) if ok else None
-                rec[_CNEMC_FIELDS[p]] = fmt(v, 1 if p == "co" else 0) if ok else "—"
+                text = fmt(v, 1 if p == "co" else 0) if ok else None
+                conc[p] = None if p in absent else text
+                rec[_CNEMC_FIELDS[p]] = "/" if p in absent else (text or "—")
             o3_8 = o3_8h[i]
             rec["O3_8h"] = "—" if math.isnan(o3_8) else fmt(o3_8, 0)
             result = aqi_std.hourly_aqi(
-                {
-                    "pm25_24h": None if math.isnan(pm24[i, 0]) else round(float(pm24[i, 0])),
-                    "pm10_24h": None if math.isnan(pm24[i, 1]) else round(float(pm24[i, 1])),
-                    "so2_1h": conc["so2"],
-                    "no2_1h": conc["no2"],
-                    "co_1h": conc["co"],
-                    "o3_1h": conc["o3"],
-                    "o3_8h": None if math.isnan(o3_8) else round(float(o3_8)),
-                },
-                edition=aqi_std.edition_for(timeutil.beijing_day(end)),
+                {f"{p}_1h": conc[p] for p in ("so2", "no2", "co", "o3", "pm10", "pm25")},
+                edition=edition,
+                not_monitored=sorted(absent),
             )
             rec["AQI"] = str(result.aqi) if result.aqi is not None else "—"
             rec["PrimaryPollutant"] = (
