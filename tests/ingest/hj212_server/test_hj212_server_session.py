@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 import pytest
 
 from envmon.ingest.hj212 import CpData, Message, decode, encode, format_time
-from envmon.ingest.hj212.server import validation_frame
+from envmon.ingest.hj212.pipeline import validation_frame
 from envmon.ingest.hj212.session import (
     SOURCE,
     AuthFailed,

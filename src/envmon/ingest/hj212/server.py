@@ -32,12 +32,14 @@ back-pressure — a connection stops reading while the pipeline holds more
 than ``max_pending`` values (the database is slower than the devices) and
 reads on when the writer has taken them.
 
-The 9014 is sent when a frame is received and authenticated, not when its
-readings are committed: that is what the standard's answer means (the device
-may drop the packet from its send queue), and it keeps a device's round trip
-independent of the database.  What is acknowledged but not yet written is at
-most one flush interval of data; the writer spools it when the database is
-down, and the raw frames reach the archive with the same batch.
+Durable before acknowledged: a device deletes what it got a 9014 for, so the
+replies to frames that carry readings or rejects are sent only once the sink
+has committed their batch (or made it durable in its spool or quarantine on
+disk) — see :mod:`.pipeline`.  A frame with nothing to store is answered at
+once, unless a reply of the same connection is still held (answers keep
+their order).  The flush interval therefore sets the acknowledgement
+latency; if the batch cannot be kept at all, its connections are closed
+without their replies and the loggers send again.
 """
 
 from __future__ import annotations
@@ -52,24 +54,15 @@ from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, Final
 
-import numpy as np
-import pandas as pd
-import psycopg
-from psycopg_pool import PoolTimeout
-
 from envmon import timeutil
-from envmon.catalog import Catalog
-from envmon.db.writer import Pool, WriteResult
-from envmon.ingest.sink import Intake, Sink
-from envmon.parameters import PARAMETERS
-from envmon.schemas.readings import ReadingBatch, Rejection, Validator
+from envmon.ingest.sink import Intake
 from envmon.settings import Settings
 
 from .archive import FrameArchive
 from .auth import load_keys, load_secrets, normalize_mn
+from .pipeline import DB_ERRORS, LastHours, Pipeline, ServerStats
 from .records import RecordStore
 from .session import (
-    SOURCE,
     AuthFailed,
     Directory,
     Hj212Config,
@@ -84,372 +77,12 @@ from .session import (
 
 logger = logging.getLogger(__name__)
 
-
-CURSOR_INTERVAL: Final = 1.0  # s between ingest_cursor updates of successful stations
 GAP_MIN_AGE: Final = timedelta(hours=2)
 _PRUNE_EVERY: Final = 3600.0
 _MAX_FAILING_TRACKED: Final = 10_000
 _REFUSED_LOG_EVERY: Final = 10.0
 _RESUME_PER_TURN: Final = 200
 _TURN: Final = 0.005  # s of frame processing per turn of the event loop
-
-# The last stored hour of many stations at once: the later of the cursor and
-# the newest hourly reading of any of the station's parameters (one pair per
-# station with a NULL code, so that a station without parameters still gets
-# its cursor).
-_LAST_HOURS = """
-SELECT p.s, GREATEST(max(c.last_ts), max(x.m))
-FROM unnest(%(stations)s::text[], %(params)s::text[]) AS p(s, code)
-LEFT JOIN ingest_cursor AS c ON c.source = %(source)s AND c.station_id = p.s
-LEFT JOIN LATERAL (SELECT max(ts) AS m FROM reading
-                   WHERE station_id = p.s AND parameter = p.code AND period = '1h') AS x ON true
-GROUP BY p.s
-"""
-_LAST_HOURS_CHUNK: Final = 500
-# Times as microseconds since the epoch: exact, and no datetime object per station.
-_CURSOR_SUCCESS = """
-INSERT INTO ingest_cursor AS c (source, station_id, last_ts, last_success_at, updated_at)
-SELECT %(source)s, s, timestamptz 'epoch' + us * interval '1 microsecond', now(), now()
-FROM unnest(%(stations)s::text[], %(us)s::int8[]) AS u(s, us)
-ON CONFLICT (source, station_id) DO UPDATE
-    SET last_ts = GREATEST(c.last_ts, EXCLUDED.last_ts),
-        last_success_at = EXCLUDED.last_success_at, updated_at = now()
-"""
-_CURSOR_ERROR = """
-INSERT INTO ingest_cursor AS c (source, station_id, last_error_at, last_error, updated_at)
-SELECT %(source)s, s, t, e, now()
-FROM unnest(%(stations)s::text[], %(at)s::timestamptz[], %(errors)s::text[]) AS u(s, t, e)
-ON CONFLICT (source, station_id) DO UPDATE
-    SET last_error_at = EXCLUDED.last_error_at, last_error = EXCLUDED.last_error,
-        updated_at = now()
-"""
-_DB_ERRORS = (psycopg.Error, PoolTimeout)
-_NAT: Final = int(np.datetime64("NaT", "us").view(np.int64))
-
-
-@dataclass
-class ServerStats:
-    """Counters since start (for ``envmon status``, logs and the benchmark)."""
-
-    connections: int = 0
-    refused: int = 0
-    frames: int = 0
-    frames_rejected: int = 0
-    bytes_in: int = 0
-    batches: int = 0
-    written: WriteResult = field(default_factory=WriteResult)
-    history_requests: int = 0
-
-
-# --------------------------------------------------------------------------- pipeline
-
-
-def validation_frame(readings: Readings) -> tuple[pd.DataFrame, pd.Series]:
-    """The Validator's columns for a batch of uploads, and each row's frame text.
-
-    Built from the columns the sessions filled, without an object per value:
-    ``Validator.validate_frame`` checks the whole batch at once.  Text and
-    time columns stay ``object`` (a string or datetime dtype would cost a
-    conversion per value for nothing); ``value`` is already a number in the
-    parameter's unit.
-    """
-    counts = np.asarray(readings.count, dtype=np.int64)
-
-    def per_upload(values: list[Any]) -> pd.Series:
-        return pd.Series(np.repeat(np.asarray(values, dtype=object), counts), dtype=object)
-
-    frame = pd.DataFrame(
-        {
-            "station": per_upload(readings.station),
-            "parameter": pd.Series(readings.parameter, dtype=object),
-            "time": per_upload(readings.time),
-            "value": np.asarray(readings.value, dtype=np.float64),
-            "flag": pd.Series(readings.flag, dtype=object),
-            "period": per_upload(readings.period),
-        },
-        copy=False,
-    )
-    return frame, per_upload(readings.raw)
-
-
-class _Pipeline:
-    """Readings and rejects from every connection → validated batches → the writer."""
-
-    def __init__(
-        self,
-        validator: Validator,
-        sink: Sink,
-        pool: Pool,
-        archive: FrameArchive,
-        stats: ServerStats,
-        *,
-        interval: float,
-        max_batch: int,
-        max_pending: int,
-    ) -> None:
-        self.validator = validator
-        self.sink = sink
-        self.pool = pool
-        self.archive = archive
-        self.stats = stats
-        self.interval = interval
-        self.max_batch = max_batch
-        self.max_pending = max_pending
-        # Write at once, whatever the interval, when a batch is full.
-        self._full = min(max_batch, max_pending)
-        self._readings = Readings()
-        self._rejects: list[Rejection] = []
-        self._errors: dict[str, tuple[datetime, str]] = {}
-        self._since: float | None = None
-        self._wake = asyncio.Event()
-        self._room = True
-        self.on_room: Callable[[], None] | None = None  # called when room comes back
-        # Successful stations' latest hours, written to ingest_cursor at most
-        # every CURSOR_INTERVAL: with thousands of stations, an upsert of every
-        # station per batch would cost the database as much as a small batch.
-        self._cursor: list[tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]] = []
-        self._cursor_due: float | None = None
-        self._lock = asyncio.Lock()
-        self._stopping = False
-        self._task: asyncio.Task[None] | None = None
-
-    @property
-    def pending(self) -> int:
-        return len(self._readings) + len(self._rejects)
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="hj212-pipeline")
-
-    async def stop(self) -> None:
-        """Write everything still queued, then end the task."""
-        self._stopping = True
-        self._wake.set()
-        if self._task is not None:
-            await self._task
-        await self.flush()
-
-    def put(self, readings: Readings, rejects: list[Rejection]) -> None:
-        if not len(readings) and not rejects:
-            return
-        before = self.pending
-        self._readings.extend(readings)
-        self._rejects.extend(rejects)
-        if self._since is None:
-            self._since = asyncio.get_running_loop().time()
-        after = self.pending
-        # Wake the writer only when there is something new for it to decide.
-        if before == 0 or (before < self._full <= after):
-            self._wake.set()
-        if after >= self.max_pending:
-            self._room = False
-
-    def error(self, station_id: str, message: str, at: datetime) -> None:
-        """Record a failure in ``ingest_cursor`` (with the next batch)."""
-        self._errors[station_id] = (at, message)
-        if self._since is None:
-            self._since = asyncio.get_running_loop().time()
-        self._wake.set()
-
-    @property
-    def has_room(self) -> bool:
-        return self._room
-
-    async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            now = loop.time()
-            if self._since is None:
-                if self._stopping:
-                    return
-                if self._cursor_due is not None and self._cursor_due <= now:
-                    try:
-                        async with self._lock:
-                            await self._write_cursor()
-                    except Exception:
-                        logger.exception("hj212 ingest_cursor update failed")
-                    continue
-                await self._sleep(None if self._cursor_due is None else self._cursor_due - now)
-                continue
-            delay = self._since + self.interval - now
-            if not self._stopping and self.pending < self._full and delay > 0:
-                await self._sleep(delay)
-                continue
-            await self.flush(cursor=False)
-
-    async def _sleep(self, delay: float | None) -> None:
-        """Until something is queued (or the threshold is crossed), at most ``delay``."""
-        self._wake.clear()
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(delay):
-                await self._wake.wait()
-
-    async def flush(self, *, cursor: bool = True) -> None:
-        """Validate and write what is queued now; with ``cursor``, also the
-        ``ingest_cursor`` updates still held back."""
-        async with self._lock:
-            readings, self._readings = self._readings, Readings()
-            rejects, self._rejects = self._rejects, []
-            errors, self._errors = self._errors, {}
-            self._since = None
-            if not self._room:
-                self._room = True
-                if self.on_room is not None:
-                    self.on_room()
-            batch = ReadingBatch.empty(SOURCE)
-            clock = asyncio.get_running_loop().time
-            started = clock()
-            try:
-                if len(readings):
-                    frame, raw = validation_frame(readings)
-                    result = self.validator.validate_frame(frame, SOURCE, raw)
-                    batch = result.batch
-                    rejects.extend(result.rejected)
-                validated = clock()
-                if len(batch) or rejects:
-                    written = await self.sink.store_batch(batch, rejects)
-                    self.stats.batches += 1
-                    self.stats.written += written
-                    if len(batch) and not written.spooled:
-                        self._hold_cursor(batch)
-                if self._cursor_due is not None and (cursor or self._cursor_due <= clock()):
-                    await self._write_cursor()
-                if errors:
-                    await self._cursor_errors(errors)
-                logger.debug(
-                    "hj212 batch readings=%d rejects=%d validate_ms=%.0f write_ms=%.0f",
-                    len(batch),
-                    len(rejects),
-                    (validated - started) * 1000,
-                    (clock() - validated) * 1000,
-                )
-            except _DB_ERRORS as err:
-                # The readings are the sink's (stored, spooled or quarantined);
-                # only the ingest_cursor bookkeeping can fail here.
-                logger.warning("hj212 ingest_cursor update failed: %s", err)
-            except Exception:
-                logger.exception(
-                    "hj212 batch failed readings=%d rejects=%d", len(readings), len(rejects)
-                )
-            finally:
-                self.archive.flush()
-
-    def _hold_cursor(self, batch: ReadingBatch) -> None:
-        codes, stations = pd.factorize(batch.station_id)
-        # Only hourly data move last_ts: it is what gap recovery asks for.
-        # NaT is the smallest int64, so a station without hourly data keeps it.
-        ts = np.where(batch.period == "1h", batch.ts, np.datetime64("NaT", "us")).view(np.int64)
-        latest = np.full(len(stations), _NAT, dtype=np.int64)
-        np.maximum.at(latest, codes, ts)
-        self._cursor.append((np.asarray(stations, dtype=object), latest))
-        if self._cursor_due is None:
-            self._cursor_due = asyncio.get_running_loop().time() + CURSOR_INTERVAL
-
-    async def _write_cursor(self) -> None:
-        """Record the held successes in ``ingest_cursor`` (one upsert per station)."""
-        held, self._cursor, self._cursor_due = self._cursor, [], None
-        if not held:
-            return
-        codes, stations = pd.factorize(np.concatenate([s for s, _ in held]))
-        latest = np.full(len(stations), _NAT, dtype=np.int64)
-        np.maximum.at(latest, codes, np.concatenate([t for _, t in held]))
-        micros = [None if t == _NAT else t for t in latest.tolist()]
-        try:
-            async with self.pool.connection(timeout=self.sink.writer.timeout) as conn:
-                await conn.execute(
-                    _CURSOR_SUCCESS,
-                    {"source": SOURCE, "stations": [str(s) for s in stations], "us": micros},
-                )
-        except _DB_ERRORS as err:
-            logger.warning("hj212 ingest_cursor update failed stations=%d: %s", len(stations), err)
-
-    async def _cursor_errors(self, errors: dict[str, tuple[datetime, str]]) -> None:
-        stations = sorted(errors)
-        async with self.pool.connection(timeout=self.sink.writer.timeout) as conn:
-            await conn.execute(
-                _CURSOR_ERROR,
-                {
-                    "source": SOURCE,
-                    "stations": stations,
-                    "at": [errors[s][0] for s in stations],
-                    "errors": [errors[s][1] for s in stations],
-                },
-            )
-
-
-# --------------------------------------------------------------------------- gap look-ups
-
-
-class _LastHours:
-    """Each station's last stored hour, looked up in batches.
-
-    Gap recovery asks once per station when it connects.  After a restart of
-    the receiver every logger reconnects within seconds: one query per
-    station would queue thousands of look-ups for the pool in front of the
-    writer.  Look-ups that arrive while one is running wait for the next,
-    which answers them all (by chunks of ``_LAST_HOURS_CHUNK`` stations).
-    """
-
-    def __init__(self, pool: Pool, catalog: Catalog, timeout: float) -> None:
-        self.pool = pool
-        self.catalog = catalog
-        self.timeout = timeout
-        self._waiting: dict[str, list[asyncio.Future[datetime | None]]] = {}
-        self._task: asyncio.Task[None] | None = None
-
-    async def get(self, station_id: str) -> datetime | None:
-        future: asyncio.Future[datetime | None] = asyncio.get_running_loop().create_future()
-        self._waiting.setdefault(station_id, []).append(future)
-        if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self._run(), name="hj212-gap-lookups")
-        return await future
-
-    async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        for futures in self._waiting.values():
-            for future in futures:
-                future.cancel()
-        self._waiting.clear()
-
-    async def _run(self) -> None:
-        while self._waiting:
-            stations = list(self._waiting)[:_LAST_HOURS_CHUNK]
-            waiting = {s: self._waiting.pop(s) for s in stations}
-            try:
-                found = await self._query(stations)
-            except asyncio.CancelledError:
-                for futures in waiting.values():
-                    for future in futures:
-                        future.cancel()
-                raise
-            except Exception as err:  # each waiting station's recovery reports it
-                for futures in waiting.values():
-                    for future in futures:
-                        if not future.done():
-                            future.set_exception(err)
-                continue
-            for station_id, futures in waiting.items():
-                for future in futures:
-                    if not future.done():
-                        future.set_result(found.get(station_id))
-
-    async def _query(self, station_ids: list[str]) -> dict[str, datetime]:
-        stations: list[str] = []
-        params: list[str | None] = []
-        for station_id in station_ids:
-            station = self.catalog.by_id.get(station_id)
-            codes = [p.code for p in PARAMETERS if station is not None and p.kind == station.kind]
-            for code in [None, *codes]:
-                stations.append(station_id)
-                params.append(code)
-        async with self.pool.connection(timeout=self.timeout) as conn:
-            cur = await conn.execute(
-                _LAST_HOURS, {"source": SOURCE, "stations": stations, "params": params}
-            )
-            rows = await cur.fetchall()
-        return {str(s): ts for s, ts in rows if isinstance(ts, datetime)}
 
 
 # --------------------------------------------------------------------------- connections
@@ -472,6 +105,8 @@ class _Connection:
     timer: asyncio.TimerHandle | None = None  # the throttle's end
     send_deadline: asyncio.TimerHandle | None = None  # a client that does not read
     queued: int = 0  # chunks read and waiting in the server's inbox
+    held: int = 0  # replies waiting for their frames to be durable
+    eof: bool = False  # the peer sends no more: close when everything is answered
     lost: bool = False  # the peer is gone: what is queued is processed, then the end
 
     def close(self) -> None:
@@ -512,7 +147,10 @@ class _DeviceProtocol(asyncio.Protocol):
             self.server._received(self.conn, data)
 
     def eof_received(self) -> bool:
-        return False  # the device is done sending: close
+        # The device is done sending: close once what it sent is answered.
+        if self.conn is not None:
+            self.server._eof(self.conn)
+        return True
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self.conn is not None:
@@ -590,7 +228,7 @@ class Hj212Server:
         self.records = RecordStore(pool)  # 3019/3020 device info and logs, 2013 raw data
         self._own_archive = archive is None
         self.archive = archive or FrameArchive(settings.archive_dir, self.hj.archive_retention_days)
-        self._pipeline = _Pipeline(
+        self._pipeline = Pipeline(
             intake.validator,
             intake.sink,
             pool,
@@ -601,7 +239,7 @@ class Hj212Server:
             max_pending=max_pending,
         )
         self._pipeline.on_room = self._room_again
-        self._last_hours = _LastHours(pool, catalog, intake.sink.writer.timeout)
+        self._last_hours = LastHours(pool, catalog, intake.sink.writer.timeout)
         self._server: asyncio.Server | None = None
         self._connections: set[_Connection] = set()
         self._no_connections = asyncio.Event()
@@ -685,6 +323,8 @@ class Hj212Server:
         if self._draining is not None:
             self._draining.cancel()
         self._drain(turn=float("inf"))
+        # What was read is stored, and its replies sent, before the close.
+        await self._pipeline.flush()
         for conn in list(self._connections):
             conn.close()
         # Closing sends what is still buffered for a client; a client that
@@ -796,6 +436,7 @@ class Hj212Server:
                     self._process(conn, data)
                     if not conn.queued:
                         conn.resume("inbox")
+                        self._finish_if_answered(conn)
             if loop.time() >= deadline:
                 break
         if inbox:
@@ -808,8 +449,7 @@ class Hj212Server:
             now = self.clock()
             out = conn.session.feed(data, now=now, mono=conn.last_rx)
             self._absorb(conn, out, now)
-            if out.replies:
-                self._write(conn, b"".join(out.replies))
+            self._reply(conn, out)
             if out.close:
                 logger.warning(
                     "hj212 connection closed peer=%s reason=%s", conn.peer, out.close_reason
@@ -825,6 +465,15 @@ class Hj212Server:
                 self._waiting_room.add(conn)
         except Exception:
             logger.exception("hj212 connection failed peer=%s", conn.peer)
+            conn.close()
+
+    def _eof(self, conn: _Connection) -> None:
+        conn.eof = True
+        self._finish_if_answered(conn)
+
+    def _finish_if_answered(self, conn: _Connection) -> None:
+        """After the peer's EOF: close once its frames are processed and answered."""
+        if conn.eof and not conn.queued and not conn.held and not conn.closing:
             conn.close()
 
     def _lost(self, conn: _Connection, exc: Exception | None) -> None:
@@ -899,6 +548,35 @@ class Hj212Server:
         conn.timer = asyncio.get_running_loop().call_later(
             -conn.tokens / self.max_frames_per_s, conn.resume, "throttle"
         )
+
+    def _reply(self, conn: _Connection, out: Output) -> None:
+        """Send the replies of what was fed, once it is durable.
+
+        Replies to frames that carry readings or rejects (and every reply
+        behind one still held, so that a device gets its answers in order)
+        wait for the pipeline to store the batch; the others go at once.
+        """
+        if not out.replies:
+            return
+        data = b"".join(out.replies)
+        if not (len(out.readings) or out.rejects or conn.held):
+            self._write(conn, data)
+            return
+        conn.held += 1
+
+        def ack(durable: bool) -> None:
+            conn.held -= 1
+            if durable:
+                self._write(conn, data)
+                self._finish_if_answered(conn)
+            elif not conn.closing:
+                logger.warning(
+                    "hj212 connection closed peer=%s reason=frames could not be stored",
+                    conn.peer,
+                )
+                conn.close()
+
+        self._pipeline.put(Readings(), [], ack)
 
     def _write(self, conn: _Connection, data: bytes) -> None:
         if not conn.transport.is_closing():
@@ -1052,7 +730,7 @@ class Hj212Server:
                 f"{end:%Y-%m-%d %H:%M}",
             )
             self._write(conn, request)
-        except _DB_ERRORS as err:
+        except DB_ERRORS as err:
             logger.warning("hj212 gap check failed station=%s: %s", event.station_id, err)
         except Exception:
             logger.exception("hj212 gap recovery failed station=%s", event.station_id)
