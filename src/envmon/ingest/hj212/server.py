@@ -615,9 +615,13 @@ class Hj212Server:
         if out.archive:
             received = received or self.clock()
             for entry in out.archive:
-                self.archive.append(received, conn.peer, entry.mn, entry.status, entry.raw)
                 if entry.status != "ok":
                     self.stats.frames_rejected += 1
+                if entry.status == "error":
+                    # Bytes that did not parse stay out of the archive (a flood
+                    # of garbage would fill the disk); its reject says what came.
+                    continue
+                self.archive.append(received, conn.peer, entry.mn, entry.status, entry.raw)
             self.stats.frames += len(out.archive)
         self._pipeline.put(out.readings, out.rejects)
         if out.records:
