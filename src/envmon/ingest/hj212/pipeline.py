@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Final
 
@@ -31,6 +31,7 @@ from envmon.parameters import PARAMETERS
 from envmon.schemas.readings import ReadingBatch, Rejection, Validator
 
 from .archive import FrameArchive
+from .redact import redact_text
 from .session import SOURCE, Readings
 
 logger = logging.getLogger(__name__)
@@ -265,6 +266,8 @@ class Pipeline:
                     batch = result.batch
                     rejects.extend(result.rejected)
                 validated = clock()
+                # Whatever a reject quotes (a value, a reason), never a password.
+                rejects = [_redacted(r) for r in rejects]
                 if len(batch) or rejects:
                     written = await self.sink.store_batch(batch, rejects)
                     self.stats.batches += 1
@@ -354,6 +357,12 @@ class Pipeline:
 
 
 # --------------------------------------------------------------------------- gap look-ups
+
+
+def _redacted(reject: Rejection) -> Rejection:
+    if "PW=" not in reject.raw and "PW=" not in reject.reason:
+        return reject
+    return replace(reject, raw=redact_text(reject.raw), reason=redact_text(reject.reason))
 
 
 class LastHours:
