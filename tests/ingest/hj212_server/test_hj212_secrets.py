@@ -35,7 +35,7 @@ async def _grep_database(hj: Harness) -> list[str]:
     for (table,) in tables:
         for secret in ALL:
             [(n,)] = await hj.query(
-                f"SELECT count(*) FROM {table} AS t WHERE t::text LIKE %s",  # noqa: S608
+                f"SELECT count(*) FROM {table} AS t WHERE t::text LIKE %s",
                 (f"%{secret}%",),
             )
             if n:
@@ -63,9 +63,7 @@ async def test_no_password_in_any_sink(hj: Harness, caplog: pytest.LogCaptureFix
             await dev.send_raw(bad[:-6] + b"0000\r\n")  # a CRC mismatch
             # A frame with a password in its CP (a 1072 would carry it so).
             await dev.send_hourly(T0.replace(hour=10), {"a34004": ("x", "N")})
-            cp = dev.upload_message(
-                "2061", T0.replace(hour=11), {"a34004": (f"NewPW={NEW}", "N")}
-            )
+            cp = dev.upload_message("2061", T0.replace(hour=11), {"a34004": (f"NewPW={NEW}", "N")})
             await dev.send_raw(encode(cp))
         for pw in (GUESS, OTHER):
             async with hj.device(srv, pw=pw, timeout=0.2, retries=0) as intruder:

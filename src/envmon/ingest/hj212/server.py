@@ -49,20 +49,22 @@ import contextlib
 import logging
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from types import TracebackType
-from typing import Any, Final
+from typing import Final
 
 from envmon import timeutil
 from envmon.ingest.sink import Intake
+from envmon.schemas.readings import Rejection
 from envmon.settings import Settings
 
 from .archive import FrameArchive
 from .auth import load_keys, load_secrets, normalize_mn
+from .connection import Connection, peer_name
 from .pipeline import DB_ERRORS, LastHours, Pipeline, ServerStats
 from .records import RecordStore
 from .session import (
+    SOURCE,
     AuthFailed,
     Directory,
     Hj212Config,
@@ -88,44 +90,6 @@ _TURN: Final = 0.005  # s of frame processing per turn of the event loop
 # --------------------------------------------------------------------------- connections
 
 
-@dataclass(eq=False)
-class _Connection:
-    """One device connection: its transport, its session and why it is not
-    being read (``paused``: "room", "throttle", "writing")."""
-
-    peer: str
-    transport: asyncio.Transport
-    session: Session
-    last_rx: float
-    tokens: float
-    last_refill: float
-    closing: bool = False
-    tasks: set[asyncio.Task[None]] = field(default_factory=set)
-    paused: set[str] = field(default_factory=set)
-    timer: asyncio.TimerHandle | None = None  # the throttle's end
-    send_deadline: asyncio.TimerHandle | None = None  # a client that does not read
-    queued: int = 0  # chunks read and waiting in the server's inbox
-    held: int = 0  # replies waiting for their frames to be durable
-    eof: bool = False  # the peer sends no more: close when everything is answered
-    lost: bool = False  # the peer is gone: what is queued is processed, then the end
-
-    def close(self) -> None:
-        self.closing = True
-        self.transport.close()
-
-    def pause(self, reason: str) -> None:
-        if not self.paused and not self.closing:
-            self.transport.pause_reading()
-        self.paused.add(reason)
-
-    def resume(self, reason: str) -> None:
-        if reason not in self.paused:
-            return
-        self.paused.discard(reason)
-        if not self.paused and not self.closing:
-            self.transport.resume_reading()
-
-
 class _DeviceProtocol(asyncio.Protocol):
     """asyncio's callbacks for one device connection, handed to the server.
 
@@ -136,7 +100,7 @@ class _DeviceProtocol(asyncio.Protocol):
 
     def __init__(self, server: Hj212Server) -> None:
         self.server = server
-        self.conn: _Connection | None = None
+        self.conn: Connection | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -164,14 +128,6 @@ class _DeviceProtocol(asyncio.Protocol):
     def resume_writing(self) -> None:
         if self.conn is not None:
             self.server._writing_resumed(self.conn)
-
-
-def _peer(transport: asyncio.BaseTransport) -> str:
-    info: Any = transport.get_extra_info("peername")
-    if isinstance(info, tuple) and len(info) >= 2:
-        host, port = info[0], info[1]
-        return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
-    return str(info or "?")
 
 
 class Hj212Server:
@@ -241,12 +197,13 @@ class Hj212Server:
         self._pipeline.on_room = self._room_again
         self._last_hours = LastHours(pool, catalog, intake.sink.writer.timeout)
         self._server: asyncio.Server | None = None
-        self._connections: set[_Connection] = set()
+        self._connections: set[Connection] = set()
+        self._per_address: dict[str, int] = {}  # open connections by IP address
         self._no_connections = asyncio.Event()
         self._no_connections.set()
-        self._waiting_room: set[_Connection] = set()  # paused until the pipeline has room
+        self._waiting_room: set[Connection] = set()  # paused until the pipeline has room
         self._resuming: asyncio.Handle | None = None
-        self._inbox: deque[tuple[_Connection, bytes | None]] = deque()
+        self._inbox: deque[tuple[Connection, bytes | None]] = deque()
         self._draining: asyncio.Handle | None = None
         self._housekeeping: asyncio.Task[None] | None = None
         self._recovering: dict[str, str] = {}  # station id → MN being asked for history
@@ -363,8 +320,14 @@ class Hj212Server:
 
     # ------------------------------------------------------------------ connections
 
-    def _accept(self, transport: asyncio.Transport) -> _Connection | None:
-        peer = _peer(transport)
+    def _accept(self, transport: asyncio.Transport) -> Connection | None:
+        peer = peer_name(transport)
+        address = peer.rsplit(":", 1)[0]
+        if self._per_address.get(address, 0) >= self.hj.max_connections_per_address:
+            self.stats.refused += 1
+            self._refused_log(peer, f"over {self.hj.max_connections_per_address} from {address}")
+            transport.close()
+            return None
         if self._closing or len(self._connections) >= self.hj.max_connections:
             self.stats.refused += 1
             now = asyncio.get_running_loop().time()
@@ -380,7 +343,7 @@ class Hj212Server:
             transport.close()
             return None
         mono = asyncio.get_running_loop().time()
-        conn = _Connection(
+        conn = Connection(
             peer,
             transport,
             Session(
@@ -392,14 +355,42 @@ class Hj212Server:
             last_rx=mono,
             tokens=self._burst,
             last_refill=mono,
+            opened=mono,
         )
+        self._per_address[address] = self._per_address.get(address, 0) + 1
         self._connections.add(conn)
         self._no_connections.clear()
         self.stats.connections += 1
         logger.debug("hj212 connection opened peer=%s", peer)
         return conn
 
-    def _received(self, conn: _Connection, data: bytes) -> None:
+    def _refused_log(self, peer: str, why: str) -> None:
+        now = asyncio.get_running_loop().time()
+        if now - self._refused_logged >= _REFUSED_LOG_EVERY:
+            self._refused_logged = now
+            logger.warning(
+                "hj212 connection refused peer=%s reason=%s refused_total=%d",
+                peer,
+                why,
+                self.stats.refused,
+            )
+
+    def _summarise_rejects(self, conn: Connection) -> None:
+        """One row for the rejects a connection had beyond its cap."""
+        if conn.rejects_dropped:
+            self._pipeline.put(
+                Readings(),
+                [
+                    Rejection(
+                        SOURCE,
+                        f"<{conn.rejects_dropped} more rejects from {conn.peer} not stored>",
+                        f"over max_rejects_per_connection={self.hj.max_rejects_per_connection}",
+                    )
+                ],
+            )
+            conn.rejects_dropped = 0
+
+    def _received(self, conn: Connection, data: bytes) -> None:
         """Bytes from a device: queued for :meth:`_drain`.
 
         The chunks of all connections are processed in turns of at most
@@ -442,7 +433,7 @@ class Hj212Server:
         if inbox:
             self._draining = loop.call_soon(self._drain)
 
-    def _process(self, conn: _Connection, data: bytes) -> None:
+    def _process(self, conn: Connection, data: bytes) -> None:
         """Feed a chunk to the connection's session, archive and queue what
         comes out, answer, and decide whether to read on."""
         try:
@@ -467,16 +458,16 @@ class Hj212Server:
             logger.exception("hj212 connection failed peer=%s", conn.peer)
             conn.close()
 
-    def _eof(self, conn: _Connection) -> None:
+    def _eof(self, conn: Connection) -> None:
         conn.eof = True
         self._finish_if_answered(conn)
 
-    def _finish_if_answered(self, conn: _Connection) -> None:
+    def _finish_if_answered(self, conn: Connection) -> None:
         """After the peer's EOF: close once its frames are processed and answered."""
         if conn.eof and not conn.queued and not conn.held and not conn.closing:
             conn.close()
 
-    def _lost(self, conn: _Connection, exc: Exception | None) -> None:
+    def _lost(self, conn: Connection, exc: Exception | None) -> None:
         if exc is not None:
             logger.debug("hj212 connection lost peer=%s: %s", conn.peer, exc)
         conn.lost = True
@@ -490,7 +481,7 @@ class Hj212Server:
         else:
             self._end(conn)
 
-    def _end(self, conn: _Connection) -> None:
+    def _end(self, conn: Connection) -> None:
         conn.closing = True
         if conn.timer is not None:
             conn.timer.cancel()
@@ -502,6 +493,14 @@ class Hj212Server:
             )
         except Exception:
             logger.exception("hj212 connection end failed peer=%s", conn.peer)
+        if conn in self._connections:
+            address = conn.peer.rsplit(":", 1)[0]
+            left = self._per_address.get(address, 1) - 1
+            if left > 0:
+                self._per_address[address] = left
+            else:
+                self._per_address.pop(address, None)
+        self._summarise_rejects(conn)
         self._connections.discard(conn)
         if not self._connections:
             self._no_connections.set()
@@ -530,7 +529,7 @@ class Hj212Server:
     def _burst(self) -> float:
         return max(self.max_frames_per_s, 100.0)
 
-    def _spend(self, conn: _Connection, frames: int) -> bool:
+    def _spend(self, conn: Connection, frames: int) -> bool:
         """Per-connection token bucket: a flood from one client only slows that
         client.  Whether the connection must wait (:meth:`_throttle`)."""
         now = conn.last_rx
@@ -541,7 +540,7 @@ class Hj212Server:
         conn.tokens -= frames
         return conn.tokens < 0
 
-    def _throttle(self, conn: _Connection) -> None:
+    def _throttle(self, conn: Connection) -> None:
         conn.pause("throttle")
         if conn.timer is not None:
             conn.timer.cancel()
@@ -549,7 +548,7 @@ class Hj212Server:
             -conn.tokens / self.max_frames_per_s, conn.resume, "throttle"
         )
 
-    def _reply(self, conn: _Connection, out: Output) -> None:
+    def _reply(self, conn: Connection, out: Output) -> None:
         """Send the replies of what was fed, once it is durable.
 
         Replies to frames that carry readings or rejects (and every reply
@@ -578,11 +577,11 @@ class Hj212Server:
 
         self._pipeline.put(Readings(), [], ack)
 
-    def _write(self, conn: _Connection, data: bytes) -> None:
+    def _write(self, conn: Connection, data: bytes) -> None:
         if not conn.transport.is_closing():
             conn.transport.write(data)
 
-    def _writing_paused(self, conn: _Connection) -> None:
+    def _writing_paused(self, conn: Connection) -> None:
         """The client does not read what it is sent: stop reading it, and close
         it if it still has not read after ``send_timeout``."""
         conn.pause("writing")
@@ -591,13 +590,13 @@ class Hj212Server:
                 self.send_timeout, self._send_timed_out, conn
             )
 
-    def _writing_resumed(self, conn: _Connection) -> None:
+    def _writing_resumed(self, conn: Connection) -> None:
         if conn.send_deadline is not None:
             conn.send_deadline.cancel()
             conn.send_deadline = None
         conn.resume("writing")
 
-    def _send_timed_out(self, conn: _Connection) -> None:
+    def _send_timed_out(self, conn: Connection) -> None:
         conn.send_deadline = None
         if conn.closing:
             return
@@ -610,7 +609,7 @@ class Hj212Server:
         conn.closing = True
         conn.transport.abort()
 
-    def _absorb(self, conn: _Connection, out: Output, received: datetime | None = None) -> None:
+    def _absorb(self, conn: Connection, out: Output, received: datetime | None = None) -> None:
         """Archive, queue and react to a session's output (everything but sending)."""
         if out.archive:
             received = received or self.clock()
@@ -623,7 +622,14 @@ class Hj212Server:
                     continue
                 self.archive.append(received, conn.peer, entry.mn, entry.status, entry.raw)
             self.stats.frames += len(out.archive)
-        self._pipeline.put(out.readings, out.rejects)
+        rejects = out.rejects
+        if rejects:
+            room = max(0, self.hj.max_rejects_per_connection - conn.rejects)
+            if len(rejects) > room:
+                conn.rejects_dropped += len(rejects) - room
+                rejects = rejects[:room]
+            conn.rejects += len(rejects)
+        self._pipeline.put(out.readings, rejects)
         if out.records:
             self.records.put(out.records)
         for event in out.events:
@@ -634,7 +640,7 @@ class Hj212Server:
             elif isinstance(event, RequestFinished):
                 self._finished(conn, event)
 
-    def _seen(self, conn: _Connection, event: StationSeen) -> None:
+    def _seen(self, conn: Connection, event: StationSeen) -> None:
         mn = normalize_mn(event.mn)
         if mn in self._failing:
             self._failing.discard(mn)
@@ -653,7 +659,7 @@ class Hj212Server:
             conn.tasks.add(task)
             task.add_done_callback(conn.tasks.discard)
 
-    def _auth_failed(self, conn: _Connection, event: AuthFailed) -> None:
+    def _auth_failed(self, conn: Connection, event: AuthFailed) -> None:
         mn = normalize_mn(event.mn)
         if mn not in self._failing:
             # Once per device until it authenticates again: a misconfigured
@@ -670,7 +676,7 @@ class Hj212Server:
         if event.station_id is not None:
             self._pipeline.error(event.station_id, event.reason, self.clock())
 
-    def _finished(self, conn: _Connection, event: RequestFinished) -> None:
+    def _finished(self, conn: Connection, event: RequestFinished) -> None:
         if event.kind != "history":
             level = logging.DEBUG if event.ok else logging.WARNING
             logger.log(
@@ -707,7 +713,7 @@ class Hj212Server:
 
     # ------------------------------------------------------------------ gap recovery
 
-    async def _recover(self, conn: _Connection, event: StationSeen) -> None:
+    async def _recover(self, conn: Connection, event: StationSeen) -> None:
         sent = False
         try:
             last = await self._last_hour(event.station_id)
@@ -749,13 +755,21 @@ class Hj212Server:
 
     async def _housekeep(self) -> None:
         loop = asyncio.get_running_loop()
-        period = min(1.0, self.hj.idle_timeout_s / 4)
+        period = min(1.0, self.hj.idle_timeout_s / 4, self.hj.auth_deadline_s / 4)
         while True:
             await asyncio.sleep(period)
             try:
                 mono = loop.time()
                 for conn in list(self._connections):
                     if conn.closing:
+                        continue
+                    if not conn.session.stations and mono - conn.opened > self.hj.auth_deadline_s:
+                        logger.info(
+                            "hj212 connection closed peer=%s reason=not authenticated within %g s",
+                            conn.peer,
+                            self.hj.auth_deadline_s,
+                        )
+                        conn.close()
                         continue
                     if mono - conn.last_rx > self.hj.idle_timeout_s:
                         logger.info(
