@@ -54,6 +54,17 @@ class Hj212Settings(BaseModel):
     idle_timeout_s: float = Field(default=600.0, gt=0, description="Close a silent connection.")
     max_buffer_bytes: int = Field(default=65536, ge=1024)
     auth_failures_before_close: int = Field(default=3, ge=1)
+    auth_deadline_s: float = Field(
+        default=30.0, gt=0, description="Close a connection that has not authenticated by then."
+    )
+    max_connections_per_address: int = Field(
+        default=64, ge=1, description="Open connections from one IP address at most."
+    )
+    max_rejects_per_connection: int = Field(
+        default=50,
+        ge=1,
+        description="Rejects stored per connection; then one summary row at its end.",
+    )
     # Device access passwords by MN. Never in the catalog: a secrets file
     # (YAML mapping MN → password) and/or ENVMON_HJ212__PASSWORDS='{"MN": "pw"}'.
     secrets_file: Path | None = Field(

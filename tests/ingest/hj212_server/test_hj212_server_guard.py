@@ -85,7 +85,9 @@ async def test_bad_crc_is_quarantined_without_answer(hj: Harness, srv: Hj212Serv
     await hj.settled(srv)
     assert [(r[1], r[4]) for r in await hj.readings()] == [("pm25", 35.0)]
     [reject] = await hj.rejected()
-    assert reject[5].startswith("crc_mismatch") and reject[4] == bad.decode().rstrip()
+    # The frame as it came, but for the device's password (issue 18).
+    redacted = bad.decode().rstrip().replace(f"PW={PASSWORDS[AIR.mn or '']};", "PW=***;")
+    assert reject[5].startswith("crc_mismatch") and reject[4] == redacted
 
 
 async def test_flood_of_garbage_closes_the_connection(hj: Harness) -> None:
@@ -97,8 +99,10 @@ async def test_flood_of_garbage_closes_the_connection(hj: Harness) -> None:
                 await dev.wait_closed()
         await hj.settled(srv)
     rejected = await hj.rejected()
-    assert 1 <= len(rejected) <= 200
-    assert all(r[5].startswith("bad_length") for r in rejected)
+    # At most max_rejects_per_connection (50), then one summary row (issue 18).
+    assert 1 <= len(rejected) <= 51
+    assert all(r[5].startswith("bad_length") for r in rejected[:-1])
+    assert rejected[-1][5].startswith(("bad_length", "over max_rejects_per_connection"))
 
 
 async def test_disconnect_mid_frame_and_a_silent_client_do_not_stall_others(
@@ -155,10 +159,19 @@ async def test_clean_shutdown_writes_pending_readings(hj: Harness) -> None:
         dev = hj.device(srv)
         await dev.connect()
         for hour in range(3):
-            await dev.send_hourly(T0.replace(hour=hour), VALUES)
+            await dev.send_raw(dev.frame(dev.upload_message("2061", T0.replace(hour=hour), VALUES)))
+
+        async def received() -> bool:
+            return srv.stats.frames == 3
+
+        await hj.wait_until(received)
         assert await hj.readings() == []
+        # Durable before acknowledged (issue 18): no 9014 while the readings wait.
+        assert dev.received == []
     assert len(await hj.readings()) == 3
     assert sum(len(b) for b in batches) == 3
+    # The shutdown stored them, then answered them before closing.
+    assert [m.cn for m in dev.received] == ["9014"] * 3
     # The server closed the device's connection on the way out.
     async with asyncio.timeout(2):
         await dev.wait_closed()
@@ -198,14 +211,23 @@ async def test_back_pressure_while_the_database_is_slow(hj: Harness) -> None:
         async with hj.server(flush_interval=60.0, server_args=server_args) as srv:
             async with hj.device(srv, timeout=0.3, retries=0) as dev:
                 # One batch being written, three frames queued: the queue is full.
-                for hour in range(4):
-                    await dev.send_hourly(T0.replace(hour=hour), values)
-                # The receiver stops reading: the next upload is not answered in time.
-                with pytest.raises(DeviceTimeout):
-                    await dev.send_hourly(T0.replace(hour=4), values)
+                for hour in range(5):
+                    message = dev.upload_message("2061", T0.replace(hour=hour), values)
+                    await dev.send_raw(dev.frame(message))
+                    await asyncio.sleep(0.1)
+                await asyncio.sleep(0.3)
+                # The receiver stopped reading: the fifth upload waits in the socket.
+                assert srv.stats.frames == 4
+                # Durable before acknowledged: nothing is answered while nothing is stored.
+                assert dev.received == []
                 await blocker.rollback()  # the database catches up
                 await hj.wait_until(stored)
-                # The fifth upload was read, answered (late) and stored after all.
+
+                async def answered() -> bool:
+                    return len(dev.received) == 5
+
+                await hj.wait_until(answered)
+                # The fifth upload was read, stored and answered after all.
                 assert [m.cn for m in dev.received] == ["9014"] * 5
 
 

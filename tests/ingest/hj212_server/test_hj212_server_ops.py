@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import stat
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
@@ -12,6 +13,7 @@ from envmon.catalog import Station
 from envmon.ingest.hj212 import encode, format_time
 from envmon.ingest.hj212.archive import parse_line
 from envmon.ingest.hj212.device import Upload
+from envmon.ingest.hj212.redact import redact
 from envmon.ingest.hj212.session import hour_floor
 from envmon.timeutil import BEIJING
 
@@ -207,13 +209,17 @@ async def test_archive_keeps_every_frame_with_time_peer_and_status(hj: Harness) 
     [path] = (hj.tmp_path / "archive").iterdir()
     assert path.name == f"hj212-{datetime.now(UTC):%Y-%m-%d}.log"
     records = [parse_line(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    # Only frames that parsed, their passwords redacted (issue 18): the bad
+    # CRC and the garbage are in ``rejected``, summarised.
     assert [(r.status, r.mn, r.raw) for r in records] == [
-        ("error", None, bad),
-        ("ok", AIR.mn, ok),
-        ("rejected", AIR.mn, wrong),
-        ("error", None, b"\x00\xff\\garbage\r\n"),
+        ("ok", AIR.mn, redact(ok)),
+        ("rejected", AIR.mn, redact(wrong)),
     ]
+    assert b"PW=***;" in records[0].raw and b"PW=000000" not in records[1].raw
     assert records[0].peer == f"{local[0]}:{local[1]}"
+    # Only the service's user reads the archive.
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
     assert all(abs(datetime.now(UTC) - r.received_at) < timedelta(minutes=1) for r in records)
 
 

@@ -7,7 +7,8 @@ from datetime import datetime, timedelta
 import pytest
 
 from envmon.ingest.hj212 import CpData, Message, decode, encode, format_time
-from envmon.ingest.hj212.server import validation_frame
+from envmon.ingest.hj212.pipeline import validation_frame
+from envmon.ingest.hj212.redact import redact
 from envmon.ingest.hj212.session import (
     SOURCE,
     AuthFailed,
@@ -171,7 +172,10 @@ def test_unknown_mn_wrong_and_missing_password() -> None:
         "air-a",
         "air-b",
     ]
-    assert unknown.rejects[0].raw == encode(hourly(mn="0100A0A0A0A0A0A0A0A0A0A0")).decode()[:-2]
+    # The frame, its password redacted (issue 18).
+    frame = encode(hourly(mn="0100A0A0A0A0A0A0A0A0A0A0")).decode()[:-2]
+    assert unknown.rejects[0].raw == frame.replace("PW=123456;", "PW=***;")
+    assert "PW=***;" in wrong.rejects[0].raw
     assert isinstance(wrong.events[0], AuthFailed) and wrong.events[0].failures == 2
     assert not unknown.close and not wrong.close
     assert missing.close_reason == "3 authentication failures"
@@ -212,7 +216,7 @@ def test_candidate_problems_become_rejects_with_the_frame() -> None:
         ("co", "no Avg value (flag D)"),
         ("pm10", "data flag 'Q' not in HJ 212-2017 Table 8"),
     ]
-    assert all(r.raw == encode(m).decode()[:-2] and r.ts == T0 for r in out.rejects)
+    assert all(r.raw == redact(encode(m)).decode()[:-2] and r.ts == T0 for r in out.rejects)
     assert len(out.replies) == 1  # received all the same: no resend wanted
 
 

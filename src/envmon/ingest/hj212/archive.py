@@ -14,16 +14,21 @@ Appends go to an in-memory buffer; :meth:`FrameArchive.flush` writes it with
 one ``write`` call (the receiver flushes once per batch, every ~0.2 s), so the
 event loop never waits on the disk per frame.  No ``fsync``: the archive is a
 record, not the durable path of the data (that is the database and its spool).
+Passwords are redacted (``PW=***``) before a frame is buffered; the folder is
+created 0700 and the files 0600.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import IO, Final
+
+from .redact import redact
 
 logger = logging.getLogger(__name__)
 
@@ -127,7 +132,8 @@ class FrameArchive:
             at = received_at.astimezone(UTC)
             stamp = self._stamp = (received_at, at.isoformat(), at.date())
         _, iso, day = stamp
-        line = f"{iso}\t{peer or '-'}\t{_field(mn)}\t{status}\t{escape(raw)}\n"
+        # Never a device's password on disk (issue 18).
+        line = f"{iso}\t{peer or '-'}\t{_field(mn)}\t{status}\t{escape(redact(raw))}\n"
         self._pending.setdefault(day, []).append(line)
         self._size += len(line)
         if self._size >= _MAX_BUFFERED:
@@ -208,9 +214,13 @@ class FrameArchive:
         if self._file is not None and self._day == day:
             return self._file
         self._close_file()
-        self.directory.mkdir(parents=True, exist_ok=True)
+        # Only the service's user may read the frames: folders 0700, files 0600.
+        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(self.directory, 0o700)
+        fd = os.open(self.path_for(day), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        os.fchmod(fd, 0o600)
         # newline="" keeps "\n" as written on every platform.
-        self._file = self.path_for(day).open("a", encoding="utf-8", newline="")
+        self._file = open(fd, "a", encoding="utf-8", newline="")  # noqa: SIM115
         self._day = day
         return self._file
 

@@ -32,12 +32,14 @@ back-pressure — a connection stops reading while the pipeline holds more
 than ``max_pending`` values (the database is slower than the devices) and
 reads on when the writer has taken them.
 
-The 9014 is sent when a frame is received and authenticated, not when its
-readings are committed: that is what the standard's answer means (the device
-may drop the packet from its send queue), and it keeps a device's round trip
-independent of the database.  What is acknowledged but not yet written is at
-most one flush interval of data; the writer spools it when the database is
-down, and the raw frames reach the archive with the same batch.
+Durable before acknowledged: a device deletes what it got a 9014 for, so the
+replies to frames that carry readings or rejects are sent only once the sink
+has committed their batch (or made it durable in its spool or quarantine on
+disk) — see :mod:`.pipeline`.  A frame with nothing to store is answered at
+once, unless a reply of the same connection is still held (answers keep
+their order).  The flush interval therefore sets the acknowledgement
+latency; if the batch cannot be kept at all, its connections are closed
+without their replies and the loggers send again.
 """
 
 from __future__ import annotations
@@ -47,26 +49,19 @@ import contextlib
 import logging
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from types import TracebackType
-from typing import Any, Final
-
-import numpy as np
-import pandas as pd
-import psycopg
-from psycopg_pool import PoolTimeout
+from typing import Final
 
 from envmon import timeutil
-from envmon.catalog import Catalog
-from envmon.db.writer import Pool, WriteResult
-from envmon.ingest.sink import Intake, Sink
-from envmon.parameters import PARAMETERS
-from envmon.schemas.readings import ReadingBatch, Rejection, Validator
+from envmon.ingest.sink import Intake
+from envmon.schemas.readings import Rejection
 from envmon.settings import Settings
 
 from .archive import FrameArchive
 from .auth import load_keys, load_secrets, normalize_mn
+from .connection import Connection, peer_name
+from .pipeline import DB_ERRORS, LastHours, Pipeline, ServerStats
 from .records import RecordStore
 from .session import (
     SOURCE,
@@ -84,8 +79,6 @@ from .session import (
 
 logger = logging.getLogger(__name__)
 
-
-CURSOR_INTERVAL: Final = 1.0  # s between ingest_cursor updates of successful stations
 GAP_MIN_AGE: Final = timedelta(hours=2)
 _PRUNE_EVERY: Final = 3600.0
 _MAX_FAILING_TRACKED: Final = 10_000
@@ -93,402 +86,8 @@ _REFUSED_LOG_EVERY: Final = 10.0
 _RESUME_PER_TURN: Final = 200
 _TURN: Final = 0.005  # s of frame processing per turn of the event loop
 
-# The last stored hour of many stations at once: the later of the cursor and
-# the newest hourly reading of any of the station's parameters (one pair per
-# station with a NULL code, so that a station without parameters still gets
-# its cursor).
-_LAST_HOURS = """
-SELECT p.s, GREATEST(max(c.last_ts), max(x.m))
-FROM unnest(%(stations)s::text[], %(params)s::text[]) AS p(s, code)
-LEFT JOIN ingest_cursor AS c ON c.source = %(source)s AND c.station_id = p.s
-LEFT JOIN LATERAL (SELECT max(ts) AS m FROM reading
-                   WHERE station_id = p.s AND parameter = p.code AND period = '1h') AS x ON true
-GROUP BY p.s
-"""
-_LAST_HOURS_CHUNK: Final = 500
-# Times as microseconds since the epoch: exact, and no datetime object per station.
-_CURSOR_SUCCESS = """
-INSERT INTO ingest_cursor AS c (source, station_id, last_ts, last_success_at, updated_at)
-SELECT %(source)s, s, timestamptz 'epoch' + us * interval '1 microsecond', now(), now()
-FROM unnest(%(stations)s::text[], %(us)s::int8[]) AS u(s, us)
-ON CONFLICT (source, station_id) DO UPDATE
-    SET last_ts = GREATEST(c.last_ts, EXCLUDED.last_ts),
-        last_success_at = EXCLUDED.last_success_at, updated_at = now()
-"""
-_CURSOR_ERROR = """
-INSERT INTO ingest_cursor AS c (source, station_id, last_error_at, last_error, updated_at)
-SELECT %(source)s, s, t, e, now()
-FROM unnest(%(stations)s::text[], %(at)s::timestamptz[], %(errors)s::text[]) AS u(s, t, e)
-ON CONFLICT (source, station_id) DO UPDATE
-    SET last_error_at = EXCLUDED.last_error_at, last_error = EXCLUDED.last_error,
-        updated_at = now()
-"""
-_DB_ERRORS = (psycopg.Error, PoolTimeout)
-_NAT: Final = int(np.datetime64("NaT", "us").view(np.int64))
-
-
-@dataclass
-class ServerStats:
-    """Counters since start (for ``envmon status``, logs and the benchmark)."""
-
-    connections: int = 0
-    refused: int = 0
-    frames: int = 0
-    frames_rejected: int = 0
-    bytes_in: int = 0
-    batches: int = 0
-    written: WriteResult = field(default_factory=WriteResult)
-    history_requests: int = 0
-
-
-# --------------------------------------------------------------------------- pipeline
-
-
-def validation_frame(readings: Readings) -> tuple[pd.DataFrame, pd.Series]:
-    """The Validator's columns for a batch of uploads, and each row's frame text.
-
-    Built from the columns the sessions filled, without an object per value:
-    ``Validator.validate_frame`` checks the whole batch at once.  Text and
-    time columns stay ``object`` (a string or datetime dtype would cost a
-    conversion per value for nothing); ``value`` is already a number in the
-    parameter's unit.
-    """
-    counts = np.asarray(readings.count, dtype=np.int64)
-
-    def per_upload(values: list[Any]) -> pd.Series:
-        return pd.Series(np.repeat(np.asarray(values, dtype=object), counts), dtype=object)
-
-    frame = pd.DataFrame(
-        {
-            "station": per_upload(readings.station),
-            "parameter": pd.Series(readings.parameter, dtype=object),
-            "time": per_upload(readings.time),
-            "value": np.asarray(readings.value, dtype=np.float64),
-            "flag": pd.Series(readings.flag, dtype=object),
-            "period": per_upload(readings.period),
-        },
-        copy=False,
-    )
-    return frame, per_upload(readings.raw)
-
-
-class _Pipeline:
-    """Readings and rejects from every connection → validated batches → the writer."""
-
-    def __init__(
-        self,
-        validator: Validator,
-        sink: Sink,
-        pool: Pool,
-        archive: FrameArchive,
-        stats: ServerStats,
-        *,
-        interval: float,
-        max_batch: int,
-        max_pending: int,
-    ) -> None:
-        self.validator = validator
-        self.sink = sink
-        self.pool = pool
-        self.archive = archive
-        self.stats = stats
-        self.interval = interval
-        self.max_batch = max_batch
-        self.max_pending = max_pending
-        # Write at once, whatever the interval, when a batch is full.
-        self._full = min(max_batch, max_pending)
-        self._readings = Readings()
-        self._rejects: list[Rejection] = []
-        self._errors: dict[str, tuple[datetime, str]] = {}
-        self._since: float | None = None
-        self._wake = asyncio.Event()
-        self._room = True
-        self.on_room: Callable[[], None] | None = None  # called when room comes back
-        # Successful stations' latest hours, written to ingest_cursor at most
-        # every CURSOR_INTERVAL: with thousands of stations, an upsert of every
-        # station per batch would cost the database as much as a small batch.
-        self._cursor: list[tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]] = []
-        self._cursor_due: float | None = None
-        self._lock = asyncio.Lock()
-        self._stopping = False
-        self._task: asyncio.Task[None] | None = None
-
-    @property
-    def pending(self) -> int:
-        return len(self._readings) + len(self._rejects)
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="hj212-pipeline")
-
-    async def stop(self) -> None:
-        """Write everything still queued, then end the task."""
-        self._stopping = True
-        self._wake.set()
-        if self._task is not None:
-            await self._task
-        await self.flush()
-
-    def put(self, readings: Readings, rejects: list[Rejection]) -> None:
-        if not len(readings) and not rejects:
-            return
-        before = self.pending
-        self._readings.extend(readings)
-        self._rejects.extend(rejects)
-        if self._since is None:
-            self._since = asyncio.get_running_loop().time()
-        after = self.pending
-        # Wake the writer only when there is something new for it to decide.
-        if before == 0 or (before < self._full <= after):
-            self._wake.set()
-        if after >= self.max_pending:
-            self._room = False
-
-    def error(self, station_id: str, message: str, at: datetime) -> None:
-        """Record a failure in ``ingest_cursor`` (with the next batch)."""
-        self._errors[station_id] = (at, message)
-        if self._since is None:
-            self._since = asyncio.get_running_loop().time()
-        self._wake.set()
-
-    @property
-    def has_room(self) -> bool:
-        return self._room
-
-    async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            now = loop.time()
-            if self._since is None:
-                if self._stopping:
-                    return
-                if self._cursor_due is not None and self._cursor_due <= now:
-                    try:
-                        async with self._lock:
-                            await self._write_cursor()
-                    except Exception:
-                        logger.exception("hj212 ingest_cursor update failed")
-                    continue
-                await self._sleep(None if self._cursor_due is None else self._cursor_due - now)
-                continue
-            delay = self._since + self.interval - now
-            if not self._stopping and self.pending < self._full and delay > 0:
-                await self._sleep(delay)
-                continue
-            await self.flush(cursor=False)
-
-    async def _sleep(self, delay: float | None) -> None:
-        """Until something is queued (or the threshold is crossed), at most ``delay``."""
-        self._wake.clear()
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(delay):
-                await self._wake.wait()
-
-    async def flush(self, *, cursor: bool = True) -> None:
-        """Validate and write what is queued now; with ``cursor``, also the
-        ``ingest_cursor`` updates still held back."""
-        async with self._lock:
-            readings, self._readings = self._readings, Readings()
-            rejects, self._rejects = self._rejects, []
-            errors, self._errors = self._errors, {}
-            self._since = None
-            if not self._room:
-                self._room = True
-                if self.on_room is not None:
-                    self.on_room()
-            batch = ReadingBatch.empty(SOURCE)
-            clock = asyncio.get_running_loop().time
-            started = clock()
-            try:
-                if len(readings):
-                    frame, raw = validation_frame(readings)
-                    result = self.validator.validate_frame(frame, SOURCE, raw)
-                    batch = result.batch
-                    rejects.extend(result.rejected)
-                validated = clock()
-                if len(batch) or rejects:
-                    written = await self.sink.store_batch(batch, rejects)
-                    self.stats.batches += 1
-                    self.stats.written += written
-                    if len(batch) and not written.spooled:
-                        self._hold_cursor(batch)
-                if self._cursor_due is not None and (cursor or self._cursor_due <= clock()):
-                    await self._write_cursor()
-                if errors:
-                    await self._cursor_errors(errors)
-                logger.debug(
-                    "hj212 batch readings=%d rejects=%d validate_ms=%.0f write_ms=%.0f",
-                    len(batch),
-                    len(rejects),
-                    (validated - started) * 1000,
-                    (clock() - validated) * 1000,
-                )
-            except _DB_ERRORS as err:
-                # The readings are the sink's (stored, spooled or quarantined);
-                # only the ingest_cursor bookkeeping can fail here.
-                logger.warning("hj212 ingest_cursor update failed: %s", err)
-            except Exception:
-                logger.exception(
-                    "hj212 batch failed readings=%d rejects=%d", len(readings), len(rejects)
-                )
-            finally:
-                self.archive.flush()
-
-    def _hold_cursor(self, batch: ReadingBatch) -> None:
-        codes, stations = pd.factorize(batch.station_id)
-        # Only hourly data move last_ts: it is what gap recovery asks for.
-        # NaT is the smallest int64, so a station without hourly data keeps it.
-        ts = np.where(batch.period == "1h", batch.ts, np.datetime64("NaT", "us")).view(np.int64)
-        latest = np.full(len(stations), _NAT, dtype=np.int64)
-        np.maximum.at(latest, codes, ts)
-        self._cursor.append((np.asarray(stations, dtype=object), latest))
-        if self._cursor_due is None:
-            self._cursor_due = asyncio.get_running_loop().time() + CURSOR_INTERVAL
-
-    async def _write_cursor(self) -> None:
-        """Record the held successes in ``ingest_cursor`` (one upsert per station)."""
-        held, self._cursor, self._cursor_due = self._cursor, [], None
-        if not held:
-            return
-        codes, stations = pd.factorize(np.concatenate([s for s, _ in held]))
-        latest = np.full(len(stations), _NAT, dtype=np.int64)
-        np.maximum.at(latest, codes, np.concatenate([t for _, t in held]))
-        micros = [None if t == _NAT else t for t in latest.tolist()]
-        try:
-            async with self.pool.connection(timeout=self.sink.writer.timeout) as conn:
-                await conn.execute(
-                    _CURSOR_SUCCESS,
-                    {"source": SOURCE, "stations": [str(s) for s in stations], "us": micros},
-                )
-        except _DB_ERRORS as err:
-            logger.warning("hj212 ingest_cursor update failed stations=%d: %s", len(stations), err)
-
-    async def _cursor_errors(self, errors: dict[str, tuple[datetime, str]]) -> None:
-        stations = sorted(errors)
-        async with self.pool.connection(timeout=self.sink.writer.timeout) as conn:
-            await conn.execute(
-                _CURSOR_ERROR,
-                {
-                    "source": SOURCE,
-                    "stations": stations,
-                    "at": [errors[s][0] for s in stations],
-                    "errors": [errors[s][1] for s in stations],
-                },
-            )
-
-
-# --------------------------------------------------------------------------- gap look-ups
-
-
-class _LastHours:
-    """Each station's last stored hour, looked up in batches.
-
-    Gap recovery asks once per station when it connects.  After a restart of
-    the receiver every logger reconnects within seconds: one query per
-    station would queue thousands of look-ups for the pool in front of the
-    writer.  Look-ups that arrive while one is running wait for the next,
-    which answers them all (by chunks of ``_LAST_HOURS_CHUNK`` stations).
-    """
-
-    def __init__(self, pool: Pool, catalog: Catalog, timeout: float) -> None:
-        self.pool = pool
-        self.catalog = catalog
-        self.timeout = timeout
-        self._waiting: dict[str, list[asyncio.Future[datetime | None]]] = {}
-        self._task: asyncio.Task[None] | None = None
-
-    async def get(self, station_id: str) -> datetime | None:
-        future: asyncio.Future[datetime | None] = asyncio.get_running_loop().create_future()
-        self._waiting.setdefault(station_id, []).append(future)
-        if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self._run(), name="hj212-gap-lookups")
-        return await future
-
-    async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        for futures in self._waiting.values():
-            for future in futures:
-                future.cancel()
-        self._waiting.clear()
-
-    async def _run(self) -> None:
-        while self._waiting:
-            stations = list(self._waiting)[:_LAST_HOURS_CHUNK]
-            waiting = {s: self._waiting.pop(s) for s in stations}
-            try:
-                found = await self._query(stations)
-            except asyncio.CancelledError:
-                for futures in waiting.values():
-                    for future in futures:
-                        future.cancel()
-                raise
-            except Exception as err:  # each waiting station's recovery reports it
-                for futures in waiting.values():
-                    for future in futures:
-                        if not future.done():
-                            future.set_exception(err)
-                continue
-            for station_id, futures in waiting.items():
-                for future in futures:
-                    if not future.done():
-                        future.set_result(found.get(station_id))
-
-    async def _query(self, station_ids: list[str]) -> dict[str, datetime]:
-        stations: list[str] = []
-        params: list[str | None] = []
-        for station_id in station_ids:
-            station = self.catalog.by_id.get(station_id)
-            codes = [p.code for p in PARAMETERS if station is not None and p.kind == station.kind]
-            for code in [None, *codes]:
-                stations.append(station_id)
-                params.append(code)
-        async with self.pool.connection(timeout=self.timeout) as conn:
-            cur = await conn.execute(
-                _LAST_HOURS, {"source": SOURCE, "stations": stations, "params": params}
-            )
-            rows = await cur.fetchall()
-        return {str(s): ts for s, ts in rows if isinstance(ts, datetime)}
-
 
 # --------------------------------------------------------------------------- connections
-
-
-@dataclass(eq=False)
-class _Connection:
-    """One device connection: its transport, its session and why it is not
-    being read (``paused``: "room", "throttle", "writing")."""
-
-    peer: str
-    transport: asyncio.Transport
-    session: Session
-    last_rx: float
-    tokens: float
-    last_refill: float
-    closing: bool = False
-    tasks: set[asyncio.Task[None]] = field(default_factory=set)
-    paused: set[str] = field(default_factory=set)
-    timer: asyncio.TimerHandle | None = None  # the throttle's end
-    send_deadline: asyncio.TimerHandle | None = None  # a client that does not read
-    queued: int = 0  # chunks read and waiting in the server's inbox
-    lost: bool = False  # the peer is gone: what is queued is processed, then the end
-
-    def close(self) -> None:
-        self.closing = True
-        self.transport.close()
-
-    def pause(self, reason: str) -> None:
-        if not self.paused and not self.closing:
-            self.transport.pause_reading()
-        self.paused.add(reason)
-
-    def resume(self, reason: str) -> None:
-        if reason not in self.paused:
-            return
-        self.paused.discard(reason)
-        if not self.paused and not self.closing:
-            self.transport.resume_reading()
 
 
 class _DeviceProtocol(asyncio.Protocol):
@@ -501,7 +100,7 @@ class _DeviceProtocol(asyncio.Protocol):
 
     def __init__(self, server: Hj212Server) -> None:
         self.server = server
-        self.conn: _Connection | None = None
+        self.conn: Connection | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -512,7 +111,10 @@ class _DeviceProtocol(asyncio.Protocol):
             self.server._received(self.conn, data)
 
     def eof_received(self) -> bool:
-        return False  # the device is done sending: close
+        # The device is done sending: close once what it sent is answered.
+        if self.conn is not None:
+            self.server._eof(self.conn)
+        return True
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self.conn is not None:
@@ -526,14 +128,6 @@ class _DeviceProtocol(asyncio.Protocol):
     def resume_writing(self) -> None:
         if self.conn is not None:
             self.server._writing_resumed(self.conn)
-
-
-def _peer(transport: asyncio.BaseTransport) -> str:
-    info: Any = transport.get_extra_info("peername")
-    if isinstance(info, tuple) and len(info) >= 2:
-        host, port = info[0], info[1]
-        return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
-    return str(info or "?")
 
 
 class Hj212Server:
@@ -590,7 +184,7 @@ class Hj212Server:
         self.records = RecordStore(pool)  # 3019/3020 device info and logs, 2013 raw data
         self._own_archive = archive is None
         self.archive = archive or FrameArchive(settings.archive_dir, self.hj.archive_retention_days)
-        self._pipeline = _Pipeline(
+        self._pipeline = Pipeline(
             intake.validator,
             intake.sink,
             pool,
@@ -601,14 +195,15 @@ class Hj212Server:
             max_pending=max_pending,
         )
         self._pipeline.on_room = self._room_again
-        self._last_hours = _LastHours(pool, catalog, intake.sink.writer.timeout)
+        self._last_hours = LastHours(pool, catalog, intake.sink.writer.timeout)
         self._server: asyncio.Server | None = None
-        self._connections: set[_Connection] = set()
+        self._connections: set[Connection] = set()
+        self._per_address: dict[str, int] = {}  # open connections by IP address
         self._no_connections = asyncio.Event()
         self._no_connections.set()
-        self._waiting_room: set[_Connection] = set()  # paused until the pipeline has room
+        self._waiting_room: set[Connection] = set()  # paused until the pipeline has room
         self._resuming: asyncio.Handle | None = None
-        self._inbox: deque[tuple[_Connection, bytes | None]] = deque()
+        self._inbox: deque[tuple[Connection, bytes | None]] = deque()
         self._draining: asyncio.Handle | None = None
         self._housekeeping: asyncio.Task[None] | None = None
         self._recovering: dict[str, str] = {}  # station id → MN being asked for history
@@ -685,6 +280,8 @@ class Hj212Server:
         if self._draining is not None:
             self._draining.cancel()
         self._drain(turn=float("inf"))
+        # What was read is stored, and its replies sent, before the close.
+        await self._pipeline.flush()
         for conn in list(self._connections):
             conn.close()
         # Closing sends what is still buffered for a client; a client that
@@ -723,8 +320,14 @@ class Hj212Server:
 
     # ------------------------------------------------------------------ connections
 
-    def _accept(self, transport: asyncio.Transport) -> _Connection | None:
-        peer = _peer(transport)
+    def _accept(self, transport: asyncio.Transport) -> Connection | None:
+        peer = peer_name(transport)
+        address = peer.rsplit(":", 1)[0]
+        if self._per_address.get(address, 0) >= self.hj.max_connections_per_address:
+            self.stats.refused += 1
+            self._refused_log(peer, f"over {self.hj.max_connections_per_address} from {address}")
+            transport.close()
+            return None
         if self._closing or len(self._connections) >= self.hj.max_connections:
             self.stats.refused += 1
             now = asyncio.get_running_loop().time()
@@ -740,7 +343,7 @@ class Hj212Server:
             transport.close()
             return None
         mono = asyncio.get_running_loop().time()
-        conn = _Connection(
+        conn = Connection(
             peer,
             transport,
             Session(
@@ -752,14 +355,42 @@ class Hj212Server:
             last_rx=mono,
             tokens=self._burst,
             last_refill=mono,
+            opened=mono,
         )
+        self._per_address[address] = self._per_address.get(address, 0) + 1
         self._connections.add(conn)
         self._no_connections.clear()
         self.stats.connections += 1
         logger.debug("hj212 connection opened peer=%s", peer)
         return conn
 
-    def _received(self, conn: _Connection, data: bytes) -> None:
+    def _refused_log(self, peer: str, why: str) -> None:
+        now = asyncio.get_running_loop().time()
+        if now - self._refused_logged >= _REFUSED_LOG_EVERY:
+            self._refused_logged = now
+            logger.warning(
+                "hj212 connection refused peer=%s reason=%s refused_total=%d",
+                peer,
+                why,
+                self.stats.refused,
+            )
+
+    def _summarise_rejects(self, conn: Connection) -> None:
+        """One row for the rejects a connection had beyond its cap."""
+        if conn.rejects_dropped:
+            self._pipeline.put(
+                Readings(),
+                [
+                    Rejection(
+                        SOURCE,
+                        f"<{conn.rejects_dropped} more rejects from {conn.peer} not stored>",
+                        f"over max_rejects_per_connection={self.hj.max_rejects_per_connection}",
+                    )
+                ],
+            )
+            conn.rejects_dropped = 0
+
+    def _received(self, conn: Connection, data: bytes) -> None:
         """Bytes from a device: queued for :meth:`_drain`.
 
         The chunks of all connections are processed in turns of at most
@@ -796,20 +427,20 @@ class Hj212Server:
                     self._process(conn, data)
                     if not conn.queued:
                         conn.resume("inbox")
+                        self._finish_if_answered(conn)
             if loop.time() >= deadline:
                 break
         if inbox:
             self._draining = loop.call_soon(self._drain)
 
-    def _process(self, conn: _Connection, data: bytes) -> None:
+    def _process(self, conn: Connection, data: bytes) -> None:
         """Feed a chunk to the connection's session, archive and queue what
         comes out, answer, and decide whether to read on."""
         try:
             now = self.clock()
             out = conn.session.feed(data, now=now, mono=conn.last_rx)
             self._absorb(conn, out, now)
-            if out.replies:
-                self._write(conn, b"".join(out.replies))
+            self._reply(conn, out)
             if out.close:
                 logger.warning(
                     "hj212 connection closed peer=%s reason=%s", conn.peer, out.close_reason
@@ -827,7 +458,16 @@ class Hj212Server:
             logger.exception("hj212 connection failed peer=%s", conn.peer)
             conn.close()
 
-    def _lost(self, conn: _Connection, exc: Exception | None) -> None:
+    def _eof(self, conn: Connection) -> None:
+        conn.eof = True
+        self._finish_if_answered(conn)
+
+    def _finish_if_answered(self, conn: Connection) -> None:
+        """After the peer's EOF: close once its frames are processed and answered."""
+        if conn.eof and not conn.queued and not conn.held and not conn.closing:
+            conn.close()
+
+    def _lost(self, conn: Connection, exc: Exception | None) -> None:
         if exc is not None:
             logger.debug("hj212 connection lost peer=%s: %s", conn.peer, exc)
         conn.lost = True
@@ -841,7 +481,7 @@ class Hj212Server:
         else:
             self._end(conn)
 
-    def _end(self, conn: _Connection) -> None:
+    def _end(self, conn: Connection) -> None:
         conn.closing = True
         if conn.timer is not None:
             conn.timer.cancel()
@@ -853,6 +493,14 @@ class Hj212Server:
             )
         except Exception:
             logger.exception("hj212 connection end failed peer=%s", conn.peer)
+        if conn in self._connections:
+            address = conn.peer.rsplit(":", 1)[0]
+            left = self._per_address.get(address, 1) - 1
+            if left > 0:
+                self._per_address[address] = left
+            else:
+                self._per_address.pop(address, None)
+        self._summarise_rejects(conn)
         self._connections.discard(conn)
         if not self._connections:
             self._no_connections.set()
@@ -881,7 +529,7 @@ class Hj212Server:
     def _burst(self) -> float:
         return max(self.max_frames_per_s, 100.0)
 
-    def _spend(self, conn: _Connection, frames: int) -> bool:
+    def _spend(self, conn: Connection, frames: int) -> bool:
         """Per-connection token bucket: a flood from one client only slows that
         client.  Whether the connection must wait (:meth:`_throttle`)."""
         now = conn.last_rx
@@ -892,7 +540,7 @@ class Hj212Server:
         conn.tokens -= frames
         return conn.tokens < 0
 
-    def _throttle(self, conn: _Connection) -> None:
+    def _throttle(self, conn: Connection) -> None:
         conn.pause("throttle")
         if conn.timer is not None:
             conn.timer.cancel()
@@ -900,11 +548,40 @@ class Hj212Server:
             -conn.tokens / self.max_frames_per_s, conn.resume, "throttle"
         )
 
-    def _write(self, conn: _Connection, data: bytes) -> None:
+    def _reply(self, conn: Connection, out: Output) -> None:
+        """Send the replies of what was fed, once it is durable.
+
+        Replies to frames that carry readings or rejects (and every reply
+        behind one still held, so that a device gets its answers in order)
+        wait for the pipeline to store the batch; the others go at once.
+        """
+        if not out.replies:
+            return
+        data = b"".join(out.replies)
+        if not (len(out.readings) or out.rejects or conn.held):
+            self._write(conn, data)
+            return
+        conn.held += 1
+
+        def ack(durable: bool) -> None:
+            conn.held -= 1
+            if durable:
+                self._write(conn, data)
+                self._finish_if_answered(conn)
+            elif not conn.closing:
+                logger.warning(
+                    "hj212 connection closed peer=%s reason=frames could not be stored",
+                    conn.peer,
+                )
+                conn.close()
+
+        self._pipeline.put(Readings(), [], ack)
+
+    def _write(self, conn: Connection, data: bytes) -> None:
         if not conn.transport.is_closing():
             conn.transport.write(data)
 
-    def _writing_paused(self, conn: _Connection) -> None:
+    def _writing_paused(self, conn: Connection) -> None:
         """The client does not read what it is sent: stop reading it, and close
         it if it still has not read after ``send_timeout``."""
         conn.pause("writing")
@@ -913,13 +590,13 @@ class Hj212Server:
                 self.send_timeout, self._send_timed_out, conn
             )
 
-    def _writing_resumed(self, conn: _Connection) -> None:
+    def _writing_resumed(self, conn: Connection) -> None:
         if conn.send_deadline is not None:
             conn.send_deadline.cancel()
             conn.send_deadline = None
         conn.resume("writing")
 
-    def _send_timed_out(self, conn: _Connection) -> None:
+    def _send_timed_out(self, conn: Connection) -> None:
         conn.send_deadline = None
         if conn.closing:
             return
@@ -932,16 +609,27 @@ class Hj212Server:
         conn.closing = True
         conn.transport.abort()
 
-    def _absorb(self, conn: _Connection, out: Output, received: datetime | None = None) -> None:
+    def _absorb(self, conn: Connection, out: Output, received: datetime | None = None) -> None:
         """Archive, queue and react to a session's output (everything but sending)."""
         if out.archive:
             received = received or self.clock()
             for entry in out.archive:
-                self.archive.append(received, conn.peer, entry.mn, entry.status, entry.raw)
                 if entry.status != "ok":
                     self.stats.frames_rejected += 1
+                if entry.status == "error":
+                    # Bytes that did not parse stay out of the archive (a flood
+                    # of garbage would fill the disk); its reject says what came.
+                    continue
+                self.archive.append(received, conn.peer, entry.mn, entry.status, entry.raw)
             self.stats.frames += len(out.archive)
-        self._pipeline.put(out.readings, out.rejects)
+        rejects = out.rejects
+        if rejects:
+            room = max(0, self.hj.max_rejects_per_connection - conn.rejects)
+            if len(rejects) > room:
+                conn.rejects_dropped += len(rejects) - room
+                rejects = rejects[:room]
+            conn.rejects += len(rejects)
+        self._pipeline.put(out.readings, rejects)
         if out.records:
             self.records.put(out.records)
         for event in out.events:
@@ -952,7 +640,7 @@ class Hj212Server:
             elif isinstance(event, RequestFinished):
                 self._finished(conn, event)
 
-    def _seen(self, conn: _Connection, event: StationSeen) -> None:
+    def _seen(self, conn: Connection, event: StationSeen) -> None:
         mn = normalize_mn(event.mn)
         if mn in self._failing:
             self._failing.discard(mn)
@@ -971,7 +659,7 @@ class Hj212Server:
             conn.tasks.add(task)
             task.add_done_callback(conn.tasks.discard)
 
-    def _auth_failed(self, conn: _Connection, event: AuthFailed) -> None:
+    def _auth_failed(self, conn: Connection, event: AuthFailed) -> None:
         mn = normalize_mn(event.mn)
         if mn not in self._failing:
             # Once per device until it authenticates again: a misconfigured
@@ -988,7 +676,7 @@ class Hj212Server:
         if event.station_id is not None:
             self._pipeline.error(event.station_id, event.reason, self.clock())
 
-    def _finished(self, conn: _Connection, event: RequestFinished) -> None:
+    def _finished(self, conn: Connection, event: RequestFinished) -> None:
         if event.kind != "history":
             level = logging.DEBUG if event.ok else logging.WARNING
             logger.log(
@@ -1025,7 +713,7 @@ class Hj212Server:
 
     # ------------------------------------------------------------------ gap recovery
 
-    async def _recover(self, conn: _Connection, event: StationSeen) -> None:
+    async def _recover(self, conn: Connection, event: StationSeen) -> None:
         sent = False
         try:
             last = await self._last_hour(event.station_id)
@@ -1052,7 +740,7 @@ class Hj212Server:
                 f"{end:%Y-%m-%d %H:%M}",
             )
             self._write(conn, request)
-        except _DB_ERRORS as err:
+        except DB_ERRORS as err:
             logger.warning("hj212 gap check failed station=%s: %s", event.station_id, err)
         except Exception:
             logger.exception("hj212 gap recovery failed station=%s", event.station_id)
@@ -1067,13 +755,21 @@ class Hj212Server:
 
     async def _housekeep(self) -> None:
         loop = asyncio.get_running_loop()
-        period = min(1.0, self.hj.idle_timeout_s / 4)
+        period = min(1.0, self.hj.idle_timeout_s / 4, self.hj.auth_deadline_s / 4)
         while True:
             await asyncio.sleep(period)
             try:
                 mono = loop.time()
                 for conn in list(self._connections):
                     if conn.closing:
+                        continue
+                    if not conn.session.stations and mono - conn.opened > self.hj.auth_deadline_s:
+                        logger.info(
+                            "hj212 connection closed peer=%s reason=not authenticated within %g s",
+                            conn.peer,
+                            self.hj.auth_deadline_s,
+                        )
+                        conn.close()
                         continue
                     if mono - conn.last_rx > self.hj.idle_timeout_s:
                         logger.info(

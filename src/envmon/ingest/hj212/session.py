@@ -57,6 +57,7 @@ from .errors import Hj212Error
 from .mapping import DATA_CNS, upload_rows
 from .profile import AUTO, Device, Directory, Hj212Config, StationConfig, load_config, parse_config
 from .records import RECORD_CNS, DeviceRecord, cp_items
+from .redact import frame_text
 from .stream import Frame, SplitAssembler, StreamDecoder
 
 logger = logging.getLogger(__name__)
@@ -266,11 +267,6 @@ class _Request:
 class _SplitRaw:
     texts: list[str]
     last_seen: float
-
-
-def frame_text(raw: bytes) -> str:
-    """A frame as text for the ``rejected`` table (non-UTF-8 bytes as ``\\xNN``)."""
-    return raw.decode("utf-8", "backslashreplace").rstrip("\r\n")
 
 
 class Session:
