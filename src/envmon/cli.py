@@ -632,6 +632,17 @@ def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
     return asyncio.run(run())
 
 
+def cmd_alerts(args: argparse.Namespace, settings: Settings) -> int:
+    """``envmon alerts …``; its ``grafana`` action is Grafana code (``envmon.dashboards``)."""
+    if args.alerts_action == "grafana":
+        from envmon.dashboards.cli import cmd_alert_rules
+
+        return cmd_alert_rules(args, settings)
+    from envmon.alerts.cli import cmd_alerts as run
+
+    return run(args, settings)
+
+
 # -- entry point -------------------------------------------------------------------------
 
 
@@ -751,7 +762,7 @@ def build_parser() -> argparse.ArgumentParser:
     from envmon.dashboards.cli import add_parser as add_dashboards
     from envmon.review.cli import add_parser as add_review
 
-    add_alerts(sub)
+    add_alerts(sub).set_defaults(func=cmd_alerts)
     add_review(sub)
 
     add_dashboards(sub)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -244,13 +243,6 @@ def test_json_export(catalog: Catalog) -> None:
     json.dumps(rows, ensure_ascii=False)
     water = next(r for r in rows if r["kind"] == "water")
     assert water["target_class"] in (1, 2, 3, 4, 5)
-
-
-def test_loading_is_fast() -> None:
-    load_catalog(STATIONS_YAML)  # warm imports and caches
-    start = time.perf_counter()
-    load_catalog(STATIONS_YAML)
-    assert time.perf_counter() - start < 0.5
 
 
 def test_cnemc_poller_maps_stations_by_cnemc_code(catalog: Catalog) -> None:

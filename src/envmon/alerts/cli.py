@@ -15,10 +15,9 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from envmon.alerts.model import LIST_LIMIT
 from envmon.catalog.names import UnknownName, city_of
 from envmon.settings import Settings
-
-LIST_LIMIT = 100  # alerts listed by `list`, `silence list`, `maintenance list`
 
 
 def _city(text: str) -> str:

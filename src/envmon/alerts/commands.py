@@ -18,14 +18,13 @@ import asyncio
 import getpass
 import json
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from envmon import timeutil
 from envmon.alerts import episodes as store_db
-from envmon.alerts.cli import LIST_LIMIT
 from envmon.alerts.delivery import requeue_dead
 from envmon.alerts.message import fmt_time, value_label
+from envmon.alerts.model import LIST_LIMIT
 from envmon.alerts.rules import SEVERITY_ZH, load_config, stations_of
 from envmon.alerts.service import (
     AlertService,
@@ -274,28 +273,9 @@ async def alerts_test(app: App, args: argparse.Namespace, settings: AlertSetting
     return 1 if failed else 0
 
 
-def alerts_grafana(args: argparse.Namespace, settings: Settings) -> int:
-    from envmon.dashboards.alert_rules import DEFAULT_OUT, build
-
-    out = Path(args.out) if args.out else DEFAULT_OUT
-    changed = build(
-        args.check,
-        rules_file=settings.alerts_path,
-        out=out,
-        stations_file=settings.stations_path,
-    )
-    if args.check:
-        print(f"{out} is up to date")
-    else:
-        print(f"{out} {'written' if changed else 'already up to date'}")
-    return 0
-
-
 def cmd_alerts(args: argparse.Namespace, settings: Settings) -> int:
     """The ``alerts`` command (``func`` of the subparser)."""
     action = args.alerts_action
-    if action == "grafana":
-        return alerts_grafana(args, settings)
 
     async def run() -> int:
         from envmon.app import ensure_database, open_app

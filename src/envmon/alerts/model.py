@@ -15,6 +15,8 @@ from typing import Any, Final, Literal, TypeAlias
 
 from envmon.timeutil import BEIJING
 
+LIST_LIMIT: Final = 100  # alerts listed by `list`, `silence list`, `maintenance list`
+
 State: TypeAlias = Literal["firing", "escalated", "resolved"]
 NoticeKind: TypeAlias = Literal["firing", "escalated", "resolved", "test"]
 NOTICE_ZH: Final = {"firing": "告警", "escalated": "升级", "resolved": "恢复", "test": "测试"}

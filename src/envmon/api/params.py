@@ -17,6 +17,7 @@ from typing import Final
 from multidict import MultiMapping
 
 from envmon.api.problems import bad_request
+from envmon.catalog.model import Station
 from envmon.catalog.names import AmbiguousName, StationNames, UnknownName, region_of
 from envmon.timeutil import BEIJING
 
@@ -115,7 +116,7 @@ class Query:
             return default
 
     def stations(
-        self, name: str, names: StationNames, kinds: Collection[str] | None = None
+        self, name: str, names: StationNames[Station], kinds: Collection[str] | None = None
     ) -> list[str]:
         """Stations by id, Chinese name or pinyin → ids.
 
@@ -133,7 +134,7 @@ class Query:
         return list(dict.fromkeys(out))
 
     def station(
-        self, name: str, names: StationNames, kinds: Collection[str] | None = None
+        self, name: str, names: StationNames[Station], kinds: Collection[str] | None = None
     ) -> str | None:
         raw = self._raw(name, False)
         if raw is None:

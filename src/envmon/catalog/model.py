@@ -229,7 +229,7 @@ class Catalog:
         return self._by_mn
 
     @property
-    def names(self) -> StationNames:
+    def names(self) -> StationNames[Station]:
         """Stations by id, Chinese name or pinyin (see :mod:`envmon.catalog.names`)."""
         return self._names
 

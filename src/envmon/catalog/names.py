@@ -19,12 +19,27 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Mapping
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Final
+from typing import Final, Generic, Protocol, TypeVar
 
 from envmon.errors import CatalogError
 
-if TYPE_CHECKING:
-    from envmon.catalog.model import Station
+
+class Named(Protocol):
+    """What the name index reads of a station (``catalog.model.Station`` has it)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def mn(self) -> str | None: ...
+    @property
+    def station_no(self) -> str | None: ...
+
+
+Station = TypeVar("Station", bound=Named)
 
 CITY_REGION: Final[Mapping[str, str]] = MappingProxyType({"太原市": "taiyuan", "忻州市": "xinzhou"})
 REGION_NAMES: Final[Mapping[str, str]] = MappingProxyType(
@@ -102,7 +117,7 @@ def station_spellings(station: Station) -> list[str]:
     return list(dict.fromkeys(out))
 
 
-class StationNames:
+class StationNames(Generic[Station]):
     """Every spelling of every station, for :meth:`resolve`."""
 
     __slots__ = ("_by_id", "_by_spelling")

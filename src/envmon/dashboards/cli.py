@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Any
 
 from envmon.settings import Settings
@@ -59,4 +60,23 @@ def cmd_dashboards(args: argparse.Namespace, settings: Settings) -> int:
     print(f"data source envmon-postgres: {result.datasource}")
     for d in result.dashboards:
         print(f"  {d.uid:<22} v{d.version}  {d.title}  {d.url or ''}")
+    return 0
+
+
+def cmd_alert_rules(args: argparse.Namespace, settings: Settings) -> int:
+    """``envmon alerts grafana [--check] [--out DIR]``: the Grafana alert-rule provisioning
+    generated from ``config/alerts.yaml`` (Grafana code lives in this package)."""
+    from envmon.dashboards.alert_rules import DEFAULT_OUT, build
+
+    out = Path(args.out) if args.out else DEFAULT_OUT
+    changed = build(
+        args.check,
+        rules_file=settings.alerts_path,
+        out=out,
+        stations_file=settings.stations_path,
+    )
+    if args.check:
+        print(f"{out} is up to date")
+    else:
+        print(f"{out} {'written' if changed else 'already up to date'}")
     return 0

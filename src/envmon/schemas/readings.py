@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from envmon import timeutil
+from envmon.catalog.model import Station
 from envmon.catalog.names import StationNames
 from envmon.parameters import BY_CODE, PERIODS, Parameter
 
@@ -222,7 +223,7 @@ class Validator:
         parameters: Mapping[str, Parameter] = BY_CODE,
         max_future: timedelta = timedelta(minutes=10),
         clock: Any = timeutil.now,
-        names: StationNames | None = None,
+        names: StationNames[Station] | None = None,
     ) -> None:
         self.stations = dict(stations)
         self.names = names

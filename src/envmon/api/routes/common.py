@@ -17,6 +17,7 @@ from psycopg.rows import TupleRow
 from envmon.api.keys import ENVMON, EXPORTS, SETTINGS
 from envmon.api.params import Query
 from envmon.api.problems import Problem, not_found, too_large
+from envmon.catalog.model import Station
 from envmon.catalog.names import StationNames
 from envmon.timeutil import BEIJING, day_start
 
@@ -50,7 +51,7 @@ def raw_json_response(text: str) -> web.Response:
     return web.Response(body=text.encode(), content_type="application/json", charset="utf-8")
 
 
-def station_names(request: web.Request) -> StationNames:
+def station_names(request: web.Request) -> StationNames[Station]:
     """The catalog's names of stations (id, 中文名, pinyin) for :meth:`Query.stations`."""
     return request.app[ENVMON].catalog.names
 
@@ -106,7 +107,7 @@ def export_slot(request: web.Request) -> asyncio.Semaphore:
 
 
 def aqi_scope(
-    q: Query, names: StationNames
+    q: Query, names: StationNames[Station]
 ) -> tuple[str | None, list[str], str | None, datetime | None, datetime | None]:
     """resolution, stations, region, start, end of an AQI request (JSON or export)."""
     resolution = q.string("resolution", choices=("daily", "hourly"), default="daily")

@@ -33,6 +33,7 @@ from envmon.api.routes.common import (
     known_stations,
     station_names,
 )
+from envmon.catalog.model import Station
 from envmon.catalog.names import StationNames
 from envmon.parameters import BY_CODE, PERIODS
 from envmon.timeutil import BEIJING
@@ -41,7 +42,7 @@ FILTERS = ("station", "parameter", "period", "from", "to")
 
 
 def _filter(
-    q: Query, names: StationNames, *, period_default: str | None
+    q: Query, names: StationNames[Station], *, period_default: str | None
 ) -> export.ReadingFilter | None:
     parameters = q.strings("parameter", max_items=len(BY_CODE))
     bad = [p for p in parameters if p not in BY_CODE]
