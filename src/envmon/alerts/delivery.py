@@ -32,6 +32,8 @@ from envmon.alerts.errors import DeliveryFailed, DeliveryRejected
 from envmon.alerts.message import Message
 from envmon.alerts.model import Notice
 from envmon.db.writer import Pool
+from envmon.ratelimit import TokenBucket
+from envmon.retry import Backoff
 from envmon.settings import AlertSettings
 
 logger = logging.getLogger(__name__)
@@ -100,25 +102,26 @@ RETURNING id, channel, kind, payload, event_id, attempts,
 
 
 class RateLimiter:
-    """A token bucket: ``per_minute`` messages a minute, bursts up to that many."""
+    """``per_minute`` messages a minute for one channel, bursts up to that many."""
 
     def __init__(self, per_minute: int) -> None:
-        self.capacity = float(per_minute)
-        self.rate = per_minute / 60.0
-        self.tokens = self.capacity
-        self.last = time.monotonic()
+        self._bucket = TokenBucket(per_minute / 60.0, float(per_minute), time.monotonic())
         self._lock = asyncio.Lock()
+
+    @property
+    def tokens(self) -> float:
+        """The budget left (negative while a message waits for its turn)."""
+        return self._bucket.tokens
+
+    @tokens.setter
+    def tokens(self, value: float) -> None:
+        self._bucket.tokens = value
 
     async def acquire(self) -> None:
         async with self._lock:
-            while True:
-                now = time.monotonic()
-                self.tokens = min(self.capacity, self.tokens + (now - self.last) * self.rate)
-                self.last = now
-                if self.tokens >= 1:
-                    self.tokens -= 1
-                    return
-                await asyncio.sleep((1 - self.tokens) / self.rate)
+            wait = self._bucket.take(1.0, time.monotonic())
+            if wait > 0:
+                await asyncio.sleep(wait)
 
 
 class Dispatcher:
@@ -130,10 +133,15 @@ class Dispatcher:
         channels: dict[str, Channel],
         settings: AlertSettings,
         per_minute: dict[str, int | None] | None = None,
+        rng: random.Random | None = None,
     ) -> None:
         self.pool = pool
         self.channels = channels
         self.settings = settings
+        # One back-off policy for every retrying part (envmon.retry), randomness injectable.
+        self.backoff = Backoff(
+            settings.backoff_initial_s, settings.backoff_max_s, rng or random.Random()
+        )
         self.limiters = {
             name: RateLimiter(n) for name, n in (per_minute or {}).items() if n is not None
         }
@@ -241,8 +249,7 @@ class Dispatcher:
     # ------------------------------------------------------------------ workers
 
     def _backoff(self, attempt: int) -> float:
-        base = float(self.settings.backoff_initial_s * 2 ** (attempt - 1))
-        return float(min(self.settings.backoff_max_s, base) * random.uniform(0.8, 1.2))
+        return self.backoff.delay(attempt)
 
     async def _work(self) -> None:
         while True:

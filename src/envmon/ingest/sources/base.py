@@ -36,6 +36,7 @@ from envmon.catalog import Catalog
 from envmon.errors import ConfigError, FatalError, RetriableError
 from envmon.ingest.sources.convert import parse_time
 from envmon.ingest.sources_config import RateLimit, SourceConfig
+from envmon.ratelimit import TokenBucket
 from envmon.schemas.readings import Rejection
 from envmon.timeutil import HOUR
 
@@ -156,8 +157,12 @@ class Http:
         self.sleep = sleep
         self.monotonic = monotonic
         self._sem = asyncio.Semaphore(concurrency)
-        self._interval = rate_limit.interval_s if rate_limit else 0.0
-        self._next_slot = 0.0
+        # One request per interval at most (a bucket of one token).
+        self._bucket = (
+            TokenBucket(1.0 / rate_limit.interval_s, 1.0, monotonic())
+            if rate_limit and rate_limit.interval_s > 0
+            else None
+        )
         self._paused_until = 0.0
         self.requests = 0
         # A source that needs many requests per window (OpenAQ: one per sensor) retries
@@ -175,10 +180,8 @@ class Http:
     async def _throttle(self) -> None:
         now = self.monotonic()
         wait = max(0.0, self._paused_until - now)
-        if self._interval:
-            slot = max(self._next_slot, now + wait)
-            self._next_slot = slot + self._interval
-            wait = slot - now
+        if self._bucket is not None:
+            wait += self._bucket.take(1.0, now + wait)
         if wait > 0:
             await self.sleep(wait)
 
