@@ -10,8 +10,8 @@ from __future__ import annotations
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-BEIJING = ZoneInfo("Asia/Shanghai")
 BEIJING_TZ_NAME = "Asia/Shanghai"
+BEIJING = ZoneInfo(BEIJING_TZ_NAME)
 
 
 def now() -> datetime:

@@ -41,7 +41,7 @@ from psycopg import AsyncConnection, sql
 from psycopg.rows import TupleRow
 
 from envmon.api.xlsx import ReadingsXlsx
-from envmon.timeutil import BEIJING
+from envmon.timeutil import BEIJING, BEIJING_TZ_NAME
 
 logger = logging.getLogger(__name__)
 
@@ -93,7 +93,7 @@ class ReadingFilter:
 
 
 ORDER: Final = sql.SQL(" ORDER BY station_id, parameter, period, ts")
-_DAY_TS = "({alias}.day::timestamp AT TIME ZONE 'Asia/Shanghai')"
+_DAY_TS = "(bj_day_start({alias}.day))"
 _NOT_STORED = (
     " AND NOT EXISTS (SELECT 1 FROM reading r WHERE r.station_id = {alias}.station_id"
     " AND r.parameter = {param} AND r.period = '1d' AND r.ts >= {ts}"
@@ -136,7 +136,7 @@ async def export_csv(
     args += where_args
     query = sql.SQL(
         "COPY (SELECT station_id AS station, parameter, period,"
-        " to_char(ts AT TIME ZONE 'Asia/Shanghai', 'YYYY-MM-DD\"T\"HH24:MI:SS') || '+08:00'"
+        " to_char(bj_time(ts), 'YYYY-MM-DD\"T\"HH24:MI:SS') || '+08:00'"
         " AS time, value, flag, source FROM {rel} WHERE {where}{order})"
         " TO STDOUT (FORMAT csv, HEADER true)"
     ).format(rel=rel, where=where, order=ORDER)
@@ -199,7 +199,7 @@ PARQUET_SCHEMA: Final = pa.schema(
         ("station", pa.dictionary(pa.int32(), pa.string())),
         ("parameter", pa.dictionary(pa.int32(), pa.string())),
         ("period", pa.dictionary(pa.int32(), pa.string())),
-        ("time", pa.timestamp("us", tz="Asia/Shanghai")),
+        ("time", pa.timestamp("us", tz=BEIJING_TZ_NAME)),
         ("value", pa.float64()),
         ("flag", pa.dictionary(pa.int32(), pa.string())),
         ("source", pa.dictionary(pa.int32(), pa.string())),
@@ -218,7 +218,7 @@ def _arrow_table(rows: Sequence[Sequence[Any]]) -> Any:
             dict_col(0),
             dict_col(1),
             dict_col(2),
-            pa.array(cols[3], pa.int64()).cast(pa.timestamp("us", tz="Asia/Shanghai")),
+            pa.array(cols[3], pa.int64()).cast(pa.timestamp("us", tz=BEIJING_TZ_NAME)),
             pa.array(cols[4], pa.float64()),
             dict_col(5),
             dict_col(6),

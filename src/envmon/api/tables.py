@@ -30,7 +30,7 @@ from aiohttp import web
 from envmon.api.export import CONTENT_TYPES, Format, Pipe
 from envmon.api.xlsx import CellKind, TableXlsx
 from envmon.standards.rounding import round_half_even
-from envmon.timeutil import BEIJING
+from envmon.timeutil import BEIJING, BEIJING_TZ_NAME
 
 Lang = Literal["zh", "en"]
 LANGS: Final[tuple[Lang, ...]] = ("zh", "en")
@@ -79,7 +79,7 @@ _ARROW: Final[dict[ColumnKind, Any]] = {
     "bool": pa.bool_(),
     "date": pa.date32(),
     "month": pa.string(),
-    "time": pa.timestamp("us", tz="Asia/Shanghai"),
+    "time": pa.timestamp("us", tz=BEIJING_TZ_NAME),
 }
 _YES_NO: Final[dict[Lang, tuple[str, str]]] = {"zh": ("是", "否"), "en": ("yes", "no")}
 

@@ -109,7 +109,7 @@ def _threshold_sql(rule: ThresholdRule) -> tuple[str, str]:
                 "SELECT DISTINCT ON (d.region) d.region AS region, d.aqi::float AS aqi\n"
                 "FROM region_day d\n"
                 f"WHERE d.region = ANY({_lit(regions)}::text[]) AND d.aqi IS NOT NULL\n"
-                "  AND d.day >= (now() AT TIME ZONE 'Asia/Shanghai')::date - 2\n"
+                "  AND d.day >= bj_day(now()) - 2\n"
                 "ORDER BY d.region, d.day DESC",
                 "城市日 AQI（最近完整日，region_day）",
             )
@@ -129,7 +129,7 @@ def _threshold_sql(rule: ThresholdRule) -> tuple[str, str]:
             "       (w.class - s.target_class)::float AS classes_over_target\n"
             "FROM station s\n"
             "JOIN water_section_month w ON w.station_id = s.id\n"
-            " AND w.month = date_trunc('month', now() AT TIME ZONE 'Asia/Shanghai')::date\n"
+            " AND w.month = date_trunc('month', bj_time(now()))::date\n"
             f"WHERE {where} AND s.target_class IS NOT NULL",
             "本月断面水质类别高于目标类别的级数（water_section_month）",
         )

@@ -16,6 +16,7 @@ from psycopg_pool.base import AttemptWithBackoff
 
 from envmon.db.embedded import EmbeddedCluster
 from envmon.settings import Settings
+from envmon.timeutil import BEIJING_TZ_NAME
 
 
 def embedded_cluster(settings: Settings) -> EmbeddedCluster:
@@ -35,7 +36,7 @@ def database_url(settings: Settings) -> str:
 
 async def _configure(conn: AsyncConnection[TupleRow]) -> None:
     # Natural days are Beijing days whatever the server's default zone is.
-    await conn.execute("SET TIME ZONE 'Asia/Shanghai'")
+    await conn.execute(f"SET TIME ZONE '{BEIJING_TZ_NAME}'")
     await conn.commit()
 
 

@@ -29,6 +29,7 @@ from pathlib import Path
 
 from envmon.errors import EmbeddedDbError
 from envmon.log import db_logger as logger
+from envmon.timeutil import BEIJING_TZ_NAME
 
 SUPERUSER = "envmon"
 DATABASE = "envmon"
@@ -243,7 +244,7 @@ class EmbeddedCluster:
             "listen_addresses = '127.0.0.1'",
             f"port = {self.port}",
             f"unix_socket_directories = '{self.socket_dir.resolve()}'",
-            "timezone = 'Asia/Shanghai'",
+            f"timezone = '{BEIJING_TZ_NAME}'",
             "max_connections = 100",
             "shared_buffers = '256MB'",
             "max_wal_size = '2GB'",

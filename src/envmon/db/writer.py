@@ -44,7 +44,7 @@ FROM reading_stage
 """
 MARK_NEW = """
 INSERT INTO derive_dirty (station_id, day)
-SELECT DISTINCT (%(s)s::text[])[si], (ts AT TIME ZONE 'Asia/Shanghai')::date FROM reading_stage
+SELECT DISTINCT (%(s)s::text[])[si], bj_day(ts) FROM reading_stage
 ON CONFLICT (station_id, day) DO UPDATE SET marked_at = now()
 """
 
@@ -68,7 +68,7 @@ WITH up AS (
     RETURNING station_id, ts, (xmax = 0) AS inserted
 ), dirty AS (
     INSERT INTO derive_dirty (station_id, day)
-    SELECT DISTINCT station_id, (ts AT TIME ZONE 'Asia/Shanghai')::date FROM up
+    SELECT DISTINCT station_id, bj_day(ts) FROM up
     ON CONFLICT (station_id, day) DO UPDATE SET marked_at = now()
 )
 SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM up

@@ -75,8 +75,8 @@ RANK_DECIMALS: Final = 2
 
 _DUST_SQL = (
     "EXISTS (SELECT 1 FROM dust_period p WHERE p.region IN ({region}, 'zone')"
-    " AND p.starts_at < (d.day + 1)::timestamp AT TIME ZONE 'Asia/Shanghai'"
-    " AND p.ends_at > d.day::timestamp AT TIME ZONE 'Asia/Shanghai')"
+    " AND p.starts_at < bj_day_start(d.day + 1)"
+    " AND p.ends_at > bj_day_start(d.day))"
 )
 _CITY_REGION_SQL = "(VALUES ('太原市', 'taiyuan'), ('忻州市', 'xinzhou')) AS r(city, region)"
 
@@ -333,7 +333,7 @@ async def hourly_dust_free_pm25(
 ) -> dict[tuple[str, date], float | None]:
     """Per region and dusty day: PM2.5 over the evaluation points' hours outside dust."""
     cur = await conn.execute(
-        "SELECT r.region, (h.ts AT TIME ZONE 'Asia/Shanghai')::date AS day, h.station_id,"
+        "SELECT r.region, bj_day(h.ts) AS day, h.station_id,"
         " avg(h.pm25::numeric) FILTER (WHERE NOT x.dust),"
         " count(h.pm25) FILTER (WHERE NOT x.dust), bool_or(x.dust)"
         f" FROM air_hour h JOIN station s ON s.id = h.station_id JOIN {_CITY_REGION_SQL}"
@@ -341,8 +341,8 @@ async def hourly_dust_free_pm25(
         "  WHERE p.region IN (r.region, 'zone') AND p.starts_at < h.ts + interval '1 hour'"
         "  AND p.ends_at > h.ts) AS dust) x"
         " WHERE s.kind = 'air' AND s.evaluation_point"
-        " AND h.ts >= (%s::date)::timestamp AT TIME ZONE 'Asia/Shanghai'"
-        " AND h.ts < (%s::date)::timestamp AT TIME ZONE 'Asia/Shanghai'"
+        " AND h.ts >= bj_day_start(%s::date)"
+        " AND h.ts < bj_day_start(%s::date)"
         " GROUP BY 1, 2, 3",
         (start, end),
     )

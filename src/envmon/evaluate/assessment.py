@@ -70,8 +70,8 @@ _CITY_ROWS = "(VALUES ('太原市', 'taiyuan'), ('忻州市', 'xinzhou')) AS r(c
 # zone); a zone-wide period to every city.
 _DUST = (
     "EXISTS (SELECT 1 FROM dust_period p WHERE p.region IN ({region}, 'zone')"
-    " AND p.starts_at < ({day} + 1)::timestamp AT TIME ZONE 'Asia/Shanghai'"
-    " AND p.ends_at > {day}::timestamp AT TIME ZONE 'Asia/Shanghai')"
+    " AND p.starts_at < bj_day_start({day} + 1)"
+    " AND p.ends_at > bj_day_start({day}))"
 )
 
 

@@ -174,14 +174,14 @@ def _features(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 _WEATHER_SQL: Final = (
-    "SELECT s.city, (r.ts AT TIME ZONE 'Asia/Shanghai')::date AS day,"
+    "SELECT s.city, bj_day(r.ts) AS day,"
     + ",".join(f" avg(r.value) FILTER (WHERE r.parameter = '{p}')" for p in WEATHER)
     + ", avg(sin(radians(r.value))) FILTER (WHERE r.parameter = 'wind_dir'),"
     " avg(cos(radians(r.value))) FILTER (WHERE r.parameter = 'wind_dir')"
     " FROM reading r JOIN station s ON s.id = r.station_id"
     " WHERE s.kind = 'weather' AND s.control_level = 'national' AND r.period = '1h'"
-    " AND r.parameter = ANY(%s) AND r.ts >= (%s::date)::timestamp AT TIME ZONE 'Asia/Shanghai'"
-    " AND r.ts < (%s::date)::timestamp AT TIME ZONE 'Asia/Shanghai'"
+    " AND r.parameter = ANY(%s) AND r.ts >= bj_day_start(%s::date)"
+    " AND r.ts < bj_day_start(%s::date)"
     " AND s.city = ANY(%s) GROUP BY 1, 2"
 )
 

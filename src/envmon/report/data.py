@@ -185,8 +185,8 @@ async def _dust(conn: Conn, start: date, cutoff: date) -> list[dict[str, Any]]:
     rows = await (
         await conn.execute(
             "SELECT region, starts_at, ends_at, note FROM dust_period"
-            " WHERE starts_at < (%s::date)::timestamp AT TIME ZONE 'Asia/Shanghai'"
-            " AND ends_at > (%s::date)::timestamp AT TIME ZONE 'Asia/Shanghai'"
+            " WHERE starts_at < bj_day_start(%s::date)"
+            " AND ends_at > bj_day_start(%s::date)"
             " ORDER BY starts_at",
             (cutoff, start),
         )
@@ -198,8 +198,8 @@ async def _rejected(conn: Conn, start: date, cutoff: date) -> list[tuple[str, in
     rows = await (
         await conn.execute(
             "SELECT reason, count(*) FROM rejected"
-            " WHERE ts >= (%s::date)::timestamp AT TIME ZONE 'Asia/Shanghai'"
-            " AND ts < (%s::date)::timestamp AT TIME ZONE 'Asia/Shanghai'"
+            " WHERE ts >= bj_day_start(%s::date)"
+            " AND ts < bj_day_start(%s::date)"
             " GROUP BY reason ORDER BY count(*) DESC, reason LIMIT 10",
             (start, cutoff),
         )

@@ -166,7 +166,7 @@ SELECT (SELECT id FROM a), count(*) FROM m
 
 _MARK_DIRTY = """
 INSERT INTO derive_dirty (station_id, day)
-SELECT DISTINCT %(s)s, (d AT TIME ZONE 'Asia/Shanghai')::date
+SELECT DISTINCT %(s)s, bj_day(d)
 FROM generate_series(%(lo)s::timestamptz, %(hi)s::timestamptz - interval '1 microsecond',
                      interval '1 hour') AS d
 ON CONFLICT (station_id, day) DO UPDATE SET marked_at = now()

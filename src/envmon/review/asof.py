@@ -93,7 +93,7 @@ async def data_as_of(conn: Conn, t: datetime, until: date) -> AsyncIterator[None
         await conn.execute(sql.SQL(_MARKS_AT).format(real=real), params)
         await conn.execute(
             "INSERT INTO derive_dirty (station_id, day)"
-            " SELECT DISTINCT station_id, (ts AT TIME ZONE 'Asia/Shanghai')::date FROM reading"
+            " SELECT DISTINCT station_id, bj_day(ts) FROM reading"
             " ON CONFLICT DO NOTHING"
         )
         await conn.commit()

@@ -52,6 +52,7 @@ from envmon.ingest.sources.convert import (
     unit_factor,
 )
 from envmon.parameters import PERIODS
+from envmon.timeutil import BEIJING_TZ_NAME
 
 _PERIOD_LENGTH = {
     "rt": timedelta(0),
@@ -71,7 +72,7 @@ class GenericOptions(BaseModel):
     request_time_format: str = Field(
         default="iso", description="iso | epoch_s | epoch_ms | strftime"
     )
-    request_timezone: str = "Asia/Shanghai"
+    request_timezone: str = BEIJING_TZ_NAME
     layout: Literal["long", "wide"] = "long"
     station: str
     time: str
@@ -85,7 +86,7 @@ class GenericOptions(BaseModel):
         default_factory=dict, description="Platform parameter names → envmon codes (long)."
     )
     time_format: str = "iso"
-    timezone: str = "Asia/Shanghai"
+    timezone: str = BEIJING_TZ_NAME
     time_label: Literal["start", "end"] = "start"
     period: str = "1h"
     missing: list[str] = Field(default_factory=list)

@@ -20,6 +20,7 @@ from envmon import timeutil
 from envmon.catalog import Station
 from envmon.simulate.base import FLAG_N, hour_index
 from envmon.simulate.platforms.base import PARAMS, Platform, Publisher, time_of
+from envmon.timeutil import BEIJING_TZ_NAME
 
 OPENAQ_BASE_ID: Final = 10001
 _OPENAQ_PARAMS: Final = {
@@ -79,7 +80,7 @@ class OpenAqV3(Platform):
             "id": loc_id,
             "name": st.name,
             "locality": st.county,
-            "timezone": "Asia/Shanghai",
+            "timezone": BEIJING_TZ_NAME,
             "country": {"id": 10, "code": "CN", "name": "China"},
             "owner": {"id": 4, "name": "Unknown Governmental Organization"},
             "provider": {"id": 166, "name": "China National Environmental Monitoring Centre"},
