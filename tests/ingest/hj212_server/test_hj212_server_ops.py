@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import stat
+import warnings
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
@@ -12,6 +14,7 @@ import pytest
 from envmon.catalog import Station
 from envmon.ingest.hj212 import encode, format_time
 from envmon.ingest.hj212.archive import parse_line
+from envmon.ingest.hj212.codec import CpData
 from envmon.ingest.hj212.device import Upload
 from envmon.ingest.hj212.redact import redact
 from envmon.ingest.hj212.session import hour_floor
@@ -111,6 +114,32 @@ async def test_gap_recovery_of_many_stations_connecting_at_once(hj: Harness) -> 
         finally:
             for dev in devices:
                 await dev.close()
+
+
+async def test_a_device_closed_as_the_host_asks_for_history_leaves_nothing_unawaited(
+    hj: Harness,
+) -> None:
+    # The cause of the flaky test above: a history request dispatched in the
+    # same loop step as close() left the answer coroutine never awaited (its
+    # wrapper task was cancelled before it started). Here the request and the
+    # close are back to back, every time.
+    served: list[tuple[str, datetime, datetime]] = []
+    async with hj.server() as srv:
+        dev = hj.device(srv, history_provider=hourly_history(served))
+        await dev.connect()
+        await dev.heartbeat()
+        request = dev.message(
+            "2061", CpData({"BeginTime": format_time(T0), "EndTime": format_time(T0 + HOUR)})
+        )
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            dev._dispatch(request)  # as the read loop does on a host request
+            await dev.close()
+            gc.collect()
+        never_awaited = [w for w in caught if "never awaited" in str(w.message)]
+        assert never_awaited == []
+        assert dev.history_requests == [request]
+        assert served == []  # cancelled before it asked its provider
 
 
 async def test_ingest_cursor_follows_without_a_flush(hj: Harness) -> None:

@@ -20,12 +20,12 @@ import asyncio
 import contextlib
 import inspect
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
 from types import TracebackType
-from typing import Final
+from typing import Any, Final
 
 from envmon import timeutil
 from envmon.errors import RetriableError
@@ -128,6 +128,8 @@ class Hj212Device:
         self._task: asyncio.Task[None] | None = None
         self._children: set[asyncio.Task[None]] = set()
         self._closed = asyncio.Event()
+        self._closing = False
+        self._child_failures: list[BaseException] = []
         self._last_qn = 0
         self._time_event = asyncio.Event()
 
@@ -136,9 +138,11 @@ class Hj212Device:
     async def connect(self) -> None:
         self._reader, self._writer = await asyncio.open_connection(self.host, self.port)
         self._closed.clear()
+        self._closing = False
         self._task = asyncio.create_task(self._read_loop(), name=f"hj212-device-{self.mn}")
 
     async def close(self) -> None:
+        self._closing = True
         for child in list(self._children):
             child.cancel()
         if self._writer is not None:
@@ -149,10 +153,12 @@ class Hj212Device:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        for child in list(self._children):
-            with contextlib.suppress(asyncio.CancelledError):
-                await child
+        # Children report their own errors (``_child_done``); wait for them only.
+        await asyncio.gather(*self._children, return_exceptions=True)
         self._fail_waiters(ConnectionResetError("device closed"))
+        if self._child_failures:
+            failure, self._child_failures = self._child_failures[0], []
+            raise failure
 
     async def __aenter__(self) -> Hj212Device:
         await self.connect()
@@ -450,16 +456,32 @@ class Hj212Device:
             self._spawn(self._refuse(message))
         self._inbox.put_nowait(message)
 
-    def _spawn(self, coro: Awaitable[None]) -> None:
-        async def run() -> None:
-            try:
-                await coro
-            except (ConnectionError, DeviceTimeout, OSError) as err:
-                logger.info("hj212 device mn=%s: answering the host failed: %s", self.mn, err)
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Answer the host in a task of its own, owned until :meth:`close`.
 
-        task = asyncio.create_task(run())
+        The coroutine itself becomes the task (no wrapper coroutine): a task
+        cancelled before its first step throws ``CancelledError`` into its
+        coroutine, so the answer is always started or closed. A wrapper that
+        awaited ``coro`` left it never awaited when :meth:`close` cancelled the
+        wrapper before it ran ("coroutine ... was never awaited"). Nothing is
+        spawned once :meth:`close` has begun.
+        """
+        if self._closing:
+            coro.close()
+            return
+        task = asyncio.create_task(coro)
         self._children.add(task)
-        task.add_done_callback(self._children.discard)
+        task.add_done_callback(self._child_done)
+
+    def _child_done(self, task: asyncio.Task[None]) -> None:
+        self._children.discard(task)
+        if task.cancelled():
+            return
+        err = task.exception()  # retrieved: an answer cut short is not an error of the test
+        if isinstance(err, (ConnectionError, DeviceTimeout, OSError)):
+            logger.info("hj212 device mn=%s: answering the host failed: %s", self.mn, err)
+        elif err is not None:
+            self._child_failures.append(err)  # raised by close(), as before
 
     def _result(self, request: Message, cn: str, key: str, code: int) -> Message:
         return Message(
