@@ -140,6 +140,31 @@ def test_upload_without_datatime() -> None:
     assert info.value.reason == "missing_field"
 
 
+@pytest.mark.parametrize("cn", ["2051", "2061", "2031"])
+def test_rtd_items_in_a_period_upload_are_rejected_with_the_reason(cn: str) -> None:
+    # Issue 18: a period upload carrying only -Rtd items yielded nothing, not
+    # even a reject. An instantaneous value is not the period's value.
+    m = upload(
+        cn,
+        {
+            "a34004": {"Rtd": "35.0", "Flag": "N"},
+            "a21005": {"Rtd": "0.6"},
+            "a34002": {"Avg": "80", "Rtd": "81", "Flag": "N"},  # Avg wins
+            "SB1": {"RS": "1"},  # status: still not a reading
+        },
+        DataTime="20240115000000",
+    )
+    got = {r.hj212_code: r for r in readings(m)}
+    assert set(got) == {"a34004", "a21005", "a34002"}
+    for code, raw in (("a34004", "35.0"), ("a21005", "0.6")):
+        assert got[code].value is None
+        assert got[code].raw_value == raw
+        assert got[code].problem == (
+            f"Rtd={raw!r} in a CN={cn} upload: an instantaneous value is not the period's Avg"
+        )
+    assert got["a34002"].raw_value == "80" and got["a34002"].problem is None
+
+
 def test_values_flags_and_problems() -> None:
     m = upload(
         "2061",

@@ -142,6 +142,31 @@ async def test_a_device_closed_as_the_host_asks_for_history_leaves_nothing_unawa
         assert served == []  # cancelled before it asked its provider
 
 
+async def test_a_2061_of_rtd_items_only_is_acknowledged_and_rejected_with_the_reason(
+    hj: Harness,
+) -> None:
+    async with hj.server() as srv:
+        async with hj.device(srv) as dev:
+            cp = CpData(
+                {"DataTime": format_time(T0)},
+                {"a34004": {"Rtd": "35.0", "Flag": "N"}, "a21005": {"Rtd": "0.6"}},
+            )
+            reply = await dev.send(dev.message("2061", cp))
+            assert reply is not None and reply.cn == "9014"
+        await hj.settled(srv)
+    assert await hj.readings() == []
+    rows = await hj.rejected()
+    assert [(r[1], r[2], r[3], r[5]) for r in rows] == [
+        (
+            AIR.id,
+            param,
+            T0,
+            f"Rtd={raw!r} in a CN=2061 upload: an instantaneous value is not the period's Avg",
+        )
+        for param, raw in (("pm25", "35.0"), ("co", "0.6"))
+    ]
+
+
 async def test_ingest_cursor_follows_without_a_flush(hj: Harness) -> None:
     async with hj.server() as srv:
         async with hj.device(srv) as dev:

@@ -12,6 +12,10 @@
 is also how envmon labels periods.  A candidate is not a reading yet: values
 that are not numbers, unknown codes, odd flags and unit problems are passed on
 (``value`` None, ``problem`` set) for validation to quarantine with a reason.
+An ``-Rtd`` item in a 2051/2061/2031 upload without the period's ``Avg`` is such
+a problem: an instantaneous value is not the period's value, so it is rejected
+with that reason (``rejected``), neither stored as the period's value nor
+dropped in silence.
 """
 
 from __future__ import annotations
@@ -221,7 +225,8 @@ def upload_rows(
     for code, items in message.cp.pollutants.items():
         raw = items.get(item)
         flag = items.get("Flag")
-        if raw is None and flag is None:
+        misplaced = items.get("Rtd") if raw is None and item != "Rtd" else None
+        if raw is None and flag is None and misplaced is None:
             # Equipment status (SBxxx-RS), totals only (-Cou), -Info …: not a reading.
             continue
         flag = (flag.strip() or "N") if flag else "N"
@@ -237,7 +242,15 @@ def upload_rows(
         param = known.parameter
         value: float | None = None
         problem: str | None = None
-        if raw is None:
+        if misplaced is not None:
+            # An instantaneous value in a period upload is not the period's
+            # value: rejected with the reason, never stored as one, never dropped.
+            raw = misplaced
+            problem = (
+                f"Rtd={misplaced!r} in a CN={message.cn} upload: an instantaneous value "
+                f"is not the period's {item}"
+            )
+        elif raw is None:
             raw = ""
             problem = f"no {item} value (flag {flag})"
         else:
