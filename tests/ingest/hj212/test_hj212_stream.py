@@ -306,3 +306,34 @@ def test_datatime_in_the_first_packet_only() -> None:
     (merged,) = assembler.add(part(3, 3, qn="3" * 17, data_time=None), 0.0)
     assert isinstance(merged, Message)
     assert merged.cp.fields["DataTime"] == part(1, 3).cp.fields["DataTime"]
+
+
+def test_packets_sharing_a_qn_group_whichever_carries_the_datatime() -> None:
+    # Issue 18: common loggers give every packet of an upload the same QN and
+    # put DataTime in one packet only; packets may arrive in any order.
+    qn = "20240115090012345"
+    for with_time in (1, 2, 3):
+        for order in ((1, 2, 3), (3, 2, 1), (2, 3, 1)):
+            assembler = SplitAssembler()
+            out: list[Message | Hj212Error] = []
+            for pno in order:
+                data_time = "20240115080000" if pno == with_time else None
+                out += assembler.add(part(pno, 3, qn=qn, data_time=data_time), float(pno))
+            assert len(out) == 1, (with_time, order, out)
+            (merged,) = out
+            assert isinstance(merged, Message)
+            assert merged.cp.fields == {"DataTime": "20240115080000"}
+            assert list(merged.cp.pollutants) == ["a34001", "a34002", "a34003"]
+            assert len(assembler) == 0
+
+
+def test_interleaved_uploads_of_one_logger_are_kept_apart_by_qn() -> None:
+    assembler = SplitAssembler(timeout=60.0)
+    qa, qb = "20240115090012345", "20240115090013345"
+    assert assembler.add(part(1, 2, qn=qa, data_time="20240115080000"), 0.0) == []
+    assert assembler.add(part(1, 2, qn=qb, data_time="20240115090000"), 1.0) == []
+    (a,) = assembler.add(part(2, 2, qn=qa, data_time=None), 50.0)
+    # B's time-out runs from its last packet (t=1), A's packet did not refresh it.
+    assert [err.reason for err in assembler.expire(62.0)] == ["split_incomplete"]
+    assert isinstance(a, Message)
+    assert (a.qn, a.cp.fields["DataTime"]) == (qa, "20240115080000")

@@ -18,7 +18,8 @@ import pytest
 import yaml
 
 from envmon.catalog import Station
-from envmon.ingest.hj212 import CpData, crc16, encode
+from envmon.ingest.hj212 import CpData, Message, crc16, encode
+from envmon.ingest.hj212.codec import FLAG_A, FLAG_D
 from envmon.ingest.hj212.device import DeviceTimeout, Hj212Device
 from envmon.ingest.hj212.profile import load_config
 from envmon.simulate.loggers import SimulatedLoggers
@@ -106,6 +107,45 @@ async def test_crc_auto_setting_learns_each_devices_variant(
     assert [v for *_, v in await values_of(hj, AUTO.id)] == [30.0]
     learned = [r for r in caplog.messages if "crc variant" in r and AIR.id in r]
     assert len(learned) == 1  # logged once
+
+
+async def test_split_packets_sharing_a_qn_store_every_reading_in_any_order(hj: Harness) -> None:
+    # Issue 18: the common shape — every packet of one upload carries the same
+    # QN, DataTime in one packet only (here the last one written), the packets
+    # sent back to back without waiting and arriving out of order.
+    async with hj.server() as srv:
+        async with hj.device(srv) as dev:
+            base = dev.upload_message(
+                "2061", T0, {"a34004": (35.0, "N"), "a21005": (0.8, "N"), "a34002": (60.0, "N")}
+            )
+            codes = list(base.cp.pollutants)
+            packets = [
+                Message(
+                    qn=base.qn,
+                    st=base.st,
+                    cn=base.cn,
+                    pw=base.pw,
+                    mn=base.mn,
+                    flag=(dev.version << 2) | FLAG_D | FLAG_A,
+                    pnum=3,
+                    pno=pno,
+                    cp=CpData(
+                        base.cp.fields if pno == 3 else {},
+                        {codes[pno - 1]: base.cp.pollutants[codes[pno - 1]]},
+                    ),
+                )
+                for pno in (1, 2, 3)
+            ]
+            await dev.send_raw(b"".join(dev.frame(packets[i]) for i in (1, 2, 0)))
+            answers = [await dev.next_message() for _ in packets]
+            assert [(a.cn, a.qn) for a in answers] == [("9014", base.qn)] * 3
+        await hj.settled(srv)
+    assert await values_of(hj, AIR.id) == [
+        ("co", "1h", T0, 0.8),
+        ("pm10", "1h", T0, 60.0),
+        ("pm25", "1h", T0, 35.0),
+    ]
+    assert await rejected(hj) == []
 
 
 async def test_annex_c_realtime_zero_padded_splits_and_polid_lists(hj: Harness) -> None:

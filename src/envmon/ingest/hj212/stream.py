@@ -298,9 +298,10 @@ class _Group:
 class SplitAssembler:
     """Reassemble split packets (Flag D bit, PNUM/PNO; §6.3.2 Table 3).
 
-    Packets belong together when MN, CN and CP ``DataTime`` agree — or, without
-    a DataTime, MN, CN and QN.  DataTime comes first because a device that
-    waits for a 9014 per packet may give every packet its own QN (§7.7).
+    Packets belong together when MN, CN and QN agree (whichever packet carries
+    the DataTime, in any order; not across two DataTimes), or when MN, CN and
+    CP ``DataTime`` agree: a device that waits for a 9014 per packet may give
+    every packet its own QN (§7.7).
     When PNO 1..PNUM have all arrived, one merged message comes out (pollutants
     merged, the first packet's header, D and A bits cleared).  Answers are per
     packet and must be sent by the receiver on arrival, before reassembly.
@@ -322,6 +323,10 @@ class SplitAssembler:
         # put DataTime in the first packet only (and a QN of their own in each)
         # belong to it.
         self._latest: dict[tuple[str, str], tuple[str, str, str]] = {}
+        # The group each (MN, CN, QN) opened: packets sharing a QN (common
+        # loggers) belong together whichever of them carries the DataTime and
+        # in whatever order they arrive.
+        self._by_qn: dict[tuple[str, str, str], tuple[str, str, str]] = {}
 
     def __len__(self) -> int:
         return len(self._groups)
@@ -329,6 +334,11 @@ class SplitAssembler:
     def key_for(self, message: Message) -> tuple[str, str, str]:
         """The group a packet belongs to (MN, CN, DataTime or QN); a later packet
         without DataTime joins the group its MN and CN opened last with one."""
+        if message.qn is not None:
+            opened = self._by_qn.get((message.mn, message.cn, message.qn))
+            group = self._groups.get(opened) if opened is not None else None
+            if opened is not None and group is not None and _same_time(group, message):
+                return opened
         key = _group_key(message)
         if "DataTime" not in message.cp.fields and (message.pno or 0) > 1:
             latest = self._latest.get((message.mn, message.cn))
@@ -379,6 +389,10 @@ class SplitAssembler:
             if len(self._latest) > 4 * self._max_groups:
                 self._latest.clear()
             self._latest[(message.mn, message.cn)] = key
+            if len(self._by_qn) > 4 * self._max_groups:
+                self._by_qn = {k: v for k, v in self._by_qn.items() if v in self._groups}
+            if message.qn is not None:
+                self._by_qn[(message.mn, message.cn, message.qn)] = key
         group.last_seen = now
         # A repeated PNO is a retransmission (the 9014 got lost): keep the first.
         group.parts.setdefault(message.pno, message)
@@ -400,6 +414,15 @@ def _group_key(message: Message) -> tuple[str, str, str]:
     data_time = message.cp.fields.get("DataTime")
     tag = f"DataTime={data_time}" if data_time is not None else f"QN={message.qn}"
     return (message.mn, message.cn, tag)
+
+
+def _same_time(group: _Group, message: Message) -> bool:
+    """No packet of ``group`` names another DataTime than ``message`` (a QN
+    reused for another period's upload does not join it)."""
+    data_time = message.cp.fields.get("DataTime")
+    if data_time is None:
+        return True
+    return all(p.cp.fields.get("DataTime", data_time) == data_time for p in group.parts.values())
 
 
 def _describe(key: tuple[str, str, str]) -> str:
