@@ -12,14 +12,17 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from envmon.catalog import Station
+from envmon.db.spool import Spool
 from envmon.ingest.hj212 import encode, format_time
 from envmon.ingest.hj212.archive import parse_line
 from envmon.ingest.hj212.codec import CpData
 from envmon.ingest.hj212.device import Upload
 from envmon.ingest.hj212.redact import redact
 from envmon.ingest.hj212.session import hour_floor
+from envmon.schemas.readings import ReadingBatch
 from envmon.timeutil import BEIJING
 
+from ..test_sink import refuse_station
 from .conftest import AIR, AIR2, CATALOG, WATER, Harness
 
 T0 = datetime(2025, 6, 1, 8, tzinfo=BEIJING)
@@ -165,6 +168,39 @@ async def test_a_2061_of_rtd_items_only_is_acknowledged_and_rejected_with_the_re
         )
         for param, raw in (("pm25", "35.0"), ("co", "0.6"))
     ]
+
+
+async def test_a_batch_the_database_refuses_is_quarantined_acknowledged_and_blocks_nothing(
+    hj: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Issue 18: any error while storing. The real database refuses one
+    # station's rows (SQLSTATE 53400, as TimescaleDB past a limit). The frame's
+    # readings are written and fsynced to spool/quarantine/ with the reason, so
+    # the logger may delete them: it gets its 9014. The other station's uploads
+    # after it are stored, nothing is spooled as "database down".
+    refuse_station(hj.db_url, AIR.id)
+    async with hj.server() as srv:
+        async with hj.device(srv) as refused, hj.device(srv, AIR2) as fine:
+            reply = await refused.send(refused.upload_message("2061", T0, {"a34004": (35.0, "N")}))
+            assert reply is not None and reply.cn == "9014"
+            for k in range(3):
+                later = await fine.send(
+                    fine.upload_message("2061", T0 + k * HOUR, {"a34004": (40.0 + k, "N")})
+                )
+                assert later is not None and later.cn == "9014"
+        await hj.settled(srv)
+    assert [(r[0], r[1], r[3], r[4]) for r in await hj.readings()] == [
+        (AIR2.id, "pm25", T0 + k * HOUR, 40.0 + k) for k in range(3)
+    ]
+    spool = Spool(hj.settings().spool_dir)
+    assert spool.pending() == []  # not taken for "database unavailable"
+    (kept,) = spool.quarantined()
+    reason = kept.with_name(kept.name + ".reason.txt").read_text(encoding="utf-8")
+    assert "refused by the database" in reason and "refused for the test" in reason
+    back = Spool.load(kept)
+    assert isinstance(back, ReadingBatch)
+    assert set(back.station_id) == {AIR.id} and list(back.value) == [35.0]
+    assert "ingest_cursor update failed" not in caplog.text
 
 
 async def test_ingest_cursor_follows_without_a_flush(hj: Harness) -> None:
