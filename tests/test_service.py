@@ -140,3 +140,7 @@ async def test_import_and_simulator_routes_store_through_the_sink(
     assert everything[0] == "import:readings.csv" and "simulator" in everything
     assert live == ["simulator"]  # only the live feed's batch
     assert summary["readings_total"] > 2 + res.readings  # the import, history and live hour
+    assert summary["hj212_noise_1h"] == {
+        "crc_mismatch": {"frames": 0, "from": 0},
+        "auth_failed": {"frames": 0, "from": 0},
+    }

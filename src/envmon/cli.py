@@ -397,6 +397,13 @@ def _print_status(st: dict[str, Any]) -> None:
         print("rejected in the last 24 h (top reasons):")
         for reason, n in st["rejected_24h"].items():
             print(f"  {n:>7,}  {reason}")
+    noise = st.get("hj212_noise_1h")
+    if noise:
+        crc, auth = noise["crc_mismatch"], noise["auth_failed"]
+        print(
+            f"HJ 212 in the last hour: {crc['frames']:,} CRC mismatches from {crc['from']:,} MN(s),"
+            f" {auth['frames']:,} authentication failures from {auth['from']:,} MN(s)"
+        )
     if st.get("sources"):
         print("sources:")
         for h in st["sources"]:

@@ -58,6 +58,34 @@ class Counters:
         self.by_source[batch.source] = self.by_source.get(batch.source, 0) + len(batch)
 
 
+async def hj212_noise(conn: Any) -> dict[str, dict[str, int]]:
+    """HJ 212 CRC mismatches and authentication failures stored in the last hour:
+    frames, and MNs (or stations) they came from."""
+    from envmon.ingest.hj212.noise import AUTH_REASONS, CRC_REASONS
+
+    row = await (
+        await conn.execute(
+            "SELECT coalesce(sum(times) FILTER (WHERE crc), 0), count(DISTINCT who) FILTER"
+            " (WHERE crc), coalesce(sum(times) FILTER (WHERE auth), 0),"
+            " count(DISTINCT who) FILTER (WHERE auth)"
+            " FROM (SELECT times, reason LIKE ANY (%(crc)s) AS crc,"
+            "  reason LIKE ANY (%(auth)s) AS auth,"
+            "  coalesce(station_id, substring(raw FROM 'MN=([0-9A-Za-z]+)'), '?') AS who"
+            "  FROM rejected WHERE source = 'hj212'"
+            "  AND received_at > now() - interval '1 hour') r",
+            {
+                "crc": [f"{r}%" for r in CRC_REASONS],
+                "auth": [f"{r}%" for r in AUTH_REASONS],
+            },
+        )
+    ).fetchone()
+    crc, crc_from, auth, auth_from = row or (0, 0, 0, 0)
+    return {
+        "crc_mismatch": {"frames": crc, "from": crc_from},
+        "auth_failed": {"frames": auth, "from": auth_from},
+    }
+
+
 async def status_summary(app: App) -> dict[str, Any]:
     """What ``envmon status`` and ``make run`` print."""
     out: dict[str, Any] = {}
@@ -89,6 +117,7 @@ async def status_summary(app: App) -> dict[str, Any]:
             )
         ).fetchall()
         out["rejected_24h"] = {r: n for r, n in rows}
+        out["hj212_noise_1h"] = await hj212_noise(conn)
         ts_row = await (
             await conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'")
         ).fetchone()
@@ -386,7 +415,11 @@ async def status(parts: dict[str, Any]) -> dict[str, Any]:
             st["api_tokens_file"] = str(app.settings.data_dir / "api-tokens.yaml")
     if "hj212" in parts:
         srv = parts["hj212"]
-        st["hj212"] = {"port": srv.port, "connections": srv.connections}
+        st["hj212"] = {
+            "port": srv.port,
+            "connections": srv.connections,
+            "noise_since_start": dict(srv.noise.totals),  # CRC mismatches, auth failures
+        }
     if "loggers" in parts:
         lg = parts["loggers"]
         st["hj212"]["simulated_loggers"] = len(lg.devices)

@@ -61,6 +61,7 @@ from envmon.settings import Settings
 from .archive import FrameArchive
 from .auth import load_keys, load_secrets, normalize_mn
 from .connection import Connection, peer_name
+from .noise import AUTH, CRC, CRC_REASONS, NoiseLog, frame_mn
 from .pipeline import DB_ERRORS, LastHours, Pipeline, ServerStats
 from .records import RecordStore
 from .session import (
@@ -208,6 +209,7 @@ class Hj212Server:
         self._housekeeping: asyncio.Task[None] | None = None
         self._recovering: dict[str, str] = {}  # station id → MN being asked for history
         self._failing: set[str] = set()  # MNs whose last frame failed authentication
+        self.noise = NoiseLog()  # CRC mismatches and authentication failures
         self._closing = False
         self._last_prune = 0.0
         self._refused_logged = -_REFUSED_LOG_EVERY
@@ -623,6 +625,11 @@ class Hj212Server:
                 self.archive.append(received, conn.peer, entry.mn, entry.status, entry.raw)
             self.stats.frames += len(out.archive)
         rejects = out.rejects
+        for reject in rejects:
+            if reject.reason.startswith(CRC_REASONS):
+                mn = frame_mn(reject.raw)
+                key = f"MN={mn}" if mn else f"peer={conn.peer}"
+                self.noise.note(CRC, key, f"peer={conn.peer} {reject.reason}")
         if rejects:
             room = max(0, self.hj.max_rejects_per_connection - conn.rejects)
             if len(rejects) > room:
@@ -662,17 +669,16 @@ class Hj212Server:
     def _auth_failed(self, conn: Connection, event: AuthFailed) -> None:
         mn = normalize_mn(event.mn)
         if mn not in self._failing:
-            # Once per device until it authenticates again: a misconfigured
-            # logger retries every few seconds.
             if len(self._failing) >= _MAX_FAILING_TRACKED:
                 self._failing.clear()
             self._failing.add(mn)
-            logger.warning(
-                "hj212 authentication failed peer=%s station=%s reason=%s",
-                conn.peer,
-                event.station_id or "-",
-                event.reason,
-            )
+        # A misconfigured logger retries every few seconds: one WARNING per MN
+        # per hour, with the count.
+        self.noise.note(
+            AUTH,
+            f"MN={event.mn}",
+            f"peer={conn.peer} station={event.station_id or '-'} reason={event.reason}",
+        )
         if event.station_id is not None:
             self._pipeline.error(event.station_id, event.reason, self.clock())
 
