@@ -89,6 +89,44 @@ async def test_gap_recovery_fills_the_missing_hours(hj: Harness) -> None:
     assert last_ts == end and success is not None and error is None
 
 
+@pytest.mark.parametrize(("max_hours", "asked"), [(72, True), (12, False)], ids=["in", "beyond"])
+async def test_gap_recovery_asks_for_a_hole_in_the_middle_within_the_look_back(
+    hj: Harness, max_hours: int, asked: bool
+) -> None:
+    # Issue 18: the last hour is there (an hour ago), but hours 19 and 18 ago
+    # are missing. Within the look-back (ENVMON_HJ212__GAP_RECOVERY_MAX_HOURS)
+    # the logger is asked from the hole on; beyond it, not at all.
+    now_hour = hour_floor(datetime.now(BEIJING))
+    await store_hours(hj, AIR.id, now_hour - 30 * HOUR, now_hour - 20 * HOUR)
+    await store_hours(hj, AIR.id, now_hour - 17 * HOUR, now_hour - HOUR)
+    served: list[tuple[str, datetime, datetime]] = []
+    async with hj.server(gap_recovery_max_hours=max_hours) as srv:
+        async with hj.device(srv, history_provider=hourly_history(served)) as dev:
+            await dev.heartbeat()
+            if not asked:
+                await asyncio.sleep(0.3)
+                assert dev.history_requests == [] and srv.stats.history_requests == 0
+                return
+
+            async def filled() -> bool:
+                rows = await hj.query(
+                    "SELECT last_ts FROM ingest_cursor WHERE source = 'hj212' AND station_id = %s",
+                    (AIR.id,),
+                )
+                return bool(rows) and rows[0][0] is not None and rows[0][0] >= now_hour - HOUR
+
+            await hj.wait_until(filled)
+            [request] = dev.history_requests
+            assert request.cp.fields["BeginTime"] == format_time(now_hour - 19 * HOUR)
+        await hj.settled(srv)
+    [(cn, begin, end)] = served
+    assert (cn, begin) == ("2061", now_hour - 19 * HOUR)
+    assert end in (now_hour - HOUR, now_hour)
+    pm25 = [r[3] for r in await hj.readings(AIR.id) if r[1] == "pm25"]
+    hours = int((end - (now_hour - 30 * HOUR)) / HOUR) + 1
+    assert pm25 == [now_hour - 30 * HOUR + i * HOUR for i in range(hours)]  # no hole, none twice
+
+
 async def test_gap_recovery_of_many_stations_connecting_at_once(hj: Harness) -> None:
     # One look-up answers every station that connected meanwhile: each still
     # gets its own gap.

@@ -12,9 +12,11 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Final
+
+from envmon.schemas.readings import Rejection
 
 logger = logging.getLogger(__name__)
 
@@ -80,3 +82,11 @@ class NoiseLog:
         entry.count = 0
         entry.warned_at = now
         return True
+
+    def note_crc(self, rejects: Iterable[Rejection], peer: str) -> None:
+        """Count the CRC mismatches among a connection's rejects (by the MN the
+        frame names, else the peer)."""
+        for reject in rejects:
+            if reject.reason.startswith(CRC_REASONS):
+                mn = frame_mn(reject.raw)
+                self.note(CRC, f"MN={mn}" if mn else f"peer={peer}", f"peer={peer} {reject.reason}")

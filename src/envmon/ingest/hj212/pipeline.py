@@ -16,7 +16,7 @@ import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Final
 
 import numpy as np
@@ -51,6 +51,18 @@ FROM unnest(%(stations)s::text[], %(params)s::text[]) AS p(s, code)
 LEFT JOIN ingest_cursor AS c ON c.source = %(source)s AND c.station_id = p.s
 LEFT JOIN LATERAL (SELECT max(ts) AS m FROM reading
                    WHERE station_id = p.s AND parameter = p.code AND period = '1h') AS x ON true
+GROUP BY p.s
+"""
+# The earliest hour missing between a station's first and last stored hour
+# since the look-back began: a hole in the middle of the window.
+_FIRST_HOLES = """
+SELECT p.s, min(h.h)
+FROM unnest(%(stations)s::text[]) AS p(s)
+CROSS JOIN LATERAL (SELECT min(ts) AS first, max(ts) AS last FROM reading
+                    WHERE station_id = p.s AND period = '1h' AND ts >= %(since)s) AS b
+CROSS JOIN LATERAL generate_series(b.first, b.last, interval '1 hour') AS h(h)
+WHERE NOT EXISTS (SELECT 1 FROM reading AS r
+                  WHERE r.station_id = p.s AND r.period = '1h' AND r.ts = h.h)
 GROUP BY p.s
 """
 _LAST_HOURS_CHUNK: Final = 500
@@ -375,10 +387,22 @@ class LastHours:
     which answers them all (by chunks of ``_LAST_HOURS_CHUNK`` stations).
     """
 
-    def __init__(self, pool: Pool, catalog: Catalog, timeout: float) -> None:
+    def __init__(
+        self,
+        pool: Pool,
+        catalog: Catalog,
+        timeout: float,
+        lookback_hours: int | None = None,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
         self.pool = pool
         self.catalog = catalog
         self.timeout = timeout
+        self.lookback = timedelta(hours=lookback_hours) if lookback_hours else None
+        self.clock = clock
+        # The earliest middle hole each station had at its last look-up (when
+        # ``lookback`` is set): read by gap recovery with the last hour.
+        self.first_holes: dict[str, datetime] = {}
         self._waiting: dict[str, list[asyncio.Future[datetime | None]]] = {}
         self._task: asyncio.Task[None] | None = None
 
@@ -435,4 +459,12 @@ class LastHours:
                 _LAST_HOURS, {"source": SOURCE, "stations": stations, "params": params}
             )
             rows = await cur.fetchall()
+            if self.lookback is not None and self.clock is not None:
+                since = self.clock() - self.lookback
+                holes = await conn.execute(_FIRST_HOLES, {"stations": station_ids, "since": since})
+                for station_id in station_ids:
+                    self.first_holes.pop(station_id, None)
+                for s, hole in await holes.fetchall():
+                    if isinstance(hole, datetime):
+                        self.first_holes[str(s)] = hole
         return {str(s): ts for s, ts in rows if isinstance(ts, datetime)}

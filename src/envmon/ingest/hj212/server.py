@@ -61,7 +61,7 @@ from envmon.settings import Settings
 from .archive import FrameArchive
 from .auth import load_keys, load_secrets, normalize_mn
 from .connection import Connection, peer_name
-from .noise import AUTH, CRC, CRC_REASONS, NoiseLog, frame_mn
+from .noise import AUTH, NoiseLog
 from .pipeline import DB_ERRORS, LastHours, Pipeline, ServerStats
 from .records import RecordStore
 from .session import (
@@ -76,6 +76,7 @@ from .session import (
     StationSeen,
     load_config,
     missing_hours,
+    with_hole,
 )
 
 logger = logging.getLogger(__name__)
@@ -196,7 +197,9 @@ class Hj212Server:
             max_pending=max_pending,
         )
         self._pipeline.on_room = self._room_again
-        self._last_hours = LastHours(pool, catalog, intake.sink.writer.timeout)
+        self._last_hours = LastHours(
+            pool, catalog, intake.sink.writer.timeout, self.hj.gap_recovery_max_hours, self.clock
+        )
         self._server: asyncio.Server | None = None
         self._connections: set[Connection] = set()
         self._per_address: dict[str, int] = {}  # open connections by IP address
@@ -625,11 +628,7 @@ class Hj212Server:
                 self.archive.append(received, conn.peer, entry.mn, entry.status, entry.raw)
             self.stats.frames += len(out.archive)
         rejects = out.rejects
-        for reject in rejects:
-            if reject.reason.startswith(CRC_REASONS):
-                mn = frame_mn(reject.raw)
-                key = f"MN={mn}" if mn else f"peer={conn.peer}"
-                self.noise.note(CRC, key, f"peer={conn.peer} {reject.reason}")
+        self.noise.note_crc(rejects, conn.peer)
         if rejects:
             room = max(0, self.hj.max_rejects_per_connection - conn.rejects)
             if len(rejects) > room:
@@ -672,8 +671,6 @@ class Hj212Server:
             if len(self._failing) >= _MAX_FAILING_TRACKED:
                 self._failing.clear()
             self._failing.add(mn)
-        # A misconfigured logger retries every few seconds: one WARNING per MN
-        # per hour, with the count.
         self.noise.note(
             AUTH,
             f"MN={event.mn}",
@@ -730,6 +727,7 @@ class Hj212Server:
                 min_age=GAP_MIN_AGE,
                 max_age=timedelta(hours=self.hj.gap_recovery_max_hours),
             )
+            span = with_hole(span, self._last_hours.first_holes.get(event.station_id), now)
             if span is None or conn.closing:
                 return
             begin, end = span

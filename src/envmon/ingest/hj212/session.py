@@ -744,6 +744,22 @@ def hour_floor(ts: datetime) -> datetime:
     return ts.replace(minute=0, second=0, microsecond=0)
 
 
+def with_hole(
+    span: tuple[datetime, datetime] | None, hole: datetime | None, now: datetime
+) -> tuple[datetime, datetime] | None:
+    """``span`` (from :func:`missing_hours`) widened back to ``hole``, the
+    earliest hour missing in the middle of the look-back window: the logger is
+    asked from there to the last complete hour (hours already stored come
+    again and are stored once: readings are keyed by station, parameter,
+    period and time)."""
+    if hole is None:
+        return span
+    end = hour_floor(now) - timedelta(hours=1)
+    if span is not None:
+        return min(hole, span[0]), span[1]
+    return (hole, end) if hole <= end else None
+
+
 def missing_hours(
     last: datetime | None, now: datetime, *, min_age: timedelta, max_age: timedelta
 ) -> tuple[datetime, datetime] | None:
