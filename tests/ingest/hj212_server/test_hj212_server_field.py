@@ -11,6 +11,7 @@ with a profile are the demo's (config/hj212.yaml).
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -18,7 +19,7 @@ import pytest
 import yaml
 
 from envmon.catalog import Station
-from envmon.ingest.hj212 import CpData, Message, crc16, encode
+from envmon.ingest.hj212 import CpData, crc16, encode
 from envmon.ingest.hj212.codec import FLAG_A, FLAG_D
 from envmon.ingest.hj212.device import DeviceTimeout, Hj212Device
 from envmon.ingest.hj212.profile import load_config
@@ -120,12 +121,8 @@ async def test_split_packets_sharing_a_qn_store_every_reading_in_any_order(hj: H
             )
             codes = list(base.cp.pollutants)
             packets = [
-                Message(
-                    qn=base.qn,
-                    st=base.st,
-                    cn=base.cn,
-                    pw=base.pw,
-                    mn=base.mn,
+                replace(
+                    base,
                     flag=(dev.version << 2) | FLAG_D | FLAG_A,
                     pnum=3,
                     pno=pno,
