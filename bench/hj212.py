@@ -325,7 +325,14 @@ async def serve(cluster: EmbeddedCluster, tmp: Path) -> Outcome:
     settings = Settings(
         data_dir=tmp,
         config_dir=REPO / "config",
-        hj212=Hj212Settings(host="127.0.0.1", port=0, max_connections=CONNS + 100),
+        # Every simulated logger connects from 127.0.0.1: the per-address cap
+        # (a defence against one hostile peer, issue 18) is lifted here.
+        hj212=Hj212Settings(
+            host="127.0.0.1",
+            port=0,
+            max_connections=CONNS + 100,
+            max_connections_per_address=CONNS + 100,
+        ),
     )
     commits: list[tuple[float, ReadingBatch]] = []
 
