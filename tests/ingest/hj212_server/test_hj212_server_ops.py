@@ -18,9 +18,8 @@ from envmon.ingest.hj212.archive import parse_line
 from envmon.ingest.hj212.codec import CpData
 from envmon.ingest.hj212.device import Upload
 from envmon.ingest.hj212.redact import redact
-from envmon.ingest.hj212.session import hour_floor
 from envmon.schemas.readings import ReadingBatch
-from envmon.timeutil import BEIJING
+from envmon.timeutil import BEIJING, floor_hour
 
 from ..test_sink import refuse_station
 from .conftest import AIR, AIR2, CATALOG, WATER, Harness
@@ -54,7 +53,7 @@ def hourly_history(
 
 
 async def test_gap_recovery_fills_the_missing_hours(hj: Harness) -> None:
-    now_hour = hour_floor(datetime.now(BEIJING))
+    now_hour = floor_hour(datetime.now(BEIJING))
     await store_hours(hj, AIR.id, now_hour - 10 * HOUR, now_hour - 5 * HOUR)
     served: list[tuple[str, datetime, datetime]] = []
     async with hj.server() as srv:
@@ -96,7 +95,7 @@ async def test_gap_recovery_asks_for_a_hole_in_the_middle_within_the_look_back(
     # Issue 18: the last hour is there (an hour ago), but hours 19 and 18 ago
     # are missing. Within the look-back (ENVMON_HJ212__GAP_RECOVERY_MAX_HOURS)
     # the logger is asked from the hole on; beyond it, not at all.
-    now_hour = hour_floor(datetime.now(BEIJING))
+    now_hour = floor_hour(datetime.now(BEIJING))
     await store_hours(hj, AIR.id, now_hour - 30 * HOUR, now_hour - 20 * HOUR)
     await store_hours(hj, AIR.id, now_hour - 17 * HOUR, now_hour - HOUR)
     served: list[tuple[str, datetime, datetime]] = []
@@ -130,7 +129,7 @@ async def test_gap_recovery_asks_for_a_hole_in_the_middle_within_the_look_back(
 async def test_gap_recovery_of_many_stations_connecting_at_once(hj: Harness) -> None:
     # One look-up answers every station that connected meanwhile: each still
     # gets its own gap.
-    now_hour = hour_floor(datetime.now(BEIJING))
+    now_hour = floor_hour(datetime.now(BEIJING))
     stations = [s for s in CATALOG.stations if s.kind == "air" and s.mn][:6]
     for i, station in enumerate(stations):
         await store_hours(hj, station.id, now_hour - 20 * HOUR, now_hour - (5 + i) * HOUR)
@@ -266,7 +265,7 @@ async def test_ingest_cursor_follows_without_a_flush(hj: Harness) -> None:
 async def test_no_gap_request_when_recent_or_too_old(
     hj: Harness, last_hours_ago: int, max_hours: int
 ) -> None:
-    now_hour = hour_floor(datetime.now(BEIJING))
+    now_hour = floor_hour(datetime.now(BEIJING))
     last = now_hour - last_hours_ago * HOUR
     await store_hours(hj, AIR.id, last - 3 * HOUR, last)
     served: list[tuple[str, datetime, datetime]] = []
@@ -278,7 +277,7 @@ async def test_no_gap_request_when_recent_or_too_old(
 
 
 async def test_refused_history_request_is_recorded(hj: Harness) -> None:
-    now_hour = hour_floor(datetime.now(BEIJING))
+    now_hour = floor_hour(datetime.now(BEIJING))
     await hj.execute(
         "INSERT INTO ingest_cursor (source, station_id, last_ts) VALUES ('hj212', %s, %s)",
         (AIR.id, now_hour - 6 * HOUR),

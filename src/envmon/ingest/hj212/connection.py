@@ -8,6 +8,8 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
+from envmon.ratelimit import TokenBucket
+
 from .session import Session
 
 
@@ -20,9 +22,9 @@ class Connection:
     transport: asyncio.Transport
     session: Session
     last_rx: float
-    tokens: float
-    last_refill: float
+    bucket: TokenBucket  # frames a second this client may send (a flood only slows it)
     closing: bool = False
+    throttle_s: float = 0.0  # how long the bucket's debt takes to pay
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
     paused: set[str] = field(default_factory=set)
     timer: asyncio.TimerHandle | None = None  # the throttle's end

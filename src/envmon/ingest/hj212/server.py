@@ -55,6 +55,7 @@ from typing import Final
 
 from envmon import timeutil
 from envmon.ingest.sink import Intake
+from envmon.ratelimit import TokenBucket
 from envmon.schemas.readings import Rejection
 from envmon.settings import Settings
 
@@ -358,8 +359,7 @@ class Hj212Server:
                 request_timeout=self.request_timeout,
             ),
             last_rx=mono,
-            tokens=self._burst,
-            last_refill=mono,
+            bucket=TokenBucket(self.max_frames_per_s, self._burst, mono),
             opened=mono,
         )
         self._per_address[address] = self._per_address.get(address, 0) + 1
@@ -537,21 +537,14 @@ class Hj212Server:
     def _spend(self, conn: Connection, frames: int) -> bool:
         """Per-connection token bucket: a flood from one client only slows that
         client.  Whether the connection must wait (:meth:`_throttle`)."""
-        now = conn.last_rx
-        conn.tokens = min(
-            self._burst, conn.tokens + (now - conn.last_refill) * self.max_frames_per_s
-        )
-        conn.last_refill = now
-        conn.tokens -= frames
-        return conn.tokens < 0
+        conn.throttle_s = conn.bucket.take(frames, conn.last_rx)
+        return conn.throttle_s > 0
 
     def _throttle(self, conn: Connection) -> None:
         conn.pause("throttle")
         if conn.timer is not None:
             conn.timer.cancel()
-        conn.timer = asyncio.get_running_loop().call_later(
-            -conn.tokens / self.max_frames_per_s, conn.resume, "throttle"
-        )
+        conn.timer = asyncio.get_running_loop().call_later(conn.throttle_s, conn.resume, "throttle")
 
     def _reply(self, conn: Connection, out: Output) -> None:
         """Send the replies of what was fed, once it is durable.

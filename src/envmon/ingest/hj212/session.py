@@ -34,6 +34,7 @@ from datetime import datetime, timedelta
 from typing import Final
 
 from envmon.schemas.readings import RawReading, Rejection
+from envmon.timeutil import floor_hour
 
 from .auth import check_password, normalize_mn
 from .codec import (
@@ -740,10 +741,6 @@ class Session:
                     request.uploads += 1
 
 
-def hour_floor(ts: datetime) -> datetime:
-    return ts.replace(minute=0, second=0, microsecond=0)
-
-
 def with_hole(
     span: tuple[datetime, datetime] | None, hole: datetime | None, now: datetime
 ) -> tuple[datetime, datetime] | None:
@@ -754,7 +751,7 @@ def with_hole(
     period and time)."""
     if hole is None:
         return span
-    end = hour_floor(now) - timedelta(hours=1)
+    end = floor_hour(now) - timedelta(hours=1)
     if span is not None:
         return min(hole, span[0]), span[1]
     return (hole, end) if hole <= end else None
@@ -777,8 +774,8 @@ def missing_hours(
     age = now - last
     if age <= min_age or age > max_age:
         return None
-    begin = hour_floor(last) + timedelta(hours=1)
-    end = hour_floor(now) - timedelta(hours=1)
+    begin = floor_hour(last) + timedelta(hours=1)
+    end = floor_hour(now) - timedelta(hours=1)
     if end < begin:
         return None
     return begin, end
