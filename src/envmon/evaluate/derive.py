@@ -16,6 +16,7 @@ arithmetic), for the edition in force on each day.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
@@ -24,6 +25,8 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal
 
+import numpy as np
+import numpy.typing as npt
 from psycopg import AsyncConnection
 from psycopg.rows import TupleRow
 
@@ -33,8 +36,16 @@ from envmon.review import invalid_filter
 from envmon.standards import aqi as aqi_std
 from envmon.standards import validity
 from envmon.standards import water as water_std
+from envmon.standards.aqi_bulk import NA, hourly_aqi_bulk
+from envmon.standards.editions import EDITION_2026_FROM
 from envmon.standards.limits import limit
-from envmon.standards.rounding import Number, round_published, to_decimal
+from envmon.standards.rounding import (
+    Number,
+    published_places,
+    round_half_even,
+    round_published,
+    to_decimal,
+)
 from envmon.timeutil import day_start
 
 Conn = AsyncConnection[TupleRow]
@@ -172,6 +183,60 @@ def _hour_edition(ts: datetime) -> int:
 
 
 HOURLY_ROW = ("so2", "no2", "co", "o3", "pm10", "pm25", "o3_8h", "pm10_24h", "pm25_24h", "so2_24h")
+
+
+_EDITION_2026_START = day_start(EDITION_2026_FROM)
+
+
+@functools.lru_cache(maxsize=65_536)
+def _published_float(pollutant: str, value: Decimal) -> float:
+    return float(round_half_even(value, published_places(pollutant)))
+
+
+def _published_column(pollutant: str, values: Iterable[Any]) -> npt.NDArray[np.float64]:
+    nan = float("nan")
+    return np.array(
+        [nan if v is None else _published_float(pollutant, _dec(v)) for v in values],
+        dtype=np.float64,
+    )
+
+
+def _hourly_aqi_rows(
+    hours: Sequence[Sequence[Any]], not_monitored: Mapping[str, Sequence[str]]
+) -> Iterable[tuple[Sequence[Any], int | None, int | None, list[str], int]]:
+    """Each hour with its real-time AQI, category, primary pollutants and edition.
+
+    The report of :func:`hourly_mapping` and ``aqi.hourly_aqi``, computed for all
+    rows at once (``standards.aqi_bulk``, equal on every published value).
+    """
+    if not hours:
+        return
+    is_2026 = np.array([r[1] >= _EDITION_2026_START for r in hours], dtype=bool)
+    columns = list(zip(*hours, strict=True))
+    values = {
+        f"{p}_1h": _published_column(p, columns[2 + HOURLY_ROW.index(p)])
+        for p in ("so2", "no2", "co", "o3", "pm10", "pm25")
+    }
+    values["so2_24h"] = _published_column("so2", columns[2 + HOURLY_ROW.index("so2_24h")])
+    nm = (
+        {
+            p: np.array([p in not_monitored.get(sid, ()) for sid in columns[0]], dtype=bool)
+            for p in aqi_std.POLLUTANTS
+        }
+        if not_monitored
+        else None
+    )
+    res = hourly_aqi_bulk(values, is_2026, nm)
+    for row, aqi, cat, primary, new in zip(
+        hours, res.aqi.tolist(), res.category.tolist(), res.primary, is_2026.tolist(), strict=True
+    ):
+        yield (
+            row,
+            None if aqi == NA else aqi,
+            None if cat == NA else cat,
+            primary,
+            2026 if new else 2012,
+        )
 
 
 def hourly_mapping(row: Sequence[Any], edition: int) -> dict[str, Decimal | None]:
@@ -346,14 +411,8 @@ async def derive_air(
             "COPY air_hour (station_id, ts, so2, no2, co, o3, pm10, pm25, o3_8h, pm10_24h,"
             " pm25_24h, so2_24h, aqi, category, primary_pollutants, edition) FROM STDIN"
         ) as copy:
-            for row in hours:
-                ed = _hour_edition(row[1])
-                res = aqi_std.hourly_aqi(
-                    hourly_mapping(row[2:], ed),
-                    edition=ed,
-                    not_monitored=not_monitored.get(row[0], ()),
-                )
-                await copy.write_row((*row, res.aqi, res.category, res.primary, ed))
+            for row, aqi, cat, primary, ed in _hourly_aqi_rows(hours, not_monitored):
+                await copy.write_row((*row, aqi, cat, primary, ed))
         stats.air_hours += len(hours)
 
         day_hi = out_hi - timedelta(days=1)

@@ -148,7 +148,8 @@ def hourly_aqi_bulk(
     nm = dict(not_monitored or {})
     aqi = np.full(len(is_2026), NA, dtype=np.int64)
     mask = np.zeros(len(is_2026), dtype=np.int64)
-    for edition, rows in ((2012, ~is_2026), (2026, is_2026)):
+    editions: tuple[tuple[Edition, Bools], ...] = ((2012, ~is_2026), (2026, is_2026))
+    for edition, rows in editions:
         if bool(np.any(rows)):
             a, m = _one_edition(values, edition, rows, nm)
             aqi = np.where(rows, a, aqi)
