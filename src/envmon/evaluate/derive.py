@@ -239,6 +239,32 @@ def _hourly_aqi_rows(
         )
 
 
+def _copy_text(value: Any) -> str:
+    """One field of PostgreSQL's text COPY format (what ``write_row`` sends)."""
+    if value is None:
+        return "\\N"
+    if isinstance(value, str):
+        return value.translate(_COPY_ESCAPES)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, list):
+        return "{" + ",".join(value) + "}"  # pollutant names: no quoting needed
+    return str(value)
+
+
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _air_hour_copy_text(
+    hours: Sequence[Sequence[Any]], not_monitored: Mapping[str, Sequence[str]]
+) -> str:
+    """The air_hour rows (the hour's values and its AQI columns) as one text COPY buffer."""
+    return "".join(
+        "\t".join([*map(_copy_text, row), *map(_copy_text, (aqi, cat, primary, ed))]) + "\n"
+        for row, aqi, cat, primary, ed in _hourly_aqi_rows(hours, not_monitored)
+    )
+
+
 def hourly_mapping(row: Sequence[Any], edition: int) -> dict[str, Decimal | None]:
     """The real-time report's indicators for one hour, as the national platform publishes them.
 
@@ -411,8 +437,8 @@ async def derive_air(
             "COPY air_hour (station_id, ts, so2, no2, co, o3, pm10, pm25, o3_8h, pm10_24h,"
             " pm25_24h, so2_24h, aqi, category, primary_pollutants, edition) FROM STDIN"
         ) as copy:
-            for row, aqi, cat, primary, ed in _hourly_aqi_rows(hours, not_monitored):
-                await copy.write_row((*row, aqi, cat, primary, ed))
+            if hours:
+                await copy.write(_air_hour_copy_text(hours, not_monitored))
         stats.air_hours += len(hours)
 
         day_hi = out_hi - timedelta(days=1)
