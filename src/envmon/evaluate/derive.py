@@ -201,68 +201,44 @@ def _published_column(pollutant: str, values: Iterable[Any]) -> npt.NDArray[np.f
     )
 
 
-def _hourly_aqi_rows(
+def _air_hour_copy_text(
     hours: Sequence[Sequence[Any]], not_monitored: Mapping[str, Sequence[str]]
-) -> Iterable[tuple[Sequence[Any], int | None, int | None, list[str], int]]:
-    """Each hour with its real-time AQI, category, primary pollutants and edition.
+) -> str:
+    """The air_hour rows with their real-time AQI columns, as one text COPY buffer.
 
-    The report of :func:`hourly_mapping` and ``aqi.hourly_aqi``, computed for all
-    rows at once (``standards.aqi_bulk``, equal on every published value).
+    The AQI, category, primary pollutants and edition of each hour are those of
+    :func:`hourly_mapping` and ``aqi.hourly_aqi``, computed for all rows at once
+    (``standards.aqi_bulk``, equal on every published value). The fields are
+    what ``copy.write_row`` sends in text COPY format, built column by column.
     """
-    if not hours:
-        return
-    is_2026 = np.array([r[1] >= _EDITION_2026_START for r in hours], dtype=bool)
     columns = list(zip(*hours, strict=True))
+    sids = np.asarray(columns[0], dtype=object)
+    is_2026 = np.array([ts >= _EDITION_2026_START for ts in columns[1]], dtype=bool)
     values = {
         f"{p}_1h": _published_column(p, columns[2 + HOURLY_ROW.index(p)])
         for p in ("so2", "no2", "co", "o3", "pm10", "pm25")
     }
     values["so2_24h"] = _published_column("so2", columns[2 + HOURLY_ROW.index("so2_24h")])
-    nm = (
-        {
-            p: np.array([p in not_monitored.get(sid, ()) for sid in columns[0]], dtype=bool)
-            for p in aqi_std.POLLUTANTS
-        }
-        if not_monitored
-        else None
-    )
+    nm = {p: np.zeros(len(hours), dtype=bool) for p in aqi_std.POLLUTANTS}
+    for sid, pollutants in not_monitored.items():
+        rows = sids == sid
+        for p in pollutants:
+            nm[p] |= rows
     res = hourly_aqi_bulk(values, is_2026, nm)
-    for row, aqi, cat, primary, new in zip(
-        hours, res.aqi.tolist(), res.category.tolist(), res.primary, is_2026.tolist(), strict=True
-    ):
-        yield (
-            row,
-            None if aqi == NA else aqi,
-            None if cat == NA else cat,
-            primary,
-            2026 if new else 2012,
-        )
-
-
-def _copy_text(value: Any) -> str:
-    """One field of PostgreSQL's text COPY format (what ``write_row`` sends)."""
-    if value is None:
-        return "\\N"
-    if isinstance(value, str):
-        return value.translate(_COPY_ESCAPES)
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, list):
-        return "{" + ",".join(value) + "}"  # pollutant names: no quoting needed
-    return str(value)
+    null = "\\N"
+    fields = [
+        [s.translate(_COPY_ESCAPES) for s in columns[0]],
+        [ts.isoformat() for ts in columns[1]],
+        *([null if v is None else str(v) for v in col] for col in columns[2:]),
+        [null if a == NA else str(a) for a in res.aqi.tolist()],
+        [null if c == NA else str(c) for c in res.category.tolist()],
+        ["{" + ",".join(p) + "}" for p in res.primary],  # pollutant names: no quoting
+        ["2026" if new else "2012" for new in is_2026.tolist()],
+    ]
+    return "".join(line + "\n" for line in map("\t".join, zip(*fields, strict=True)))
 
 
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
-
-
-def _air_hour_copy_text(
-    hours: Sequence[Sequence[Any]], not_monitored: Mapping[str, Sequence[str]]
-) -> str:
-    """The air_hour rows (the hour's values and its AQI columns) as one text COPY buffer."""
-    return "".join(
-        "\t".join([*map(_copy_text, row), *map(_copy_text, (aqi, cat, primary, ed))]) + "\n"
-        for row, aqi, cat, primary, ed in _hourly_aqi_rows(hours, not_monitored)
-    )
 
 
 def hourly_mapping(row: Sequence[Any], edition: int) -> dict[str, Decimal | None]:
