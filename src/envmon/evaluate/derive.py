@@ -16,6 +16,7 @@ arithmetic), for the edition in force on each day.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
@@ -24,6 +25,8 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal
 
+import numpy as np
+import numpy.typing as npt
 from psycopg import AsyncConnection
 from psycopg.rows import TupleRow
 
@@ -33,8 +36,16 @@ from envmon.review import invalid_filter
 from envmon.standards import aqi as aqi_std
 from envmon.standards import validity
 from envmon.standards import water as water_std
+from envmon.standards.aqi_bulk import NA, hourly_aqi_bulk
+from envmon.standards.editions import EDITION_2026_FROM
 from envmon.standards.limits import limit
-from envmon.standards.rounding import Number, round_published, to_decimal
+from envmon.standards.rounding import (
+    Number,
+    published_places,
+    round_half_even,
+    round_published,
+    to_decimal,
+)
 from envmon.timeutil import day_start
 
 Conn = AsyncConnection[TupleRow]
@@ -172,6 +183,62 @@ def _hour_edition(ts: datetime) -> int:
 
 
 HOURLY_ROW = ("so2", "no2", "co", "o3", "pm10", "pm25", "o3_8h", "pm10_24h", "pm25_24h", "so2_24h")
+
+
+_EDITION_2026_START = day_start(EDITION_2026_FROM)
+
+
+@functools.lru_cache(maxsize=65_536)
+def _published_float(pollutant: str, value: Decimal) -> float:
+    return float(round_half_even(value, published_places(pollutant)))
+
+
+def _published_column(pollutant: str, values: Iterable[Any]) -> npt.NDArray[np.float64]:
+    nan = float("nan")
+    return np.array(
+        [nan if v is None else _published_float(pollutant, _dec(v)) for v in values],
+        dtype=np.float64,
+    )
+
+
+def _air_hour_copy_text(
+    hours: Sequence[Sequence[Any]], not_monitored: Mapping[str, Sequence[str]]
+) -> str:
+    """The air_hour rows with their real-time AQI columns, as one text COPY buffer.
+
+    The AQI, category, primary pollutants and edition of each hour are those of
+    :func:`hourly_mapping` and ``aqi.hourly_aqi``, computed for all rows at once
+    (``standards.aqi_bulk``, equal on every published value). The fields are
+    what ``copy.write_row`` sends in text COPY format, built column by column.
+    """
+    columns = list(zip(*hours, strict=True))
+    sids = np.asarray(columns[0], dtype=object)
+    is_2026 = np.array([ts >= _EDITION_2026_START for ts in columns[1]], dtype=bool)
+    values = {
+        f"{p}_1h": _published_column(p, columns[2 + HOURLY_ROW.index(p)])
+        for p in ("so2", "no2", "co", "o3", "pm10", "pm25")
+    }
+    values["so2_24h"] = _published_column("so2", columns[2 + HOURLY_ROW.index("so2_24h")])
+    nm = {p: np.zeros(len(hours), dtype=bool) for p in aqi_std.POLLUTANTS}
+    for sid, pollutants in not_monitored.items():
+        rows = sids == sid
+        for p in pollutants:
+            nm[p] |= rows
+    res = hourly_aqi_bulk(values, is_2026, nm)
+    null = "\\N"
+    fields = [
+        [s.translate(_COPY_ESCAPES) for s in columns[0]],
+        [ts.isoformat() for ts in columns[1]],
+        *([null if v is None else str(v) for v in col] for col in columns[2:]),
+        [null if a == NA else str(a) for a in res.aqi.tolist()],
+        [null if c == NA else str(c) for c in res.category.tolist()],
+        ["{" + ",".join(p) + "}" for p in res.primary],  # pollutant names: no quoting
+        ["2026" if new else "2012" for new in is_2026.tolist()],
+    ]
+    return "".join(line + "\n" for line in map("\t".join, zip(*fields, strict=True)))
+
+
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 
 def hourly_mapping(row: Sequence[Any], edition: int) -> dict[str, Decimal | None]:
@@ -346,14 +413,8 @@ async def derive_air(
             "COPY air_hour (station_id, ts, so2, no2, co, o3, pm10, pm25, o3_8h, pm10_24h,"
             " pm25_24h, so2_24h, aqi, category, primary_pollutants, edition) FROM STDIN"
         ) as copy:
-            for row in hours:
-                ed = _hour_edition(row[1])
-                res = aqi_std.hourly_aqi(
-                    hourly_mapping(row[2:], ed),
-                    edition=ed,
-                    not_monitored=not_monitored.get(row[0], ()),
-                )
-                await copy.write_row((*row, res.aqi, res.category, res.primary, ed))
+            if hours:
+                await copy.write(_air_hour_copy_text(hours, not_monitored))
         stats.air_hours += len(hours)
 
         day_hi = out_hi - timedelta(days=1)
