@@ -111,15 +111,15 @@ FROM moving WHERE ts >= %(out_lo)s
 _HOURS_SQL = _HOURS_SQL.replace("NOT_INVALID", invalid_filter("reading"))
 
 _DAYS_SQL = """
-SELECT station_id, (ts AT TIME ZONE 'Asia/Shanghai')::date AS day,
+SELECT station_id, bj_day(ts) AS day,
        -- numeric: exact decimal means (a float mean of 0.1, 0.2, 0.3 is not 0.2).
        avg(so2::numeric), avg(no2::numeric), avg(co::numeric), avg(pm10::numeric),
        avg(pm25::numeric), max(o3::numeric),
        -- MDA8 windows of a natural day: those ending 08:00 … 24:00, i.e. the
        -- trailing 8-h means stamped 07:00 … 23:00 (17 windows, all inside the day).
-       max(o3_8h::numeric) FILTER (WHERE extract(hour FROM ts AT TIME ZONE 'Asia/Shanghai') >= 7),
+       max(o3_8h::numeric) FILTER (WHERE extract(hour FROM bj_time(ts)) >= 7),
        count(so2), count(no2), count(co), count(o3), count(pm10), count(pm25),
-       count(o3_8h) FILTER (WHERE extract(hour FROM ts AT TIME ZONE 'Asia/Shanghai') >= 7)
+       count(o3_8h) FILTER (WHERE extract(hour FROM bj_time(ts)) >= 7)
 FROM air_hour
 WHERE station_id = ANY(%(stations)s) AND ts >= %(lo)s AND ts < %(hi)s
 GROUP BY 1, 2
@@ -174,12 +174,6 @@ def published(pollutant: str, v: Any) -> float | None:
     """
     r = round_published(pollutant, _dec(v))
     return None if r is None else float(r)
-
-
-def _hour_edition(ts: datetime) -> int:
-    # ts is the hour's start: the hour labelled 2026-03-01 00:00 by the national
-    # platform (23:00–24:00 of 28 February) starts on the 28th → HJ 633-2012.
-    return aqi_std.edition_for(ts)
 
 
 HOURLY_ROW = ("so2", "no2", "co", "o3", "pm10", "pm25", "o3_8h", "pm10_24h", "pm25_24h", "so2_24h")
@@ -495,9 +489,9 @@ WITH city_hour AS (
     WINDOW w8 AS (PARTITION BY region ORDER BY ts
                   RANGE BETWEEN interval '7 hours' PRECEDING AND CURRENT ROW)
 )
-SELECT region, (ts AT TIME ZONE 'Asia/Shanghai')::date AS day, max(o3_8h), count(o3_8h)
+SELECT region, bj_day(ts) AS day, max(o3_8h), count(o3_8h)
 FROM moving
-WHERE ts >= %(out_lo)s AND extract(hour FROM ts AT TIME ZONE 'Asia/Shanghai') >= 7
+WHERE ts >= %(out_lo)s AND extract(hour FROM bj_time(ts)) >= 7
 GROUP BY 1, 2
 """
 
@@ -556,7 +550,7 @@ _WATER_DAY_SQL = """
 INSERT INTO water_day (station_id, day, parameter, value, n)
 SELECT x.station_id, x.day, x.parameter, x.value, x.n
 FROM (
-    SELECT r.station_id, (r.ts AT TIME ZONE 'Asia/Shanghai')::date AS day, r.parameter,
+    SELECT r.station_id, bj_day(r.ts) AS day, r.parameter,
            avg(r.value::numeric) AS value, count(*) AS n
     FROM reading r
     WHERE r.station_id = ANY(%(stations)s) AND r.parameter = ANY(%(params)s)
@@ -682,7 +676,7 @@ async def mark_range(
     """Queue every station-day with readings in [start, end) (a rebuild)."""
     cur = await conn.execute(
         "INSERT INTO derive_dirty (station_id, day)"
-        " SELECT DISTINCT station_id, (ts AT TIME ZONE 'Asia/Shanghai')::date FROM reading"
+        " SELECT DISTINCT station_id, bj_day(ts) FROM reading"
         " WHERE ts >= %s AND ts < %s AND (%s::text[] IS NULL OR station_id = ANY(%s))"
         " ON CONFLICT (station_id, day) DO UPDATE SET marked_at = now()",
         (day_start(start), day_start(end), stations, stations),
