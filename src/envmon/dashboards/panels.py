@@ -330,6 +330,11 @@ def stat_panel(unit: str | None = None) -> stat_b.Panel:
     return p
 
 
+def counts_bars(unit: str = "short") -> timeseries_b.Panel:
+    """Counts per period as filled bars (rejects, revisions, invalidated hours)."""
+    return timeseries_panel(unit).draw_style(common.GraphDrawStyle.BARS).fill_opacity(70)
+
+
 def timeseries_panel(unit: str | None = None) -> timeseries_b.Panel:
     p = (
         timeseries_b.Panel()

@@ -23,6 +23,7 @@ from envmon.dashboards.panels import (
     Query,
     bj,
     colour_background,
+    counts_bars,
     expected_params_sql,
     kind_case,
     last_report,
@@ -34,7 +35,6 @@ from envmon.dashboards.panels import (
     table_query,
     threshold_colours,
     thresholds,
-    timeseries_panel,
     ts_query,
 )
 from envmon.dashboards.variables import custom_var
@@ -218,7 +218,7 @@ ORDER BY 1, 2"""
     board.add(
         "拒收记录（按原因）",
         "timeseries",
-        timeseries_panel("short").draw_style(common.GraphDrawStyle.BARS).fill_opacity(70),
+        counts_bars(),
         [rejected_series],
         w=12,
         h=9,
@@ -261,7 +261,7 @@ ORDER BY 1, 2""",
     board.add(
         "数据修订与审核（每日）",
         "timeseries",
-        timeseries_panel("short").draw_style(common.GraphDrawStyle.BARS).fill_opacity(70),
+        counts_bars(),
         [revisions],
         w=24,
         h=8,
