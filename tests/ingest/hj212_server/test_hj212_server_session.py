@@ -7,6 +7,8 @@ from datetime import datetime, timedelta
 import pytest
 
 from envmon.ingest.hj212 import CpData, Message, decode, encode, format_time
+from envmon.ingest.hj212.codec import crc_fits, restamp
+from envmon.ingest.hj212.crc import crc_variant
 from envmon.ingest.hj212.pipeline import validation_frame
 from envmon.ingest.hj212.redact import redact
 from envmon.ingest.hj212.session import (
@@ -373,3 +375,47 @@ def test_readings_columns_iterate_as_raw_readings() -> None:
         RawReading("air-a", "co", T0, 2.0, "D", "1h", "f1"),
         RawReading("air-b", "o3", T0, 3.0, "N", "rt", "f2"),
     ]
+
+
+def _tied_frames(n: int) -> list[bytes]:
+    """Uploads whose MODBUS CRC has two equal bytes: the same field in MODBUS
+    and byte-swapped MODBUS (one frame in 256; CI met one in the demo loggers)."""
+    found = []
+    for i in range(100_000):
+        frame = encode(hourly(qn=f"2025060110{i:07d}"))
+        data = frame[6:-6]
+        value = crc_variant(data, "modbus")
+        if value >> 8 == value & 0xFF:
+            found.append(restamp(frame, crc="modbus"))
+            if len(found) == n:
+                return found
+    raise AssertionError("no tied CRC found")
+
+
+@pytest.mark.parametrize("crc", ["modbus", "modbus_swapped", "auto"])
+def test_a_crc_that_fits_two_variants_is_the_devices_own(crc: str) -> None:
+    # Exact tie: the frame's CRC field is both MODBUS and swapped MODBUS. Each
+    # device is answered in its own variant; an auto device keeps what it learned.
+    tied = _tied_frames(2)
+    for frame in tied:
+        assert crc_fits(frame, "modbus") and crc_fits(frame, "modbus_swapped")
+    device = Device(MN, "air-a", "air", PW, {"a34004": "µg/m³"}, crc=crc)
+    others = [  # the decoder accepts every variant some device uses
+        Device(f"010000A8900016F000169D{i}0", f"air-{v}", "air", PW, crc=v)
+        for i, v in enumerate(("modbus", "modbus_swapped"))
+    ]
+    directory = Directory([device, *others])
+    s = Session(directory)
+    if crc == "auto":
+        swapped = restamp(encode(hourly(T0 - timedelta(hours=1))), crc="modbus_swapped")
+        assert len(feed(s, swapped).readings.rows()) == 2
+        assert directory.learned[MN] == "modbus_swapped"
+    out = feed(s, *tied)
+    assert out.rejects == []
+    assert len(out.readings.rows()) == 4
+    own = "modbus_swapped" if crc == "auto" else crc
+    for reply in out.replies:
+        assert crc_fits(reply, own)
+        assert decode(reply, crc_variants=(own,)).crc in (own, "annex_a")
+    if crc == "auto":
+        assert directory.learned[MN] == "modbus_swapped"

@@ -43,6 +43,7 @@ from .codec import (
     CpData,
     Message,
     answer_frame,
+    crc_fits,
     encode,
     format_time,
     history_request,
@@ -350,7 +351,7 @@ class Session:
         self._errors = 0
         was_encrypted = ENCRYPTED_KEY in message.cp.fields
         try:
-            self._check_framing(message, device)
+            message = self._check_framing(message, device, frame.raw)
             message = self._decrypt(message, device)
         except Hj212Error as err:
             out.archive.append(ArchiveEntry(message.mn, "rejected", frame.raw))
@@ -509,11 +510,15 @@ class Session:
         self._pending[qn] = _Request("set_time", qn, peer.mn, device, mono)
         return self._to_device(peer, device, request)
 
-    def _check_framing(self, message: Message, device: Device) -> None:
-        """The frame's CRC variant and length field against the device's profile."""
+    def _check_framing(self, message: Message, device: Device, raw: bytes) -> Message:
+        """The frame's CRC variant and length field against the device's profile
+        (the message, with the device's variant when its CRC fits several)."""
         if message.crc == device.crc and not message.length_offset:
-            return  # the usual case: as the profile says (Annex A by default)
+            return message  # the usual case: as the profile says (Annex A by default)
         mn = normalize_mn(device.mn)
+        known = self.directory.learned.get(mn) if device.crc == AUTO else device.crc
+        if known is not None and message.crc != known and crc_fits(raw, known):
+            message = replace(message, crc=known)
         if device.crc == AUTO:
             learned = self.directory.learned.get(mn)
             if learned != message.crc:
@@ -537,6 +542,7 @@ class Session:
                 f"length field exceeds the data segment by {message.length_offset}; the "
                 f"profile of station {device.station_id} says standard (config/hj212.yaml length:)",
             )
+        return message
 
     def _decrypt(self, message: Message, device: Device) -> Message:
         """An HJ 212-2025 SM4-encrypted CP area, decrypted (or the message as it is)."""
