@@ -50,6 +50,33 @@ def make_csv(path: Path, n: int) -> None:
     ).to_csv(path, index=False)
 
 
+def write_csv(path: Path, n: int) -> None:
+    """:func:`make_csv` in a child process: this process stays small, so that the
+    peak RSS measured for ``envmon import`` (forked from here) is its own."""
+    subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from bench.ingest import make_csv; from pathlib import Path; "
+            f"make_csv(Path({str(path)!r}), {n})",
+        ],
+        check=True,
+        cwd=REPO,
+        env=dict(os.environ, PYTHONPATH=str(REPO)),
+    )
+
+
+def load_stations(url: str) -> None:
+    """The catalog's stations into the bench cluster, by the real command."""
+    subprocess.run(
+        [sys.executable, "-m", "envmon.cli", "stations", "load"],
+        env=dict(os.environ, ENVMON_DATABASE_URL=url),
+        check=True,
+        cwd=REPO,
+        capture_output=True,
+    )
+
+
 def raw_copy(url: str, path: Path) -> float:
     with psycopg.connect(url) as conn:
         conn.execute("DROP TABLE IF EXISTS reading_raw")
@@ -113,31 +140,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="envmon-bench-ingest-") as tmp:
         path = Path(tmp) / "readings.csv"
         with Timer() as t:
-            # In a child process: this process stays small, so that the peak RSS
-            # measured for ``envmon import`` (forked from here) is its own.
-            subprocess.run(
-                [
-                    sys.executable,
-                    "-c",
-                    f"from bench.ingest import make_csv; from pathlib import Path; "
-                    f"make_csv(Path({str(path)!r}), {N})",
-                ],
-                check=True,
-                cwd=REPO,
-                env=dict(os.environ, PYTHONPATH=str(REPO)),
-            )
+            write_csv(path, N)
         print(f"  generated {path.stat().st_size / 1e6:.0f} MB CSV in {t.seconds:.1f} s")
         with bench_cluster() as cluster:
             url = cluster.url()
-            from envmon.db.catalog_sync import sync_catalog  # noqa: F401  (stations via CLI)
-
-            subprocess.run(
-                [sys.executable, "-m", "envmon.cli", "stations", "load"],
-                env=dict(os.environ, ENVMON_DATABASE_URL=url),
-                check=True,
-                cwd=REPO,
-                capture_output=True,
-            )
+            load_stations(url)
             raw_s = raw_copy(url, path)
             bare_s, _, bare_mb = envmon_import(url, path, Path(tmp) / "var", derive=False)
             empty_tables(url)

@@ -10,6 +10,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 BENCHMARKS = [
     "bench.ingest",
+    "bench.revision",
     "bench.derive",
     "bench.hj212",
     "bench.poll",

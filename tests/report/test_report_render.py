@@ -6,20 +6,29 @@ from __future__ import annotations
 import json
 import re
 import zlib
-from datetime import date
+from collections.abc import AsyncIterator
+from datetime import date, datetime, timedelta
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
+from psycopg import sql
 
+from envmon import review
+from envmon.catalog import load_catalog
 from envmon.evaluate.assessment import evaluate_year
+from envmon.evaluate.derive import process_dirty
 from envmon.evaluate.regions import REGIONS
 from envmon.report import render_report
+from envmon.report.data import ReportData, collect
+from envmon.report.render import render_html
+from envmon.timeutil import BEIJING
 
+from ..conftest import close_template
 from .chromium import chromium_binary, open_pages, paper_fraction
-from .conftest import TARGETS
+from .conftest import REPO, TARGETS
 
 Conn = psycopg.AsyncConnection[tuple[object, ...]]
 
@@ -204,3 +213,73 @@ async def test_pdf_and_chromium(report_conn: Conn, finished_html: Path, tmp_path
     # The viewer drew the pages (white paper), not just its dark frame.
     white = paper_fraction(shot_pdf.read_bytes())
     assert white > 0.2, f"the PDF pages were not drawn ({white:.0%} white)"
+
+
+@pytest.fixture
+async def report_copy(report_db: str, admin_dsn: str) -> AsyncIterator[str]:
+    """A copy of the report dataset, for a test that reviews (changes) its data."""
+    source = str(psycopg.conninfo.conninfo_to_dict(report_db)["dbname"])
+    name = f"{source}_review"
+    close_template(admin_dsn, source)  # TimescaleDB's scheduler holds a session
+    try:
+        with psycopg.connect(admin_dsn, autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+                    sql.Identifier(name), sql.Identifier(source)
+                )
+            )
+    finally:
+        with psycopg.connect(admin_dsn, autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("ALTER DATABASE {} WITH IS_TEMPLATE false ALLOW_CONNECTIONS true").format(
+                    sql.Identifier(source)
+                )
+            )
+    yield psycopg.conninfo.make_conninfo(report_db, dbname=name)
+    with psycopg.connect(admin_dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+async def test_report_rests_on_reviewed_data(report_copy: str) -> None:
+    # Issue 14: a day of PM2.5 invalidated by a reviewer leaves the report's figures and the
+    # report says so ("审核数据：截至 …"); the restore brings the day back.
+    station = "air-taiyuan-jiancaoping"
+    day = datetime(2026, 5, 20, tzinfo=BEIJING)
+    catalog = load_catalog(REPO / "config" / "stations.yaml")
+    sel = review.selector(
+        catalog,
+        "尖草坪",
+        "pm25",
+        day,
+        day + timedelta(days=1),
+        now=datetime(2027, 1, 10, tzinfo=BEIJING),
+    )
+
+    async def gathered(conn: Conn) -> tuple[int, ReportData]:
+        await process_dirty(conn)
+        data = await collect(conn, 2026, TARGETS, as_of=FINISHED)
+        [row] = [c for c in data.completeness if c["id"] == station]
+        return int(row["pm25_days"]), data
+
+    async with await psycopg.AsyncConnection.connect(report_copy) as conn:
+        before, data = await gathered(conn)
+        assert data.review is not None and data.review.invalid_readings == 0
+        assert "本时段无经审核判为无效的读数" in render_html(data)
+        await review.apply(conn, "invalidate", sel, reason="仪器故障", by="王工")
+        await conn.commit()
+        after, data = await gathered(conn)
+        assert after == before - 1
+        assert data.review is not None
+        assert (data.review.invalid_readings, data.review.invalid_station_hours) == (24, 24)
+        assert data.review.actions == 1 and data.review.last_action is not None
+        html = render_html(data)
+        line = re.search(r'<p class="meta" id="reviewed">(.*?)</p>', html, re.S)
+        assert line is not None
+        assert "经审核判为无效的读数 24 条（24 个站点小时），未计入统计" in line.group(1)
+        assert "审核操作 1 次" in line.group(1)
+        await review.apply(conn, "restore", sel, reason="复核", by="王工")
+        await conn.commit()
+        restored, data = await gathered(conn)
+        assert restored == before
+        assert data.review is not None and data.review.invalid_readings == 0
+        assert data.review.actions == 2

@@ -22,6 +22,10 @@ the valid daily means of GB 3095 Table 4 (O3: the daily maximum 8-h mean, the
 daily statistic of HJ 663), for water sections the daily means — with source
 ``derived`` and flag ``N``. Air and water data arrive hourly or 4-hourly, so
 without them a daily export of an air station would be empty.
+
+Exports hold reviewed data: readings a reviewer invalidated (``envmon review
+invalidate``) are left out, as they are of the derived values; ``envmon review
+history`` and ``GET /api/v1/readings/history`` still show them.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ from psycopg import AsyncConnection, sql
 from psycopg.rows import TupleRow
 
 from envmon.api.xlsx import ReadingsXlsx
+from envmon.review import invalid_filter
 from envmon.timeutil import BEIJING, BEIJING_TZ_NAME
 
 logger = logging.getLogger(__name__)
@@ -74,7 +79,8 @@ class ReadingFilter:
         return _DAILY_RELATION, [lo, hi, lo, hi]
 
     def where(self) -> tuple[sql.Composable, list[Any]]:
-        parts: list[sql.Composable] = [sql.SQL("ts >= %s AND ts < %s")]
+        # Reviewed data: readings a reviewer invalidated (envmon.review) are left out.
+        parts: list[sql.Composable] = [sql.SQL("ts >= %s AND ts < %s"), _REVIEWED]
         args: list[Any] = [self.start, self.end]
         if self.stations:
             parts.append(sql.SQL("station_id = ANY(%s)"))
@@ -93,6 +99,7 @@ class ReadingFilter:
 
 
 ORDER: Final = sql.SQL(" ORDER BY station_id, parameter, period, ts")
+_REVIEWED: Final = sql.SQL(invalid_filter("reading"))
 _DAY_TS = "(bj_day_start({alias}.day))"
 _NOT_STORED = (
     " AND NOT EXISTS (SELECT 1 FROM reading r WHERE r.station_id = {alias}.station_id"

@@ -397,10 +397,11 @@ def spec() -> dict[str, Any]:
         "/api/v1/readings": {
             "get": {
                 "operationId": "listReadings",
-                "summary": "Readings as stored, paged by a keyset cursor",
+                "summary": "Readings as stored and reviewed, paged by a keyset cursor",
                 "description": "Rows in key order (station, parameter, period, time); time is "
-                "the START of the period. Pass next_cursor back as cursor with the same "
-                "filters for the next page; null = last page.",
+                "the START of the period. Readings a reviewer invalidated are left out "
+                "(their history: /api/v1/readings/history). Pass next_cursor back as cursor "
+                "with the same filters for the next page; null = last page.",
                 "parameters": [
                     *READING_FILTERS,
                     q("period", {"type": "string", "enum": list(PERIODS)}, "Period."),
@@ -414,8 +415,9 @@ def spec() -> dict[str, Any]:
             "get": {
                 "operationId": "exportReadings",
                 "summary": "Readings as a streamed CSV, Parquet or XLSX file",
-                "description": "CSV re-imports with `envmon import`. Limits: the range and "
-                "stations × days (settings).",
+                "description": "CSV re-imports with `envmon import`. Reviewed data: readings "
+                "a reviewer invalidated are left out. Limits: the range and stations × days "
+                "(settings).",
                 "parameters": [
                     *READING_FILTERS,
                     q(

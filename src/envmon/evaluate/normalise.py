@@ -40,6 +40,7 @@ from sklearn.ensemble import HistGradientBoostingRegressor  # type: ignore[impor
 from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
 from envmon.catalog.names import CITY_REGION
+from envmon.review import invalid_filter
 
 Conn = AsyncConnection[TupleRow]
 WEATHER: Final = ("air_temp", "rh", "pressure", "wind_speed", "precip")
@@ -182,7 +183,7 @@ _WEATHER_SQL: Final = (
     " WHERE s.kind = 'weather' AND s.control_level = 'national' AND r.period = '1h'"
     " AND r.parameter = ANY(%s) AND r.ts >= bj_day_start(%s::date)"
     " AND r.ts < bj_day_start(%s::date)"
-    " AND s.city = ANY(%s) GROUP BY 1, 2"
+    " AND s.city = ANY(%s) AND " + invalid_filter("r") + " GROUP BY 1, 2"
 )
 
 

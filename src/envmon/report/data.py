@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any, Final
 
 from psycopg import AsyncConnection
@@ -66,6 +66,19 @@ class ReportData:
     section_classes: dict[str, int | None] = field(default_factory=dict)
     # The zone's observed vs weather-normalised PM2.5 (summary and months), or None.
     normalised: dict[str, Any] | None = None
+    # The data review the figures rest on (envmon.review): see _review.
+    review: Review | None = None
+
+
+@dataclass(frozen=True)
+class Review:
+    """The review state of the period's data when the report was gathered."""
+
+    as_of: datetime  # the marks in force at this moment are applied
+    invalid_readings: int  # readings of the period invalidated (and not restored)
+    invalid_station_hours: int  # distinct station-hours among them
+    actions: int  # review actions on the period's data (invalidate and restore)
+    last_action: datetime | None  # the latest of them
 
 
 def month_rows(rows: list[DayRow], year: int) -> list[MonthRow]:
@@ -207,6 +220,26 @@ async def _rejected(conn: Conn, start: date, cutoff: date) -> list[tuple[str, in
     return [(str(r[0]), int(r[1])) for r in rows]
 
 
+async def _review(conn: Conn, start: date, cutoff: date) -> Review:
+    """Invalidations in force now over [start, cutoff), and the actions on that period."""
+    row = await (
+        await conn.execute(
+            "SELECT now(),"
+            " (SELECT count(*) FROM review_mark WHERE restored_at IS NULL"
+            "   AND ts >= bj_day_start(%(lo)s::date) AND ts < bj_day_start(%(hi)s::date)),"
+            " (SELECT count(DISTINCT (station_id, date_trunc('hour', ts))) FROM review_mark"
+            "   WHERE restored_at IS NULL"
+            "   AND ts >= bj_day_start(%(lo)s::date) AND ts < bj_day_start(%(hi)s::date)),"
+            " count(a.id), max(a.at)"
+            " FROM review_action a WHERE a.ts_from < bj_day_start(%(hi)s::date)"
+            " AND a.ts_to > bj_day_start(%(lo)s::date)",
+            {"lo": start, "hi": cutoff},
+        )
+    ).fetchone()
+    assert row is not None
+    return Review(row[0], int(row[1]), int(row[2]), int(row[3]), row[4])
+
+
 async def _trends(
     conn: Conn, year: int, cutoff: date, water_sections: list[dict[str, Any]]
 ) -> tuple[list[dict[str, Any]], list[tr.MonthValue], tr.TrendResult | None]:
@@ -281,6 +314,7 @@ async def collect(conn: Conn, year: int, targets: list[Target], *, as_of: date) 
         rejected=await _rejected(conn, start, cutoff),
         region_invalid=region_invalid,
         normalised=await _normalised(conn, year),
+        review=await _review(conn, start, cutoff),
         section_classes={
             d["id"]: d["class"]
             for d in (await water_year(conn, "zone", start, cutoff, national_only=False))[

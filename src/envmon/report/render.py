@@ -33,7 +33,7 @@ from envmon.report import plots
 from envmon.report.data import CATEGORY_COLOURS, TREND_YEARS, ReportData, collect, days_of
 from envmon.standards import aqi as aqi_std
 from envmon.standards import water as water_std
-from envmon.timeutil import now
+from envmon.timeutil import now, to_beijing
 
 logger = logging.getLogger(__name__)
 
@@ -75,6 +75,10 @@ def _roman(cls: int | None) -> str:
     return "—" if not cls else water_std.roman(cls)
 
 
+def _bj(moment: datetime) -> str:
+    return to_beijing(moment).strftime("%Y-%m-%d %H:%M")
+
+
 def _uri(png: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(png).decode()
 
@@ -87,7 +91,7 @@ def _env() -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(f=_f, pct=_pct, roman=_roman)
+    env.filters.update(f=_f, pct=_pct, roman=_roman, bj=_bj)
     env.globals.update(
         STATUS_ZH=STATUS_ZH,
         CONTROL_LEVEL_NAMES=CONTROL_LEVEL_NAMES,
