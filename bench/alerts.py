@@ -1,7 +1,8 @@
 """Benchmark (issue 6): a reading arrives → the on-call webhook has the alert.
 
-Goal on the 2-core machine: p99 < 1 s from a reading's arrival to the webhook
-receiving its notification, with 1,000 readings/s of background load.
+Goals on the 2-core machine, with 1,000 readings/s of background load: p99
+< 1 s from a reading's arrival to the webhook receiving its notification
+(issue 6), < 250 ms from an HJ 212 frame (issue 16).
 
 * Everything runs in this process over a throwaway cluster with durable
   defaults: the app (``open_app``), the real ``AlertService`` with the shipped
@@ -16,8 +17,10 @@ receiving its notification, with 1,000 readings/s of background load.
   air stations (fires ``pm25-hourly-high``), later 60 µg/m³ (resolves it);
   t0 just before validation. Each probe gives two latencies (firing, resolved).
 * Probe via HJ 212: the same values in a 2061 hourly frame from a real TCP data
-  logger to the real ``Hj212Server`` (default 0.2 s flush interval, ``on_batch =
-  the sink's listeners, as ``envmon run`` wires it); t0 just before the frame is sent.
+  logger to the real ``Hj212Server`` (its flush adapts to the load: a batch
+  lingers as long as the previous write took, 10 ms–0.2 s; the sink's listeners
+  as ``envmon run`` wires them); t0 just before the frame is sent. Goal (issue
+  16): p99 < 250 ms.
 
 Tuning by environment: BENCH_ALERTS_PROBES (per path, default 120),
 BENCH_ALERTS_RATE (background readings/s, default 1000).
@@ -45,6 +48,7 @@ from envmon.alerts.rules import parse_config
 from envmon.alerts.service import AlertService
 from envmon.app import App, open_app
 from envmon.ingest.hj212.device import Hj212Device
+from envmon.ingest.hj212.profile import Hj212Config, load_config
 from envmon.ingest.hj212.server import Hj212Server
 from envmon.parameters import BY_CODE
 from envmon.schemas.readings import RawReading
@@ -176,13 +180,13 @@ async def probe_hj212(
     return out
 
 
-def report(name: str, lat: list[float]) -> None:
+def report(name: str, lat: list[float], goal_ms: int) -> None:
     ms = sorted(x * 1000 for x in lat)
     p50 = statistics.median(ms)
     p99 = ms[min(len(ms) - 1, round(0.99 * (len(ms) - 1)))]
     figure(f"{name}: notifications measured", len(ms), "")
     figure(f"{name}: reading → webhook p50", p50, "ms")
-    figure(f"{name}: reading → webhook p99", p99, "ms", "goal < 1000 ms")
+    figure(f"{name}: reading → webhook p99", p99, "ms", f"goal < {goal_ms} ms")
     figure(f"{name}: reading → webhook max", ms[-1], "ms")
 
 
@@ -206,7 +210,7 @@ async def run(url: str, data_dir: Path) -> None:
     try:
         async with open_app(settings, url=url) as app:
             await app.load_stations()
-            air = [s.id for s in app.catalog.of_kind("air") if s.mn]
+            air = [s.id for s in app.catalog.of_kind("air") if s.mn and s.active]
             pw = {s.mn: f"{i:06d}" for i, s in enumerate(app.catalog.stations) if s.mn}
             cfg = bench_config(app, hook_url)
             alert_settings = AlertSettings(tick_s=15.0)
@@ -232,7 +236,16 @@ async def run(url: str, data_dir: Path) -> None:
                 await asyncio.sleep(2.0)  # the load is running before the first probe
                 firing: dict[str, bool] = {}
                 via_store = await probe_store(app, hook, air, hour, firing)
-                async with Hj212Server(settings, app.intake, secrets=pw) as srv:
+                # The shipped units by kind; every logger speaks the standard
+                # (Annex A CRC, in clear): the demo stations' protocol profiles
+                # of config/hj212.yaml are not what is measured.
+                shipped = load_config(REPO / "config" / "hj212.yaml")
+                async with Hj212Server(
+                    settings,
+                    app.intake,
+                    secrets=pw,
+                    config=Hj212Config(kind_units=shipped.kind_units),
+                ) as srv:
                     via_hj212 = await probe_hj212(srv, hook, app, air, hour, pw, firing)
                 stop.set()
                 await load
@@ -243,8 +256,8 @@ async def run(url: str, data_dir: Path) -> None:
     figure("background load achieved", sent[0] / elapsed, "readings/s", f"target {RATE}")
     figure("alert engine time per batch (mean)", statistics.mean(spent) * 1000, "ms")
     figure("alert engine time per batch (max)", max(spent) * 1000, "ms")
-    report("sink.store", via_store)
-    report("HJ 212 frame", via_hj212)
+    report("sink.store", via_store, 1000)  # issue 6
+    report("HJ 212 frame", via_hj212, 250)  # issue 16: the flush adapts to the load
     print(
         "  notifications received by rule: "
         + ", ".join(f"{k} {v}" for k, v in sorted(hook.by_rule.items()))

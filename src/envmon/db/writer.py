@@ -23,7 +23,7 @@ from typing import Any, Final
 import numpy as np
 import pandas as pd
 import psycopg
-from psycopg import AsyncConnection
+from psycopg import AsyncConnection, sql
 from psycopg.rows import TupleRow
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
@@ -36,17 +36,27 @@ Pool = AsyncConnectionPool[AsyncConnection[TupleRow]]
 # The fast path: a batch of new readings (the normal case: live data, a bulk
 # import) is a plain INSERT, about 1.5× faster than the upsert; it runs inside a
 # savepoint, and the first existing key sends the batch to the upsert instead.
-INSERT_NEW = """
-INSERT INTO reading (station_id, parameter, period, ts, value, flag, source, received_at)
-SELECT (%(s)s::text[])[si], (%(p)s::text[])[pi], (%(r)s::text[])[ri], ts, value,
-       (%(f)s::text[])[fi], %(source)s, now()
-FROM reading_stage
-"""
-MARK_NEW = """
-INSERT INTO derive_dirty (station_id, day)
-SELECT DISTINCT (%(s)s::text[])[si], bj_day(ts) FROM reading_stage
-ON CONFLICT (station_id, day) DO UPDATE SET marked_at = now()
-"""
+# Savepoint, insert, marking the days for derive and release go to the server as
+# one simple query (the names are literals, not parameters): every round trip
+# waits for a turn of the event loop, which under the HJ 212 receiver's load is
+# what a write mostly costs.
+INSERT_NEW = sql.SQL("""
+SAVEPOINT envmon_new;
+WITH new AS (
+    INSERT INTO reading (station_id, parameter, period, ts, value, flag, source, received_at)
+    SELECT ({s}::text[])[si], ({p}::text[])[pi], ({r}::text[])[ri], ts, value,
+           ({f}::text[])[fi], {source}, now()
+    FROM reading_stage
+    RETURNING station_id, ts
+), dirty AS (
+    INSERT INTO derive_dirty (station_id, day)
+    SELECT DISTINCT station_id, bj_day(ts) FROM new
+    ON CONFLICT (station_id, day) DO UPDATE SET marked_at = now()
+)
+SELECT count(*) FROM new;
+RELEASE SAVEPOINT envmon_new
+""")
+BACK_TO_SAVEPOINT = "ROLLBACK TO SAVEPOINT envmon_new"
 
 # Why a stored reading was replaced (reading_revision.reason).
 REVISION_REASONS: Final = ("resend", "import", "backfill", "review")
@@ -119,6 +129,8 @@ class WriteResult:
 # transactions lift that limit (0 = none). On plain PostgreSQL the name is an
 # ordinary placeholder setting and changes nothing.
 NO_DECOMPRESSION_LIMIT = "SET LOCAL timescaledb.max_tuples_decompressed_per_dml_transaction = 0"
+# Before the COPY, in one round trip: the limit, and the staging table.
+PREPARE: Final = f"{NO_DECOMPRESSION_LIMIT}; {STAGE_DDL}"
 
 
 def dedupe(batch: ReadingBatch) -> tuple[ReadingBatch, int]:
@@ -249,20 +261,20 @@ class Writer:
         }
         async with self.pool.connection(timeout=self.timeout) as conn:
             async with conn.transaction():
-                await conn.execute(NO_DECOMPRESSION_LIMIT)
-                await conn.execute(STAGE_DDL)
+                await conn.execute(PREPARE)
                 async with conn.cursor().copy(
                     "COPY reading_stage FROM STDIN (FORMAT BINARY)"
                 ) as copy:
                     await copy.write(data)
                 try:
-                    async with conn.transaction():  # a savepoint
-                        cur = await conn.execute(INSERT_NEW, params)
-                        inserted = cur.rowcount
-                        await conn.execute(MARK_NEW, params)
-                    return WriteResult(inserted=inserted)
+                    cur = await conn.execute(
+                        INSERT_NEW.format(**{k: sql.Literal(v) for k, v in params.items()})
+                    )
+                    cur.nextset()  # the SELECT after the SAVEPOINT
+                    row = await cur.fetchone()
+                    return WriteResult(inserted=int(row[0]) if row else 0)
                 except psycopg.errors.UniqueViolation:
-                    pass  # some keys exist: merge instead
+                    await conn.execute(BACK_TO_SAVEPOINT)  # some keys exist: merge instead
                 if reason is not None:  # only the merge can replace a version
                     await conn.execute(SET_REASON, (reason,))
                 cur = await conn.execute(UPSERT, params)

@@ -40,6 +40,7 @@ Ack = Callable[[bool], None]
 
 
 CURSOR_INTERVAL: Final = 1.0  # s between ingest_cursor updates of successful stations
+MIN_LINGER: Final = 0.01  # s a batch waits at least for frames arriving together
 
 # The last stored hour of many stations at once: the later of the cursor and
 # the newest hourly reading of any of the station's parameters (one pair per
@@ -154,6 +155,11 @@ class Pipeline:
         self.archive = archive
         self.stats = stats
         self.interval = interval
+        # How long the last write took: the next batch lingers as long (at least
+        # MIN_LINGER, at most ``interval``) before it is written. Idle, a frame
+        # is stored within milliseconds; busy, what arrives during one write is
+        # already the next batch (group commit): the flush adapts to the load.
+        self._last_write = MIN_LINGER
         self.max_batch = max_batch
         self.max_pending = max_pending
         # Write at once, whatever the interval, when a batch is full.
@@ -241,11 +247,16 @@ class Pipeline:
                     continue
                 await self._sleep(None if self._cursor_due is None else self._cursor_due - now)
                 continue
-            delay = self._since + self.interval - now
+            delay = self._since + self.linger - now
             if not self._stopping and self.pending < self._full and delay > 0:
                 await self._sleep(delay)
                 continue
             await self.flush(cursor=False)
+
+    @property
+    def linger(self) -> float:
+        """How long a batch waits for company before it is written."""
+        return min(self.interval, max(MIN_LINGER, self._last_write))
 
     async def _sleep(self, delay: float | None) -> None:
         """Until something is queued (or the threshold is crossed), at most ``delay``."""
@@ -295,6 +306,7 @@ class Pipeline:
                     len(rejects),
                 )
             finally:
+                self._last_write = clock() - started
                 self._release(acks, durable)
             try:
                 if self._cursor_due is not None and (cursor or self._cursor_due <= clock()):

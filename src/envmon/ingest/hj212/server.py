@@ -10,15 +10,16 @@ the sink (``envmon.ingest.sink``):
   event loop — fed to its session, the frames archived, the replies written,
   the readings (in columns) and rejects queued — so that a burst of frames
   never holds up the writer's round trips to the database;
-* one pipeline task validates and writes what all connections queued —
-  ``flush_interval`` (0.2 s) after the oldest value arrived, or as soon as
-  ``max_batch`` values wait, whatever arrived during the previous write
-  included (under load the batches grow by themselves) — as one DataFrame
-  per batch, stored through the sink (which tells the alerts and the derive
-  job): below saturation an alert waits well under half a second for its
-  data.  ``ingest_cursor`` is updated with the batch's stations at most
-  every ``CURSOR_INTERVAL`` (1 s): one upsert per station per batch would
-  cost the database as much as the readings;
+* one pipeline task validates and writes what all connections queued — as
+  long after the oldest value arrived as the previous write took (at least
+  10 ms, at most ``flush_interval``, 0.2 s), or as soon as ``max_batch``
+  values wait, whatever arrived during the previous write included (group
+  commit: under load the batches grow by themselves, idle a frame is stored
+  within milliseconds) — as one DataFrame per batch, stored through the sink
+  (which tells the alerts and the derive job).  ``ingest_cursor`` is
+  updated with the batch's stations at most every ``CURSOR_INTERVAL`` (1 s):
+  one upsert per station per batch would cost the database as much as the
+  readings;
 * one housekeeping task closes idle connections, times out unanswered
   requests and split groups, flushes and prunes the archive;
 * a gap-recovery task per newly seen station asks it for missing hours (2061);
@@ -37,7 +38,7 @@ replies to frames that carry readings or rejects are sent only once the sink
 has committed their batch (or made it durable in its spool or quarantine on
 disk) — see :mod:`.pipeline`.  A frame with nothing to store is answered at
 once, unless a reply of the same connection is still held (answers keep
-their order).  The flush interval therefore sets the acknowledgement
+their order).  The adaptive flush therefore sets the acknowledgement
 latency; if the batch cannot be kept at all, its connections are closed
 without their replies and the loggers send again.
 """
