@@ -33,6 +33,13 @@ sent.
 The machine is shared (other test runs, other benchmarks): the last figure is
 how busy the whole machine was during the window, ours and everyone else's.
 
+The ceiling (issue 16): after the measured point, higher offered loads
+(``BENCH_HJ212_CEILING``, frames/s, a fresh cluster each, 5 s warm-up and 12 s
+measured) until one is not carried — committed < 97 % of the offered load,
+p99 ≥ 1 s, or a frame lost; the highest carried one is the ceiling, reported
+against a raw ``COPY`` (CSV, same-shaped table with its key) of the readings
+the measured point stored, in the same run. Goal ≥ 0.4×.
+
 Tuning by environment: BENCH_HJ212_CONNS, BENCH_HJ212_RATE (frames/s),
 BENCH_HJ212_WARMUP and BENCH_HJ212_SECONDS (s); BENCH_HJ212_DEBUG=1 logs each
 batch the receiver writes (size, validation and write time).
@@ -57,7 +64,7 @@ from typing import Any
 import numpy as np
 import psycopg
 
-from bench.common import REPO, bench_cluster, figure
+from bench.common import REPO, Timer, bench_cluster, figure
 from envmon.catalog import Catalog, load_catalog
 from envmon.db.connection import open_pool
 from envmon.db.embedded import EmbeddedCluster
@@ -77,6 +84,13 @@ WARMUP = float(os.environ.get("BENCH_HJ212_WARMUP", 8))
 SECONDS = float(os.environ.get("BENCH_HJ212_SECONDS", 25))
 GOAL_RATE = 5000.0
 GOAL_P99 = 1.0
+GOAL_CEILING_RATIO = 0.4  # issue 16: the ceiling against a raw COPY of the same readings
+# Offered loads tried above RATE for the ceiling (a fresh cluster each, shorter windows).
+CEILING_RATES = [
+    float(x) for x in os.environ.get("BENCH_HJ212_CEILING", "6500,7500,9000").split(",") if x
+]
+CEILING_WARMUP = 5.0
+CEILING_SECONDS = 12.0
 # Hourly uploads from 2020 on: in the past, and a new key for every frame.
 BASE = datetime(2020, 1, 1, tzinfo=BEIJING)
 BASE_UTC = np.datetime64("2019-12-31T16:00:00", "us")
@@ -219,18 +233,26 @@ class _Run:
     cpu: list[float] = field(default_factory=list)
 
 
-def generator(port: int, conns: int, rate: float, pipe: Connection) -> None:
+def generator(
+    port: int, conns: int, rate: float, window: tuple[float, float], pipe: Connection
+) -> None:
     """The load generator process: build, connect, report ready, run, report."""
     _raise_fd_limit(conns + 256)
     per_conn = rate / conns
-    count = int((WARMUP + SECONDS) * per_conn) + 2
+    count = int(sum(window) * per_conn) + 2
     frames = [build_frames(i, count) for i in range(conns)]
-    asyncio.run(_generate(port, conns, per_conn, frames, pipe))
+    asyncio.run(_generate(port, conns, per_conn, frames, window, pipe))
 
 
 async def _generate(
-    port: int, conns: int, per_conn: float, frames: list[list[bytes]], pipe: Connection
+    port: int,
+    conns: int,
+    per_conn: float,
+    frames: list[list[bytes]],
+    window: tuple[float, float],
+    pipe: Connection,
 ) -> None:
+    warmup, seconds = window
     loop = asyncio.get_running_loop()
     run = _Run(loop, conns, per_conn)
     loggers = [_Logger(run, i, frames[i]) for i in range(conns)]
@@ -243,14 +265,14 @@ async def _generate(
         )
     pipe.send("ready")
     run.t0 = await loop.run_in_executor(None, pipe.recv)
-    run.t_end = run.t0 + WARMUP + SECONDS
+    run.t_end = run.t0 + warmup + seconds
     for lg in loggers:
         lg.start()
-    for at in (run.t0 + WARMUP, run.t_end):
+    for at in (run.t0 + warmup, run.t_end):
         loop.call_at(at, lambda: run.cpu.append(time.process_time()))
     # Answers still due after the end: wait for them, but not for ever.
     with contextlib.suppress(TimeoutError):
-        async with asyncio.timeout(WARMUP + SECONDS + 30):
+        async with asyncio.timeout(warmup + seconds + 30):
             await asyncio.gather(*(lg.done for lg in loggers))
     for lg in loggers:
         if lg.transport is not None:
@@ -320,7 +342,10 @@ class Outcome:
     spooled: int
 
 
-async def serve(cluster: EmbeddedCluster, tmp: Path) -> Outcome:
+async def serve(
+    cluster: EmbeddedCluster, tmp: Path, rate: float, window: tuple[float, float]
+) -> Outcome:
+    warmup, seconds = window
     catalog = bench_catalog(CONNS)
     settings = Settings(
         data_dir=tmp,
@@ -367,13 +392,13 @@ async def serve(cluster: EmbeddedCluster, tmp: Path) -> Outcome:
         ) as srv:
             ctx = mp.get_context("spawn")
             ours, theirs = ctx.Pipe()
-            proc = ctx.Process(target=generator, args=(srv.port, CONNS, RATE, theirs))
+            proc = ctx.Process(target=generator, args=(srv.port, CONNS, rate, window, theirs))
             proc.start()
             ready = await loop.run_in_executor(None, ours.recv)
             assert ready == "ready", ready
             t0 = time.monotonic() + 1.0
             ours.send(t0)
-            for at in (t0 + WARMUP, t0 + WARMUP + SECONDS):
+            for at in (t0 + warmup, t0 + warmup + seconds):
                 loop.call_at(at, sample)
             result = await loop.run_in_executor(None, ours.recv)
             await loop.run_in_executor(None, proc.join)
@@ -407,6 +432,67 @@ def _commit_times(commits: list[tuple[float, ReadingBatch]], hours: int) -> np.n
     return out
 
 
+@dataclass
+class Point:
+    """One offered load: what it achieved."""
+
+    offered: float
+    rate: float  # frames/s committed in the window
+    p99: float  # s, send → commit
+    complete: bool  # every frame sent stored, none missing in the window
+
+    @property
+    def sustained(self) -> bool:
+        """Carried (≥ 97 % of the offered load) within the p99 goal, nothing lost."""
+        return self.complete and self.p99 < GOAL_P99 and self.rate >= 0.97 * self.offered
+
+
+def run_point(
+    rate: float, window: tuple[float, float], *, verbose: bool, raw_copy: bool = False
+) -> tuple[Point, float | None]:
+    """One run at an offered load in a fresh cluster; with ``raw_copy``, also the
+    raw COPY rate (readings/s) of the same readings into a same-shaped table."""
+    with bench_cluster() as cluster, tempfile.TemporaryDirectory(prefix="envmon-bench-") as tmp:
+        out = asyncio.run(serve(cluster, Path(tmp), rate, window))
+        with psycopg.connect(cluster.url()) as conn:
+            (stored,) = conn.execute("SELECT count(*) FROM reading").fetchone() or (0,)
+            (rejected,) = conn.execute("SELECT count(*) FROM rejected").fetchone() or (0,)
+            reasons = conn.execute(
+                "SELECT reason, count(*) FROM rejected GROUP BY 1 ORDER BY 2 DESC LIMIT 5"
+            ).fetchall()
+        copy_rate = _raw_copy_rate(cluster.url()) if raw_copy else None
+    point = report(out, rate, window, int(stored), int(rejected), reasons, verbose=verbose)
+    return point, copy_rate
+
+
+def _raw_copy_rate(url: str) -> float:
+    """The stored readings, COPYed as CSV into a same-shaped table with its key."""
+    with psycopg.connect(url) as conn:
+        buf = bytearray()
+        with conn.cursor().copy(
+            "COPY (SELECT station_id, parameter, period, ts, value, flag FROM reading)"
+            " TO STDOUT (FORMAT csv)"
+        ) as copy:
+            for block in copy:
+                buf += block
+        conn.execute("CREATE TABLE reading_raw (LIKE reading INCLUDING ALL)")
+        conn.execute("ALTER TABLE reading_raw ALTER source SET DEFAULT 'raw'")
+        conn.commit()
+        with (
+            Timer() as t,
+            conn.cursor().copy(
+                "COPY reading_raw (station_id, parameter, period, ts, value, flag)"
+                " FROM STDIN (FORMAT csv)"
+            ) as copy,
+        ):
+            view = memoryview(buf)
+            for k in range(0, len(view), 1 << 20):
+                copy.write(view[k : k + (1 << 20)])
+        conn.commit()
+        (n,) = conn.execute("SELECT count(*) FROM reading_raw").fetchone() or (0,)
+    return int(n) / t.seconds
+
+
 def main() -> None:
     logging.basicConfig(level=logging.WARNING)
     if os.environ.get("BENCH_HJ212_DEBUG"):
@@ -418,16 +504,47 @@ def main() -> None:
         f"({VALUES} values each), warm-up {WARMUP:g} s, measured {SECONDS:g} s "
         f"(load average before: {' '.join(load)})"
     )
-    with bench_cluster() as cluster, tempfile.TemporaryDirectory(prefix="envmon-bench-") as tmp:
-        out = asyncio.run(serve(cluster, Path(tmp)))
-        with psycopg.connect(cluster.url()) as conn:
-            (stored,) = conn.execute("SELECT count(*) FROM reading").fetchone() or (0,)
-            (rejected,) = conn.execute("SELECT count(*) FROM rejected").fetchone() or (0,)
-            reasons = conn.execute(
-                "SELECT reason, count(*) FROM rejected GROUP BY 1 ORDER BY 2 DESC LIMIT 5"
-            ).fetchall()
+    point, copy_rate = run_point(RATE, (WARMUP, SECONDS), verbose=True, raw_copy=True)
+    assert copy_rate is not None
+    # The ceiling: higher offered loads, each in a fresh cluster, until one is not
+    # carried within the p99 goal.
+    best = point if point.sustained else None
+    for offered in CEILING_RATES:
+        if best is None or offered <= best.offered:
+            continue
+        step, _ = run_point(offered, (CEILING_WARMUP, CEILING_SECONDS), verbose=False)
+        print(
+            f"  ceiling step: offered {offered:,.0f} frames/s → {step.rate:,.0f} committed, "
+            f"p99 {step.p99:.2f} s, {'complete' if step.complete else 'INCOMPLETE'}: "
+            f"{'sustained' if step.sustained else 'not sustained'}"
+        )
+        if not step.sustained:
+            break
+        best = step
+    ceiling = best.rate if best is not None else 0.0
+    print("  ceiling:")
+    figure("raw COPY of the same readings (csv, same-shaped table)", copy_rate, "readings/s")
+    figure("HJ 212 ceiling (p99 < 1 s, nothing lost)", ceiling, "frames/s")
+    figure(
+        "HJ 212 ceiling / raw COPY (readings)",
+        ceiling * VALUES / copy_rate,
+        "×",
+        f"goal ≥ {GOAL_CEILING_RATIO:.2f}",
+    )
 
-    w0, w1 = out.t0 + WARMUP, out.t0 + WARMUP + SECONDS
+
+def report(
+    out: Outcome,
+    offered: float,
+    window: tuple[float, float],
+    stored: int,
+    rejected: int,
+    reasons: list[tuple[Any, ...]],
+    *,
+    verbose: bool,
+) -> Point:
+    warmup, seconds = window
+    w0, w1 = out.t0 + warmup, out.t0 + warmup + seconds
     hours = max(len(s) for s in out.sent) + 1
     commit = _commit_times(out.commits, hours)
     sent_frames = sum(len(s) for s in out.sent)
@@ -458,60 +575,70 @@ def main() -> None:
         a = a[~np.isnan(a)]
         return float(np.percentile(a, q)) * 1000 if len(a) else float("nan")
 
-    print("  figures:")
-    figure(
+    show = figure if verbose else _quiet
+    if verbose:
+        print("  figures:")
+    show(
         "frames sent (measured window)",
-        in_window.sum() / SECONDS,
+        in_window.sum() / seconds,
         "frames/s",
-        f"target {RATE:,.0f}",
+        f"target {offered:,.0f}",
     )
-    figure(
+    show(
         "frames stored (committed in the window)",
-        committed / VALUES / SECONDS,
+        committed / VALUES / seconds,
         "frames/s",
         f"goal ≥ {GOAL_RATE:,.0f}",
     )
-    figure("readings stored (committed in the window)", committed / SECONDS, "readings/s")
-    figure("send → commit p50", pct(delay, 50), "ms")
-    figure("send → commit p99", pct(delay, 99), "ms", f"goal < {GOAL_P99 * 1000:,.0f}")
-    figure("send → commit max", pct(delay, 100), "ms")
-    figure("frames of the window not committed", missing, "frames", "expected 0")
-    figure("9014 round trip p50", pct(rtt, 50), "ms")
-    figure("9014 round trip p99", pct(rtt, 99), "ms")
-    figure("frames without a 9014 (all)", unanswered, "frames", "expected 0")
-    figure("readings sent (all frames × 10)", sent_frames * VALUES, "readings")
-    figure(
+    show("readings stored (committed in the window)", committed / seconds, "readings/s")
+    show("send → commit p50", pct(delay, 50), "ms")
+    show("send → commit p99", pct(delay, 99), "ms", f"goal < {GOAL_P99 * 1000:,.0f}")
+    show("send → commit max", pct(delay, 100), "ms")
+    show("frames of the window not committed", missing, "frames", "expected 0")
+    show("9014 round trip p50", pct(rtt, 50), "ms")
+    show("9014 round trip p99", pct(rtt, 99), "ms")
+    show("frames without a 9014 (all)", unanswered, "frames", "expected 0")
+    show("readings sent (all frames × 10)", sent_frames * VALUES, "readings")
+    show(
         "readings stored (count in reading)",
         stored,
         "readings",
         f"expected {sent_frames * VALUES:,}",
     )
-    figure("rejected rows", rejected, "rows", "expected 0")
+    show("rejected rows", rejected, "rows", "expected 0")
     for reason, n in reasons:
-        print(f"    rejected {n:,}: {reason[:100]}")
-    figure(
+        if verbose:
+            print(f"    rejected {n:,}: {reason[:100]}")
+    show(
         "batches written (mean readings per batch)",
         out.batches,
         "batches",
         f"{(stored / out.batches if out.batches else 0):,.0f} each",
     )
-    figure("server process CPU", (s1.server - s0.server) / wall * 100, "% of a core")
+    show("server process CPU", (s1.server - s0.server) / wall * 100, "% of a core")
     frames_done = max(committed / VALUES, 1)
-    figure("server CPU per frame", (s1.server - s0.server) / frames_done * 1e6, "µs")
-    figure(
+    show("server CPU per frame", (s1.server - s0.server) / frames_done * 1e6, "µs")
+    show(
         "  of which system time (kernel: sockets, files)",
         (s1.server_system - s0.server_system) / frames_done * 1e6,
         "µs",
     )
-    figure("PostgreSQL CPU", (s1.postgres - s0.postgres) / wall * 100, "% of a core")
-    figure("load generator CPU", gen_cpu * 100, "% of a core")
-    figure("whole machine busy (2 cores = 200)", busy * 100, "% of a core")
-    rate, p99 = committed / VALUES / SECONDS, pct(delay, 99) / 1000
-    met = rate >= GOAL_RATE and p99 < GOAL_P99 and stored == sent_frames * VALUES and not missing
-    print(
-        f"  goal {'met' if met else 'NOT met'}: {rate:,.0f} frames/s, p99 {p99:.2f} s, "
-        f"stored {'=' if stored == sent_frames * VALUES else '≠'} sent"
-    )
+    show("PostgreSQL CPU", (s1.postgres - s0.postgres) / wall * 100, "% of a core")
+    show("load generator CPU", gen_cpu * 100, "% of a core")
+    show("whole machine busy (2 cores = 200)", busy * 100, "% of a core")
+    rate, p99 = committed / VALUES / seconds, pct(delay, 99) / 1000
+    complete = stored == sent_frames * VALUES and not missing
+    met = rate >= GOAL_RATE and p99 < GOAL_P99 and complete
+    if verbose:
+        print(
+            f"  goal {'met' if met else 'NOT met'}: {rate:,.0f} frames/s, p99 {p99:.2f} s, "
+            f"stored {'=' if stored == sent_frames * VALUES else '≠'} sent"
+        )
+    return Point(offered, rate, p99, complete)
+
+
+def _quiet(*args: object) -> None:
+    pass
 
 
 if __name__ == "__main__":
