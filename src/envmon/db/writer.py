@@ -42,18 +42,13 @@ Pool = AsyncConnectionPool[AsyncConnection[TupleRow]]
 # what a write mostly costs.
 INSERT_NEW = sql.SQL("""
 SAVEPOINT envmon_new;
-WITH new AS (
-    INSERT INTO reading (station_id, parameter, period, ts, value, flag, source, received_at)
-    SELECT ({s}::text[])[si], ({p}::text[])[pi], ({r}::text[])[ri], ts, value,
-           ({f}::text[])[fi], {source}, now()
-    FROM reading_stage
-    RETURNING station_id, ts
-), dirty AS (
-    INSERT INTO derive_dirty (station_id, day)
-    SELECT DISTINCT station_id, bj_day(ts) FROM new
-    ON CONFLICT (station_id, day) DO UPDATE SET marked_at = now()
-)
-SELECT count(*) FROM new;
+INSERT INTO reading (station_id, parameter, period, ts, value, flag, source, received_at)
+SELECT ({s}::text[])[si], ({p}::text[])[pi], ({r}::text[])[ri], ts, value,
+       ({f}::text[])[fi], {source}, now()
+FROM reading_stage;
+INSERT INTO derive_dirty (station_id, day)
+SELECT DISTINCT ({s}::text[])[si], bj_day(ts) FROM reading_stage
+ON CONFLICT (station_id, day) DO UPDATE SET marked_at = now();
 RELEASE SAVEPOINT envmon_new
 """)
 BACK_TO_SAVEPOINT = "ROLLBACK TO SAVEPOINT envmon_new"
@@ -270,9 +265,8 @@ class Writer:
                     cur = await conn.execute(
                         INSERT_NEW.format(**{k: sql.Literal(v) for k, v in params.items()})
                     )
-                    cur.nextset()  # the SELECT after the SAVEPOINT
-                    row = await cur.fetchone()
-                    return WriteResult(inserted=int(row[0]) if row else 0)
+                    cur.nextset()  # the INSERT after the SAVEPOINT
+                    return WriteResult(inserted=cur.rowcount)
                 except psycopg.errors.UniqueViolation:
                     await conn.execute(BACK_TO_SAVEPOINT)  # some keys exist: merge instead
                 if reason is not None:  # only the merge can replace a version
