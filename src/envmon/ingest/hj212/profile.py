@@ -14,6 +14,7 @@ receiver's ``crc_auto`` setting lets every device use any CRC variant.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -284,15 +285,16 @@ class Directory:
     def __iter__(self) -> Iterator[Device]:
         return iter(self._by_mn.values())
 
-    @property
+    @functools.cached_property
     def crc_variants(self) -> tuple[str, ...]:
-        """Every CRC variant some device may use (what the decoder must accept)."""
+        """Every CRC variant some device may use (what the decoder must accept;
+        the devices are fixed at construction: computed once, not per connection)."""
         used = {d.crc for d in self._by_mn.values()}
         if AUTO in used:
             return VARIANTS
         return tuple(v for v in VARIANTS if v == ANNEX_A or v in used)
 
-    @property
+    @functools.cached_property
     def length_offsets(self) -> tuple[int, ...]:
         return tuple(sorted({0} | {d.profile.length_offset for d in self._by_mn.values()}))
 

@@ -18,6 +18,8 @@ MAX_REJECT_TEXT: Final = 2048  # characters of a frame kept in ``rejected.raw``
 _PW_RE: Final = re.compile(rb"PW=[^;&\r\n]*")
 _PW_TEXT_RE: Final = re.compile(r"PW=[^;&\r\n]*")
 _PRINTABLE: Final = frozenset(range(0x20, 0x7F)) | {0x09, 0x0A, 0x0D}
+# ASCII bytes no frame has (deleted by bytes.translate: counted in C, not per byte in Python).
+_ODD: Final = bytes(b for b in range(0x80) if b not in _PRINTABLE)
 
 
 def redact(raw: bytes) -> bytes:
@@ -34,7 +36,7 @@ def is_binary(raw: bytes) -> bool:
     if not raw:
         return False
     sample = raw[:4096]
-    odd = sum(1 for b in sample if b not in _PRINTABLE and b < 0x80)
+    odd = len(sample) - len(sample.translate(None, _ODD))
     return odd * 10 > len(sample)
 
 
