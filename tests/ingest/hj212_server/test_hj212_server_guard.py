@@ -154,8 +154,11 @@ async def test_clean_shutdown_writes_pending_readings(hj: Harness) -> None:
     async def on_batch(batch: ReadingBatch) -> None:
         batches.append(batch)
 
-    # A flush interval far beyond the test: only the shutdown can write the data.
-    async with hj.server(flush_interval=60.0, on_batch=on_batch) as srv:
+    # A flush far beyond the test (interval and least linger): only the shutdown
+    # can write the data.
+    async with hj.server(
+        flush_interval=60.0, on_batch=on_batch, server_args={"min_linger": 60.0}
+    ) as srv:
         dev = hj.device(srv)
         await dev.connect()
         for hour in range(3):
@@ -272,3 +275,21 @@ async def test_what_a_device_sent_before_leaving_is_stored(hj: Harness) -> None:
         await hj.settled(srv)
     assert len(await hj.readings()) == 40
     assert await hj.rejected() == []
+
+
+async def test_the_flush_adapts_to_the_load(hj: Harness) -> None:
+    # Issue 16: an idle receiver writes (and acknowledges) a lone frame at once, not
+    # after the flush interval; a batch waits as long as the previous write took.
+    async with hj.server(flush_interval=30.0) as srv:
+        pipeline = srv._pipeline
+        assert pipeline.linger == pytest.approx(0.01)
+        async with hj.device(srv, timeout=10.0, retries=0) as dev:
+            reply = await dev.send_hourly(T0, VALUES)  # within 10 s, the interval is 30
+            assert reply is not None and reply.cn == "9014"
+        assert len(await hj.readings()) == len(VALUES)
+        # The linger follows the last write, within [10 ms, interval].
+        assert 0.01 <= pipeline.linger <= 30.0
+        pipeline._last_write = 120.0
+        assert pipeline.linger == 30.0
+        pipeline._last_write = 0.0001
+        assert pipeline.linger == pytest.approx(0.01)

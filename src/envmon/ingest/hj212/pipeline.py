@@ -148,6 +148,7 @@ class Pipeline:
         interval: float,
         max_batch: int,
         max_pending: int,
+        min_linger: float = MIN_LINGER,
     ) -> None:
         self.validator = validator
         self.sink = sink
@@ -159,7 +160,8 @@ class Pipeline:
         # MIN_LINGER, at most ``interval``) before it is written. Idle, a frame
         # is stored within milliseconds; busy, what arrives during one write is
         # already the next batch (group commit): the flush adapts to the load.
-        self._last_write = MIN_LINGER
+        self.min_linger = min(min_linger, interval)
+        self._last_write = self.min_linger
         self.max_batch = max_batch
         self.max_pending = max_pending
         # Write at once, whatever the interval, when a batch is full.
@@ -256,7 +258,7 @@ class Pipeline:
     @property
     def linger(self) -> float:
         """How long a batch waits for company before it is written."""
-        return min(self.interval, max(MIN_LINGER, self._last_write))
+        return min(self.interval, max(self.min_linger, self._last_write))
 
     async def _sleep(self, delay: float | None) -> None:
         """Until something is queued (or the threshold is crossed), at most ``delay``."""

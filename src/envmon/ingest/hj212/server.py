@@ -64,7 +64,7 @@ from .archive import FrameArchive
 from .auth import load_keys, load_secrets, normalize_mn
 from .connection import Connection, peer_name
 from .noise import AUTH, NoiseLog
-from .pipeline import DB_ERRORS, LastHours, Pipeline, ServerStats
+from .pipeline import DB_ERRORS, MIN_LINGER, LastHours, Pipeline, ServerStats
 from .records import RecordStore
 from .session import (
     SOURCE,
@@ -159,6 +159,7 @@ class Hj212Server:
         config: Hj212Config | None = None,
         clock: Callable[[], datetime] = timeutil.now,
         flush_interval: float = 0.2,
+        min_linger: float = MIN_LINGER,
         max_batch: int = 5000,
         max_pending: int = 50_000,
         request_timeout: float = 60.0,
@@ -195,6 +196,7 @@ class Hj212Server:
             self.archive,
             self.stats,
             interval=flush_interval,
+            min_linger=min_linger,
             max_batch=max_batch,
             max_pending=max_pending,
         )
