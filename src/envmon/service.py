@@ -17,6 +17,7 @@ import logging
 import os
 import secrets
 import signal
+import socket
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -321,9 +322,18 @@ async def service(settings: Settings) -> AsyncIterator[dict[str, Any]]:
         if settings.alerts.enabled:
             from envmon.alerts.service import AlertService
 
-            # Listens to the sink: every source's stored batches are judged.
+            # Listens to the sink: every source's stored batches are judged — here, or
+            # (several instances sharing the database) forwarded to the alert owner.
+            conninfo = app.pool.conninfo if settings.alerts.single_owner else None
             parts["alerts"] = await stack.enter_async_context(
-                AlertService(app.pool, app.catalog, settings.alerts, sink=app.sink)
+                AlertService(
+                    app.pool,
+                    app.catalog,
+                    settings.alerts,
+                    sink=app.sink,
+                    shared=conninfo if isinstance(conninfo, str) else None,
+                    instance=f"{socket.gethostname()}:{os.getpid()}",
+                )
             )
         if settings.api.enabled:
             from envmon.api.app import ApiServer
@@ -424,6 +434,14 @@ async def status(parts: dict[str, Any]) -> dict[str, Any]:
         lg = parts["loggers"]
         st["hj212"]["simulated_loggers"] = len(lg.devices)
         st["hj212"]["uploads_sent"] = lg.sent
+    if "alerts" in parts and parts["alerts"].owner is not None:
+        own = parts["alerts"].owner
+        st["alerts"]["this_instance"] = {
+            "instance": own.instance,
+            "owner": own.running,
+            "forwarded": own.forwarded,
+            "caught_up": own.caught_up,
+        }
     d: DeriveJob = parts["derive"]
     st["derived_at"] = d.last_run.isoformat(timespec="seconds") if d.last_run else None
     return st

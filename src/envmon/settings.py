@@ -144,6 +144,24 @@ class AlertSettings(BaseModel):
     backoff_initial_s: float = Field(default=2.0, ge=0)
     backoff_max_s: float = Field(default=600.0, ge=0)
     http_timeout_s: float = Field(default=10.0, gt=0)
+    single_owner: bool = Field(
+        default=True,
+        description="``envmon run`` judges alerts in one instance of all that share the "
+        "database (the holder of the advisory lock ``envmon.alerts``); the others forward "
+        "their stored batches to it (docs/scaling.md).",
+    )
+    claim_s: float = Field(
+        default=1.0,
+        gt=0,
+        description="How often an instance asks for the alert ownership (and the owner "
+        "stores how far it has judged).",
+    )
+    catch_up_margin_s: float = Field(
+        default=30.0,
+        ge=0,
+        description="An instance taking the alert ownership over judges the readings stored "
+        "since the last owner's watermark less this (the writers' transactions still open).",
+    )
 
 
 class ApiSettings(BaseModel):

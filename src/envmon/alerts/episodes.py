@@ -215,6 +215,16 @@ async def recent_starts(conn: Conn, since: datetime) -> list[tuple[str, str, dat
     return [(r[0], r[1], r[2]) for r in await cur.fetchall()]
 
 
+async def recent_ends(conn: Conn, since: datetime) -> list[tuple[str, str, datetime]]:
+    """(rule, subject, data time of the last value) of episodes that ended since ``since``."""
+    cur = await conn.execute(
+        "SELECT rule, subject, max(last_ts) FROM alert_event WHERE resolved_at >= %s"
+        " AND last_ts IS NOT NULL GROUP BY 1, 2",
+        (since,),
+    )
+    return [(r[0], r[1], r[2]) for r in await cur.fetchall()]
+
+
 async def active_silences(
     conn: Conn, now: datetime
 ) -> list[tuple[int, str | None, str | None, str | None, datetime, datetime]]:

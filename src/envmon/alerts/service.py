@@ -35,6 +35,7 @@ from envmon.alerts.delivery import Dispatcher
 from envmon.alerts.engine import AlertEngine, Clock
 from envmon.alerts.message import test_message
 from envmon.alerts.model import Notice
+from envmon.alerts.owner import AlertOwner
 from envmon.alerts.rules import AlertConfig, load_config
 from envmon.catalog import Catalog
 from envmon.errors import ConfigError
@@ -69,6 +70,8 @@ class AlertService:
         clock: Clock = timeutil.now,
         session: aiohttp.ClientSession | None = None,
         env: Mapping[str, str] | None = None,
+        shared: str | None = None,
+        instance: str = "",
     ) -> None:
         self.pool = pool
         self.catalog = catalog
@@ -83,6 +86,12 @@ class AlertService:
         self._ticker: asyncio.Task[None] | None = None
         self.engine: AlertEngine | None = None
         self.dispatcher: Dispatcher | None = None
+        self._targets: list[Any] | None = None
+        # Shared by several instances (``shared``: the database's connection string):
+        # alerts are judged by the holder of the ``envmon.alerts`` lock only.
+        self.owner: AlertOwner | None = (
+            AlertOwner(self, shared, instance or "envmon") if shared is not None else None
+        )
 
     @property
     def config(self) -> AlertConfig:
@@ -104,8 +113,26 @@ class AlertService:
                 targets = load_targets(self.settings.targets_file)
             except ConfigError as err:
                 logger.warning("target-risk rules disabled: %s", err)
+        self._targets = targets
         if self._session is None:
             self._session = aiohttp.ClientSession()
+        if self.owner is not None:
+            # Judged where the lock is: this instance forwards its batches until it owns it.
+            self._unlisten = self._sink.listen(self.owner.on_stored) if self._sink else None
+            await self.owner.start()
+            return self
+        try:
+            await self.start_engine()
+        except BaseException:
+            await self._close_session()
+            raise
+        if self._sink is not None:
+            self._unlisten = self._sink.listen(self.on_batch)
+        return self
+
+    async def start_engine(self) -> None:
+        """The engine, the delivery workers and the periodic task (an owner's)."""
+        assert self._config is not None and self._session is not None
         channels = build_channels(self._config, self._session, self.settings.http_timeout_s)
         self.dispatcher = Dispatcher(
             self.pool,
@@ -118,7 +145,7 @@ class AlertService:
             self.catalog,
             self.pool,
             settings=self.settings,
-            targets=targets,
+            targets=self._targets,
             clock=self.clock,
             on_notices=self.dispatcher.submit,
         )
@@ -126,13 +153,24 @@ class AlertService:
             await self.engine.start()
             await self.dispatcher.start()
         except BaseException:
-            await self._close_session()
+            await self.stop_engine()
             raise
-        if self._sink is not None:
-            self._unlisten = self._sink.listen(self.on_batch)
         if self.settings.tick_s > 0:
             self._ticker = asyncio.create_task(self._tick_loop(), name="alerts-scheduled")
-        return self
+
+    async def stop_engine(self) -> None:
+        """Stop judging here: the periodic task, the engine (its values written), delivery."""
+        if self._ticker is not None:
+            self._ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._ticker
+            self._ticker = None
+        engine, dispatcher = self.engine, self.dispatcher
+        self.engine = self.dispatcher = None
+        if engine is not None:
+            await engine.close()
+        if dispatcher is not None:
+            await dispatcher.stop()
 
     async def __aexit__(
         self,
@@ -146,15 +184,9 @@ class AlertService:
         if self._unlisten is not None:
             self._unlisten()
             self._unlisten = None
-        if self._ticker is not None:
-            self._ticker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._ticker
-            self._ticker = None
-        if self.engine is not None:
-            await self.engine.close()
-        if self.dispatcher is not None:
-            await self.dispatcher.stop()
+        if self.owner is not None:
+            await self.owner.stop()
+        await self.stop_engine()
         await self._close_session()
 
     async def _close_session(self) -> None:
@@ -345,4 +377,9 @@ async def alert_status(pool: Pool) -> dict[str, Any]:
             )
         ).fetchall()
         out["deliveries_24h"] = {c: {"ok": a, "failed": b} for c, a, b in rows}
+        row = await (
+            await conn.execute("SELECT instance, judged_until FROM alert_owner")
+        ).fetchone()
+        if row is not None:
+            out["owner"] = {"instance": row[0], "judged_until": row[1].isoformat()}
     return out

@@ -135,6 +135,13 @@ class EpisodeTracker:
         for rule, subject, started in starts:
             self.track(rule, subject).starts.append(started.timestamp())
 
+    def judged(self, rule: str, subject: str, ts: float) -> None:
+        """A subject was judged up to data time ``ts`` (an episode of it ended then):
+        older data replayed after a takeover says nothing new about it."""
+        t = self.track(rule, subject)
+        if t.episode is None:
+            t.last_ts = max(t.last_ts, ts)
+
     def set_controls(
         self,
         silences: list[Silence],
