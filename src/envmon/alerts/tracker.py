@@ -131,7 +131,12 @@ class EpisodeTracker:
     ) -> None:
         """Open episodes and recent starts as a previous run left them (a restart)."""
         for ep in episodes:
-            self.track(ep.rule, ep.subject).episode = ep
+            t = self.track(ep.rule, ep.subject)
+            t.episode = ep
+            if ep.last_ts is not None:
+                # Judged up to there: older data (a resend, a catch-up after a takeover)
+                # must not end it, as it would not have in the run that opened it.
+                t.last_ts = max(t.last_ts, ep.last_ts.timestamp())
         for rule, subject, started in starts:
             self.track(rule, subject).starts.append(started.timestamp())
 
