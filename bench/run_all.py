@@ -15,6 +15,7 @@ BENCHMARKS = [
     "bench.hj212",
     "bench.poll",
     "bench.alerts",
+    "bench.alerts_shared",
     "bench.api",
     "bench.dashboards",
     "bench.normalise",
