@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import deque
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -75,6 +76,10 @@ class AlertOwner:
         self._consumer: asyncio.Task[None] | None = None
         self._loop_task: asyncio.Task[None] | None = None
         self._lost = asyncio.Event()
+        # Stored here, not yet forwarded (bounded: the oldest go first; a takeover's
+        # catch-up reads what the database has anyway).
+        self._unsent: deque[ReadingBatch] = deque(maxlen=10_000)
+        self._sending = asyncio.Lock()
 
     @property
     def pool(self) -> Pool:
@@ -100,12 +105,19 @@ class AlertOwner:
         if self.running and engine is not None:
             await engine.on_batch(batch)
             return
-        try:
-            self.forwarded += await forward(self.pool, batch, self.instance)
-        except _DB_ERRORS as err:
-            # The batch is stored (or spooled, and then forwarded at its replay);
-            # the owner's next catch-up reads it from the database.
-            logger.warning("alerts: batch of %s not forwarded: %s", batch.source, err)
+        # In order, after any that could not be sent before (the database was away
+        # for a moment after the commit): kept here until they are.
+        self._unsent.append(batch)
+        async with self._sending:
+            while self._unsent:
+                try:
+                    self.forwarded += await forward(self.pool, self._unsent[0], self.instance)
+                except _DB_ERRORS as err:
+                    logger.warning(
+                        "alerts: %d stored batches not forwarded yet: %s", len(self._unsent), err
+                    )
+                    return
+                self._unsent.popleft()
 
     # ------------------------------------------------------------------ ownership
 
@@ -156,6 +168,11 @@ class AlertOwner:
                 engine.tracker.judged(rule, subject, ts.timestamp())
         since = max((mark[1] if mark else now) - margin, lookback)
         n = await self._catch_up(engine, since, now)
+        async with self._sending:
+            while self._unsent:  # stored here and never forwarded: judged now
+                batch = self._unsent.popleft()
+                await engine.on_batch(batch)
+                n += len(batch)
         self._consumer = asyncio.create_task(self._consume(self._listener), name="alerts-forwarded")
         self.running = True
         logger.info(
