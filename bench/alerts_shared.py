@@ -13,7 +13,7 @@ catch-up time after the owner stops.
 
 Goal: reading → webhook p99 within a second across instances (issue 16's
 on-call goal is < 250 ms on one instance: ``bench/alerts.py``).
-Tuning: BENCH_ALERTS_PROBES (default 60), BENCH_ALERTS_RATE (default 1000).
+Tuning: BENCH_ALERTS_PROBES (default 120), BENCH_ALERTS_RATE (default 1000).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from bench.alerts import RATE, Hook, background, bench_config, next_probe, report
+from bench.alerts import PROBES, RATE, Hook, background, bench_config, probe_store, report
 from bench.common import REPO, bench_cluster, figure
 from envmon.alerts.relay import encode
 from envmon.alerts.service import AlertService
@@ -36,23 +36,6 @@ from envmon.app import App, open_app
 from envmon.schemas.readings import RawReading
 from envmon.settings import AlertSettings, Settings
 from envmon.timeutil import BEIJING
-
-PROBES = int(os.environ.get("BENCH_ALERTS_PROBES", 60))
-
-
-async def probe(app: App, hook: Hook, air: list[str], hour: datetime) -> list[float]:
-    firing: dict[str, bool] = {}
-    out: list[float] = []
-    for k in range(PROBES):
-        sid = air[k % len(air)]
-        value, kind = next_probe(firing, sid)
-        t0 = time.perf_counter()
-        await app.sink.store(
-            app.validator.validate([RawReading(sid, "pm25", hour, value)], "probe")
-        )
-        out.append(await hook.wait((sid, kind)) - t0)
-        await asyncio.sleep(0.1)
-    return out
 
 
 def encode_cost(app: App, hours: list[datetime]) -> float:
@@ -112,7 +95,7 @@ async def run(url: str, data_dir: Path) -> None:
                 t_start = time.perf_counter()
                 load = asyncio.create_task(background(apps[other], stop, hours, sent))
                 await asyncio.sleep(2.0)
-                latencies = await probe(apps[other], hook, air, hour)
+                latencies = await probe_store(apps[other], hook, air, hour, {})
                 stop.set()
                 await load
                 elapsed = time.perf_counter() - t_start

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
@@ -71,6 +72,27 @@ async def _other_app(db_url: str, tmp: Path) -> AsyncIterator[App]:
         yield other
 
 
+@dataclass
+class Pair:
+    owner: AlertService
+    rest: AlertService
+    owner_app: App
+    rest_app: App
+
+
+@asynccontextmanager
+async def _pair(app: App, db_url: str, receiver: Receiver, tmp: Path) -> AsyncIterator[Pair]:
+    """Two instances' alert services over one database, once one of them owns the alerts."""
+    async with _other_app(db_url, tmp / "b") as other, AsyncExitStack() as stack:
+        one = await stack.enter_async_context(_service(app, db_url, receiver, "one"))
+        two = await stack.enter_async_context(_service(other, db_url, receiver, "two"))
+        owner = await _owner(one, two)
+        if owner is one:
+            yield Pair(one, two, app, other)
+        else:
+            yield Pair(two, one, other, app)
+
+
 async def _owner(*services: AlertService) -> AlertService:
     """The one service that owns the alerts, once one does."""
     await eventually(lambda: any(s.owner and s.owner.running for s in services))
@@ -118,13 +140,8 @@ async def test_two_instances_raise_each_alert_once_and_the_other_takes_over(
     app: App, db_url: str, receiver: Receiver, tmp_path: Path
 ) -> None:
     hour = base_hour(2)
-    async with _other_app(db_url, tmp_path / "b") as other, AsyncExitStack() as stack:
-        one = await stack.enter_async_context(_service(app, db_url, receiver, "one"))
-        two = await stack.enter_async_context(_service(other, db_url, receiver, "two"))
-        owner = await _owner(one, two)
-        rest = two if owner is one else one
-        rest_app = other if rest is two else app
-        owner_app = app if owner is one else other
+    async with _pair(app, db_url, receiver, tmp_path) as pair:
+        owner, rest, owner_app, rest_app = pair.owner, pair.rest, pair.owner_app, pair.rest_app
         # An exceedance whose readings reach both instances (a logger reconnecting):
         # judged by the owner alone, announced once.
         await feed(rest_app, [(AIR, "pm25", hour, 180.0)])
@@ -141,7 +158,7 @@ async def test_two_instances_raise_each_alert_once_and_the_other_takes_over(
 
         # The owner stops; readings stored meanwhile (nobody owns for a moment) are
         # judged by the next owner's catch-up.
-        await stack.enter_async_context(_pause(rest))
+        _pause(rest)
         await owner.aclose()
         await feed(rest_app, [(AIR_XZ, "pm25", hour, 210.0)])
         await _resume(rest)
@@ -155,12 +172,10 @@ async def test_two_instances_raise_each_alert_once_and_the_other_takes_over(
     assert n == 3
 
 
-@asynccontextmanager
-async def _pause(svc: AlertService) -> AsyncIterator[None]:
-    """Hold an instance's ownership claims back (its loop stopped) for the test's moment."""
+def _pause(svc: AlertService) -> None:
+    """Hold an instance's ownership claims back (its claim loop stopped) for a moment."""
     assert svc.owner is not None and svc.owner._loop_task is not None
     svc.owner._loop_task.cancel()
-    yield
 
 
 async def _resume(svc: AlertService) -> None:
@@ -168,16 +183,12 @@ async def _resume(svc: AlertService) -> None:
     await svc.owner.start()
 
 
-async def test_an_owner_whose_session_dies_stops_judging_and_the_other_catches_up(
+async def test_an_owner_whose_session_dies_stops_judging_and_the_other_takes_over(
     app: App, db_url: str, receiver: Receiver, tmp_path: Path
 ) -> None:
     hour = base_hour(2)
-    async with _other_app(db_url, tmp_path / "b") as other, AsyncExitStack() as stack:
-        one = await stack.enter_async_context(_service(app, db_url, receiver, "one"))
-        two = await stack.enter_async_context(_service(other, db_url, receiver, "two"))
-        owner = await _owner(one, two)
-        rest = two if owner is one else one
-        rest_app = other if rest is two else app
+    async with _pair(app, db_url, receiver, tmp_path) as pair:
+        owner, rest, rest_app = pair.owner, pair.rest, pair.rest_app
         await feed(rest_app, [(AIR, "pm25", hour, 180.0)])
         await receiver.wait_for(1, "/hook")
         # The owner's lock session is killed (a crashed host, a cut network).
@@ -198,18 +209,14 @@ async def test_an_owner_whose_session_dies_stops_judging_and_the_other_catches_u
 async def test_a_takeover_does_not_raise_again_an_episode_that_ended_before_it(
     app: App, db_url: str, receiver: Receiver, tmp_path: Path
 ) -> None:
-    async with _other_app(db_url, tmp_path / "b") as other, AsyncExitStack() as stack:
-        one = await stack.enter_async_context(_service(app, db_url, receiver, "one"))
-        two = await stack.enter_async_context(_service(other, db_url, receiver, "two"))
-        owner = await _owner(one, two)
-        rest = two if owner is one else one
-        rest_app = other if rest is two else app
+    async with _pair(app, db_url, receiver, tmp_path) as pair:
+        owner, rest, rest_app = pair.owner, pair.rest, pair.rest_app
         # Fired and over, both within the catch-up margin of the takeover below.
         await feed(rest_app, [(AIR, "pm25", base_hour(2), 180.0)])
         await receiver.wait_for(1, "/hook")
         await feed(rest_app, [(AIR, "pm25", base_hour(1), 60.0)])
         await receiver.wait_for(2, "/hook")
-        await stack.enter_async_context(_pause(rest))
+        _pause(rest)
         await owner.aclose()
         await _resume(rest)
         assert await _owner(rest) is rest

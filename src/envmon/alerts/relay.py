@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Final
 
@@ -95,16 +95,7 @@ def _payload(instance: str, source: str, rows: list[str]) -> str:
 def decode(payload: str) -> ReadingBatch:
     """A forwarded batch back (see :func:`encode`)."""
     doc = json.loads(payload)
-    rows: list[list[Any]] = doc["r"]
-    return ReadingBatch(
-        str(doc["s"]),
-        np.array([r[0] for r in rows], dtype=object),
-        np.array([r[1] for r in rows], dtype=object),
-        np.array([r[2] for r in rows], dtype=object),
-        np.array([int(r[3]) for r in rows], dtype="datetime64[s]").astype("datetime64[us]"),
-        np.array([float(r[4]) for r in rows], dtype=np.float64),
-        np.array([r[5] for r in rows], dtype=object),
-    )
+    return _batch(str(doc["s"]), doc["r"])
 
 
 def mark_time(payload: str) -> datetime | None:
@@ -181,13 +172,14 @@ async def stored_since(pool: Pool, since: datetime, now: datetime) -> AsyncItera
             start = 0
             for i in range(1, len(rows) + 1):
                 if i == len(rows) or rows[i][6] != rows[start][6]:
-                    yield _batch(rows[start:i])
+                    yield _batch(str(rows[start][6]), rows[start:i])
                     start = i
 
 
-def _batch(rows: list[tuple[Any, ...]]) -> ReadingBatch:
+def _batch(source: str, rows: Sequence[Sequence[Any]]) -> ReadingBatch:
+    """Rows of (station, parameter, period, epoch seconds, value, flag, …) as a batch."""
     return ReadingBatch(
-        str(rows[0][6]),
+        source,
         np.array([r[0] for r in rows], dtype=object),
         np.array([r[1] for r in rows], dtype=object),
         np.array([r[2] for r in rows], dtype=object),
