@@ -118,14 +118,13 @@ class AlertService:
             self._session = aiohttp.ClientSession()
         if self.owner is not None:
             # Judged where the lock is: this instance forwards its batches until it owns it.
-            self._unlisten = self._sink.listen(self.owner.on_stored) if self._sink else None
             await self.owner.start()
-            return self
-        try:
-            await self.start_engine()
-        except BaseException:
-            await self._close_session()
-            raise
+        else:
+            try:
+                await self.start_engine()
+            except BaseException:
+                await self._close_session()
+                raise
         if self._sink is not None:
             self._unlisten = self._sink.listen(self.on_batch)
         return self
@@ -205,8 +204,10 @@ class AlertService:
     # ------------------------------------------------------------------ the two entry points
 
     async def on_batch(self, batch: ReadingBatch) -> None:
-        """The sink's listener: judge a batch just stored."""
-        if self.engine is not None:
+        """The sink's listener: judge a batch just stored (or forward it to the owner)."""
+        if self.owner is not None:
+            await self.owner.on_stored(batch)
+        elif self.engine is not None:
             await self.engine.on_batch(batch)
 
     async def run_scheduled(self, now: datetime | None = None, *, force: bool = False) -> None:
