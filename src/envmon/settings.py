@@ -75,6 +75,21 @@ class Hj212Settings(BaseModel):
     archive_retention_days: int = Field(default=90, ge=1)
     gap_recovery: bool = True
     gap_recovery_max_hours: int = Field(default=72, ge=1)
+    gap_recovery_max_requests: int = Field(
+        default=6,
+        ge=1,
+        description="History requests per station per recovery: one per run of missing "
+        "hours, the oldest runs first; beyond that the last ones are merged into one.",
+    )
+    split_timeout_s: float = Field(
+        default=600.0,
+        gt=0,
+        description="A split upload still incomplete this long after its last packet is "
+        "rejected (its packets are kept in DATA_DIR/hj212/open-splits until then).",
+    )
+    split_max_groups: int = Field(
+        default=20_000, ge=1, description="Open split groups at most (the oldest is rejected)."
+    )
     crc_auto: bool = Field(
         default=False,
         description="Devices without a crc: in config/hj212.yaml may use any CRC variant "
@@ -372,6 +387,10 @@ class Settings(BaseSettings):
     @property
     def archive_dir(self) -> Path:
         return self.data_dir / "archive"
+
+    @property
+    def split_journal_dir(self) -> Path:
+        return self.data_dir / "hj212" / "open-splits"
 
     @property
     def uses_embedded(self) -> bool:

@@ -102,6 +102,20 @@ async def test_no_answer_when_a_is_0(hj: Harness, srv: Hj212Server) -> None:
     assert [(r[1], r[4]) for r in await hj.readings()] == [("pm25", 35.0)]
 
 
+def _lone_packet(pno: int, value: str, hour: str = "20250601090000") -> Message:
+    return Message(
+        qn="20250601100000001",
+        st="22",
+        cn="2061",
+        pw=PASSWORDS[AIR.mn],
+        mn=AIR.mn,
+        flag=7,
+        pnum=2,
+        pno=pno,
+        cp=CpData({"DataTime": hour}, {"a34004" if pno == 1 else "a34002": {"Avg": value}}),
+    )
+
+
 async def test_split_packets_one_answer_each_then_merged(hj: Harness, srv: Hj212Server) -> None:
     async with hj.device(srv) as dev:
         parts = [{"a34004": (35.0, "N"), "a34002": (70.0, "N")}, {"a21005": (0.9, "N")}]
@@ -113,24 +127,45 @@ async def test_split_packets_one_answer_each_then_merged(hj: Harness, srv: Hj212
         # Two packets, one hour: three readings.
         assert {r[1] for r in await hj.readings()} == {"pm25", "pm10", "co"}
         # A lone first packet of another hour waits for its second.
-        first = Message(
-            qn="20250601100000001",
-            st="22",
-            cn="2061",
-            pw=PASSWORDS[AIR.mn],
-            mn=AIR.mn,
-            flag=7,
-            pnum=2,
-            pno=1,
-            cp=CpData({"DataTime": "20250601090000"}, {"a34004": {"Avg": "1", "Flag": "N"}}),
-        )
+        first = _lone_packet(1, "1")
         reply = await dev.send(first)
         assert reply is not None and reply.qn == first.qn
     await hj.settled(srv)
-    # The connection closed with the group open: it is quarantined, not stored.
-    assert len(await hj.readings()) == 3
-    [reject] = await hj.rejected()
-    assert reject[5].startswith("split_incomplete")
+    # The connection closed with the group open (issue 18: no longer rejected
+    # then): its acknowledged packet waits in the journal for the rest, which
+    # the device sends on its next connection.
+    assert len(await hj.readings()) == 3 and await hj.rejected() == []
+    assert len(srv.journal) == 1
+    async with hj.device(srv) as dev:
+        assert await dev.send(_lone_packet(2, "2")) is not None
+    await hj.settled(srv)
+    nine = [r[1:5] for r in await hj.readings() if r[3] == T0 + timedelta(hours=1)]
+    assert nine == [("pm10", "1h", T0 + timedelta(hours=1), 2.0), ("pm25", "1h", T0 + timedelta(hours=1), 1.0)]
+    assert await hj.rejected() == [] and len(srv.journal) == 0
+
+
+async def test_split_group_whose_rest_never_comes_is_rejected_after_the_time_out(
+    hj: Harness,
+) -> None:
+    async with hj.server(split_timeout_s=0.5) as srv:
+        async with hj.device(srv) as dev:
+            assert await dev.send(_lone_packet(1, "1")) is not None
+        await hj.settled(srv)
+        assert await hj.rejected() == []
+
+        async def rejected() -> bool:
+            await srv.flush()
+            return bool(await hj.rejected())
+
+        await hj.wait_until(rejected)
+        [reject] = await hj.rejected()
+        assert reject[1] == AIR.id
+        assert reject[5].startswith("split_incomplete") and "timed out after 0.5 s" in reject[5]
+        assert "PNO 1 of PNUM=2" in reject[5]
+        # The packet as it came, its password redacted.
+        assert "a34004-Avg=1" in reject[4] and "PW=***" in reject[4]
+        assert f"PW={PASSWORDS[AIR.mn]}" not in reject[4]
+        assert len(srv.journal) == 0
 
 
 async def test_time_calibration_1013_gets_9013_then_1012(

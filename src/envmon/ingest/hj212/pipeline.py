@@ -7,6 +7,10 @@ rejects are in a batch are handed in with them (:meth:`_Pipeline.put`) and
 released only once the sink has committed the batch, or made it durable in
 its spool or quarantine on disk.  When the batch cannot be kept at all the
 replies are dropped and their connections closed: the loggers send again.
+The split journal (:mod:`.splitjournal`) rides on the same hold: each batch
+first fsyncs the packets of open split groups appended since the last one
+(one fsync for every connection), and after the store drops (and fsyncs) the
+entries of the groups the batch stored or rejected — then the replies go.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from envmon.schemas.readings import ReadingBatch, Rejection, Validator
 from .archive import FrameArchive
 from .redact import redact_text
 from .session import SOURCE, Readings
+from .splitjournal import SplitJournal, SplitPacket
 
 logger = logging.getLogger(__name__)
 
@@ -149,8 +154,15 @@ class Pipeline:
         max_batch: int,
         max_pending: int,
         min_linger: float = MIN_LINGER,
+        journal: SplitJournal | None = None,
     ) -> None:
         self.validator = validator
+        self.journal = journal
+        # Split packets whose group is in the queued readings or rejects.
+        self._done: list[SplitPacket] = []
+        # Called with them when their batch could not be kept: the groups go
+        # back to waiting (their packets are still in the journal).
+        self.on_lost: Callable[[list[SplitPacket]], None] | None = None
         self.sink = sink
         self.pool = pool
         self.archive = archive
@@ -200,9 +212,22 @@ class Pipeline:
             await self._task
         await self.flush()
 
-    def put(self, readings: Readings, rejects: list[Rejection], ack: Ack | None = None) -> None:
+    def put(
+        self,
+        readings: Readings,
+        rejects: list[Rejection],
+        ack: Ack | None = None,
+        done: list[SplitPacket] | None = None,
+    ) -> None:
         """Queue readings and rejects; ``ack`` is called once they are durable
-        (with True), or could not be kept (with False)."""
+        (with True), or could not be kept (with False).  ``done``: split
+        packets whose group these readings or rejects are (their journal
+        entries are dropped once the batch is durable)."""
+        if done:
+            self._done.extend(done)
+            if self._since is None:
+                self._since = asyncio.get_running_loop().time()
+                self._wake.set()
         if ack is not None:
             self._acks.append(ack)
             if self._since is None:
@@ -274,6 +299,7 @@ class Pipeline:
             readings, self._readings = self._readings, Readings()
             rejects, self._rejects = self._rejects, []
             acks, self._acks = self._acks, []
+            done, self._done = self._done, []
             errors, self._errors = self._errors, {}
             self._since = None
             if not self._room:
@@ -285,6 +311,9 @@ class Pipeline:
             started = validated = clock()
             durable = False
             try:
+                if self.journal is not None:
+                    # The packets of open split groups whose replies are held.
+                    await self.journal.sync()
                 if len(readings):
                     frame, raw = validation_frame(readings)
                     result = self.validator.validate_frame(frame, SOURCE, raw)
@@ -300,6 +329,8 @@ class Pipeline:
                     if len(batch) and not written.spooled:
                         self._hold_cursor(batch)
                 durable = True
+                if done and self.journal is not None:
+                    await self._drop(self.journal, done)
             except Exception:
                 logger.exception(
                     "hj212 batch not stored (its frames are not acknowledged) readings=%d "
@@ -309,6 +340,8 @@ class Pipeline:
                 )
             finally:
                 self._last_write = clock() - started
+                if not durable and done and self.on_lost is not None:
+                    self.on_lost(done)
                 self._release(acks, durable)
             try:
                 if self._cursor_due is not None and (cursor or self._cursor_due <= clock()):
@@ -330,6 +363,18 @@ class Pipeline:
                 logger.exception("hj212 ingest_cursor update failed")
             finally:
                 self.archive.flush()
+
+    async def _drop(self, journal: SplitJournal, done: list[SplitPacket]) -> None:
+        """Forget the journal entries of groups now stored, durably before the
+        replies go: a crash before would bring the group back while its last
+        packet, answered, would never come again."""
+        try:
+            journal.drop(done)
+            await journal.sync()
+        except OSError:
+            # The readings are stored: at worst the group comes back after a
+            # restart and times out as a reject.
+            logger.exception("hj212 split journal drop failed packets=%d", len(done))
 
     def _release(self, acks: list[Ack], durable: bool) -> None:
         self.stats.acks_held += len(acks) if durable else 0

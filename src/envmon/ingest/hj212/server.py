@@ -66,6 +66,8 @@ from .connection import Connection, peer_name
 from .noise import AUTH, NoiseLog
 from .pipeline import DB_ERRORS, MIN_LINGER, LastHours, Pipeline, ServerStats
 from .records import RecordStore
+from .splitjournal import SplitJournal, SplitPacket
+from .stream import SplitAssembler
 from .session import (
     SOURCE,
     AuthFailed,
@@ -189,6 +191,13 @@ class Hj212Server:
         self.records = RecordStore(pool)  # 3019/3020 device info and logs, 2013 raw data
         self._own_archive = archive is None
         self.archive = archive or FrameArchive(settings.archive_dir, self.hj.archive_retention_days)
+        # Open split groups, shared by all connections (a device may send the
+        # rest of a group after a reconnect), and their durable journal.
+        self._splits = SplitAssembler(
+            timeout=self.hj.split_timeout_s, max_groups=self.hj.split_max_groups
+        )
+        self.journal = SplitJournal(settings.split_journal_dir)
+        self._journal_session = Session(self.directory, splits=self._splits)
         self._pipeline = Pipeline(
             intake.validator,
             intake.sink,
@@ -199,8 +208,10 @@ class Hj212Server:
             min_linger=min_linger,
             max_batch=max_batch,
             max_pending=max_pending,
+            journal=self.journal,
         )
         self._pipeline.on_room = self._room_again
+        self._pipeline.on_lost = self._groups_lost
         self._last_hours = LastHours(
             pool, catalog, intake.sink.writer.timeout, self.hj.gap_recovery_max_hours, self.clock
         )
@@ -246,6 +257,7 @@ class Hj212Server:
         self._pipeline.start()
         loop = asyncio.get_running_loop()
         try:
+            self._replay_journal()
             self._server = await loop.create_server(
                 lambda: _DeviceProtocol(self),
                 self.hj.host,
@@ -255,6 +267,7 @@ class Hj212Server:
         except OSError:
             self._closing = True
             await self._pipeline.stop()
+            self.journal.close()
             if self._own_archive:
                 self.archive.close()
             raise
@@ -308,6 +321,7 @@ class Hj212Server:
                 await self._housekeeping
         await self._last_hours.close()
         await self._pipeline.stop()
+        self.journal.close()
         await self.records.flush()
         if self._server is not None:
             await self._server.wait_closed()
@@ -360,6 +374,7 @@ class Hj212Server:
                 max_buffer=self.hj.max_buffer_bytes,
                 auth_failures_before_close=self.hj.auth_failures_before_close,
                 request_timeout=self.request_timeout,
+                splits=self._splits,
             ),
             last_rx=mono,
             bucket=TokenBucket(self.max_frames_per_s, self._burst, mono),
@@ -559,7 +574,7 @@ class Hj212Server:
         if not out.replies:
             return
         data = b"".join(out.replies)
-        if not (len(out.readings) or out.rejects or conn.held):
+        if not (len(out.readings) or out.rejects or out.split_packets or conn.held):
             self._write(conn, data)
             return
         conn.held += 1
@@ -631,7 +646,10 @@ class Hj212Server:
                 conn.rejects_dropped += len(rejects) - room
                 rejects = rejects[:room]
             conn.rejects += len(rejects)
-        self._pipeline.put(out.readings, rejects)
+        for packet in out.split_packets:
+            if packet.held and packet.seq < 0:
+                self.journal.append(packet)  # durable before its reply: see _reply
+        self._pipeline.put(out.readings, rejects, done=out.split_done)
         if out.records:
             self.records.put(out.records)
         for event in out.events:
@@ -751,6 +769,39 @@ class Hj212Server:
     async def _last_hour(self, station_id: str) -> datetime | None:
         return await self._last_hours.get(station_id)
 
+    # ------------------------------------------------------------------ split journal
+
+    def _replay_journal(self) -> None:
+        """The packets of split groups open at the last stop (or crash) back
+        into their groups, each as old as it is: groups complete in the
+        journal are stored, the others wait for their remaining packets until
+        the split time-out (from their last packet) rejects them."""
+        packets = self.journal.open()
+        if not packets:
+            return
+        mono, wall = asyncio.get_running_loop().time(), self.clock()
+        for packet in packets:
+            age = max(0.0, (wall - packet.at).total_seconds())
+            self._journalled(self._journal_session.rejoin(packet, mono - age))
+        logger.info(
+            "hj212 split journal replayed packets=%d groups_open=%d",
+            len(packets),
+            len(self._splits),
+        )
+
+    def _journalled(self, out: Output) -> None:
+        """Readings and rejects of split groups that left without a connection."""
+        if len(out.readings) or out.rejects or out.split_done:
+            self._pipeline.put(out.readings, out.rejects, done=out.split_done)
+
+    def _groups_lost(self, packets: list[SplitPacket]) -> None:
+        """A batch with split groups could not be kept: the journalled packets
+        of those groups wait again for the one whose reply was withheld."""
+        mono = asyncio.get_running_loop().time()
+        for packet in packets:
+            if packet.seq >= 0:
+                self._journalled(self._journal_session.rejoin(packet, mono))
+
     # ------------------------------------------------------------------ housekeeping
 
     async def _housekeep(self) -> None:
@@ -781,6 +832,7 @@ class Hj212Server:
                         continue
                     if conn.session.waiting:
                         self._absorb(conn, conn.session.tick(mono))
+                self._journalled(self._journal_session.expire_splits(mono))
                 if mono - self._last_prune >= _PRUNE_EVERY:
                     self._last_prune = mono
                     # A listing of ~100 names: cheap enough for the loop, and

@@ -13,8 +13,8 @@ What it implements (HJ 212-2017; standards.md §7):
 * authentication of every frame by MN and access password; unknown MN or
   wrong password → the frame is quarantined, nothing else happens, and the
   connection is closed after ``auth_failures_before_close`` failures;
-* the answers of §7.7: 9014 to uploads with A = 1 (one per split packet, on
-  arrival), 9013 to notifications with A = 1 (1013, the 2025 heartbeat 9015),
+* the answers of §7.7: 9014 to uploads with A = 1 (one per split packet),
+  9013 to notifications with A = 1 (1013, the 2025 heartbeat 9015),
   and a 1012 "set time" after a 1013 time-calibration request;
 * split-packet reassembly, and uploads → :class:`Readings` (columns) / :class:`Rejection`;
 * bookkeeping of the requests the host sends (1012, 2061 history): the 9011
@@ -59,8 +59,9 @@ from .errors import Hj212Error
 from .mapping import DATA_CNS, upload_rows
 from .profile import AUTO, Device, Directory, Hj212Config, StationConfig, load_config, parse_config
 from .records import RECORD_CNS, DeviceRecord, cp_items
-from .redact import frame_text
-from .stream import Frame, SplitAssembler, StreamDecoder
+from .redact import MAX_REJECT_TEXT, frame_text
+from .splitjournal import SplitPacket
+from .stream import Frame, Released, SplitAssembler, StreamDecoder
 
 logger = logging.getLogger(__name__)
 # Re-exported: the receiver's config and directory used to live here.
@@ -229,6 +230,11 @@ class Output:
     events: list[Event] = field(default_factory=list)
     archive: list[ArchiveEntry] = field(default_factory=list)
     records: list[DeviceRecord] = field(default_factory=list)
+    # Split packets fed (those ``held`` in an open group go to the journal
+    # before their answer), and packets whose group left (stored or rejected
+    # with this output: their journal entries go once that is durable).
+    split_packets: list[SplitPacket] = field(default_factory=list)
+    split_done: list[SplitPacket] = field(default_factory=list)
     close_reason: str | None = None
 
     @property
@@ -265,12 +271,6 @@ class _Request:
     uploads: int = 0
 
 
-@dataclass(slots=True)
-class _SplitRaw:
-    texts: list[str]
-    last_seen: float
-
-
 class Session:
     """The protocol state of one device connection (see the module doc)."""
 
@@ -284,6 +284,7 @@ class Session:
         request_timeout: float = 60.0,
         split_timeout: float = 600.0,
         max_split_groups: int = 256,
+        splits: SplitAssembler | None = None,
     ) -> None:
         self.directory = directory
         self.auth_failures_before_close = auth_failures_before_close
@@ -298,9 +299,13 @@ class Session:
             crc_variants=directory.crc_variants,
             length_offsets=directory.length_offsets,
         )
-        self._splits = SplitAssembler(timeout=split_timeout, max_groups=max_split_groups)
-        self._split_raw: dict[tuple[str, str, str], _SplitRaw] = {}
-        self._max_split_groups = max_split_groups
+        # The receiver shares one assembler among its connections (a device
+        # may send the rest of a group on its next connection) and times its
+        # groups out itself; a session alone keeps its own.
+        self._own_splits = splits is None
+        if splits is None:
+            splits = SplitAssembler(timeout=split_timeout, max_groups=max_split_groups)
+        self._splits = splits
         self._peers: dict[str, _Peer] = {}
         self._pending: dict[str, _Request] = {}
         self._last_qn = 0
@@ -320,7 +325,7 @@ class Session:
     def waiting(self) -> bool:
         """Whether time alone can change something: open split groups or
         requests (:meth:`tick` has nothing to do otherwise)."""
-        return bool(self._pending or self._split_raw or len(self._splits))
+        return bool(self._pending or (self._own_splits and len(self._splits)))
 
     def pending_requests(self, kind: str | None = None) -> list[str]:
         """QNs of requests sent and not finished."""
@@ -395,7 +400,7 @@ class Session:
         if message.cn in DATA_CNS:
             self._touch(message, mono)
             if message.pnum is not None:
-                self._split(frame, message, device, mono, out)
+                self._split(frame, message, device, now, mono, out)
             else:
                 self._ingest(message, device, frame_text(frame.raw), out)
         return out
@@ -406,22 +411,15 @@ class Session:
         out = Output()
         for frame in self._decoder.close():
             self.receive(frame, now=now, mono=mono, out=out)
-        for err in self._splits.expire(float("inf")):
-            out.rejects.append(Rejection(SOURCE, f"<split packets> {err.detail}", str(err)))
-        self._split_raw.clear()
+        if self._own_splits:
+            self._released(self._splits.expire_released(float("inf")), out)
         for request in list(self._pending.values()):
             self._finish(request, False, "connection closed before the request finished", out)
         return out
 
     def tick(self, mono: float) -> Output:
         """Time passes: give up stale split groups and unanswered requests."""
-        out = Output()
-        for err in self._splits.expire(mono):
-            out.rejects.append(Rejection(SOURCE, f"<split packets> {err.detail}", str(err)))
-        for key in [
-            k for k, v in self._split_raw.items() if mono - v.last_seen > self.split_timeout
-        ]:
-            del self._split_raw[key]
+        out = self.expire_splits(mono) if self._own_splits else Output()
         for request in list(self._pending.values()):
             if mono - request.progress > self.request_timeout:
                 stage = "9012 execution result" if request.accepted else "9011 request answer"
@@ -431,6 +429,32 @@ class Session:
                     f"no {stage} within {self.request_timeout:g} s",
                     out,
                 )
+        return out
+
+    def expire_splits(self, mono: float) -> Output:
+        """Split groups idle longer than the split time-out, as rejects."""
+        out = Output()
+        self._released(self._splits.expire_released(mono), out)
+        return out
+
+    def rejoin(self, packet: SplitPacket, mono: float) -> Output:
+        """A packet from the split journal (acknowledged before a restart)
+        back into its group: ``mono`` is when it was received."""
+        out = Output()
+        if self.directory.get(packet.message.mn) is None:
+            out.split_done.append(packet)
+            out.rejects.append(
+                Rejection(
+                    SOURCE,
+                    packet.text,
+                    f"split packet of MN {packet.message.mn}, no longer configured",
+                    station_id=packet.station_id,
+                )
+            )
+            return out
+        released, packet.held = self._splits.take(packet.message, mono, packet)
+        out.split_packets.append(packet)
+        self._released(released, out)
         return out
 
     def request_history(
@@ -682,27 +706,43 @@ class Session:
             request.progress = mono
 
     def _split(
-        self, frame: Frame, message: Message, device: Device, mono: float, out: Output
+        self,
+        frame: Frame,
+        message: Message,
+        device: Device,
+        now: datetime,
+        mono: float,
+        out: Output,
     ) -> None:
-        key = self._splits.key_for(message)
-        held = self._split_raw.get(key)
-        if held is None:
-            if len(self._split_raw) >= self._max_split_groups:
-                oldest = min(self._split_raw, key=lambda k: self._split_raw[k].last_seen)
-                del self._split_raw[oldest]
-            held = self._split_raw[key] = _SplitRaw([], mono)
-        held.texts.append(frame_text(frame.raw))
-        held.last_seen = mono
-        for item in self._splits.add(message, mono):
+        packet = SplitPacket.of(device.station_id, now, frame_text(frame.raw), message)
+        released, packet.held = self._splits.take(message, mono, packet)
+        out.split_packets.append(packet)
+        self._released(released, out)
+
+    def _released(self, released: list[Released], out: Output) -> None:
+        """Groups that left the assembler: merged uploads are ingested, groups
+        given up rejected with their packets' texts."""
+        for group in released:
+            packets = [t for t in group.tokens if isinstance(t, SplitPacket)]
+            out.split_done.extend(packets)
+            raw = "\n".join(p.text for p in packets)
+            station_id = packets[0].station_id if packets else None
+            item = group.item
             if isinstance(item, Hj212Error):
+                if len(raw) > MAX_REJECT_TEXT:
+                    raw = f"{raw[:MAX_REJECT_TEXT]}… <{len(packets)} packets>"
                 out.rejects.append(
                     Rejection(
-                        SOURCE, f"<split packets> {item.detail}", str(item), device.station_id
+                        SOURCE, raw or f"<split packets> {item.detail}", str(item), station_id
                     )
                 )
                 continue
-            done = self._split_raw.pop(key, None)
-            raw = "\n".join(done.texts) if done is not None else frame_text(frame.raw)
+            device = self.directory.get(item.mn)
+            if device is None:
+                out.rejects.append(
+                    Rejection(SOURCE, raw, f"unknown MN {item.mn}", station_id=station_id)
+                )
+                continue
             self._ingest(item, device, raw, out)
 
     def _ingest(self, message: Message, device: Device, raw: str, out: Output) -> None:

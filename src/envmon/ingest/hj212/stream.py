@@ -293,6 +293,17 @@ class _Group:
     first_seen: float
     last_seen: float
     parts: dict[int, Message] = field(default_factory=dict)
+    # The caller's token of each packet kept (the receiver's journal entry).
+    tokens: dict[int, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Released:
+    """A group that left the assembler: merged (``item`` a message) or given
+    up (``item`` an error), with the tokens its packets were added with."""
+
+    item: Message | Hj212Error
+    tokens: tuple[object, ...] = ()
 
 
 class SplitAssembler:
@@ -304,7 +315,9 @@ class SplitAssembler:
     every packet its own QN (§7.7).
     When PNO 1..PNUM have all arrived, one merged message comes out (pollutants
     merged, the first packet's header, D and A bits cleared).  Answers are per
-    packet and must be sent by the receiver on arrival, before reassembly.
+    packet, before reassembly (the receiver sends each once the packet is
+    durable in its journal: :mod:`.splitjournal`).  Each packet may carry a
+    token (:meth:`take`) that comes back with its group when it leaves.
 
     Memory is bounded: at most ``max_groups`` open groups (the oldest is
     evicted as an error), at most ``max_parts`` packets per group, and groups
@@ -357,26 +370,40 @@ class SplitAssembler:
     def add(self, message: Message, now: float) -> list[Message | Hj212Error]:
         """Take one packet; return a merged message when a group completes,
         errors for groups given up, or nothing while waiting."""
+        return [r.item for r in self.take(message, now)[0]]
+
+    def take(
+        self, message: Message, now: float, token: object = None
+    ) -> tuple[list[Released], bool]:
+        """:meth:`add` with a token for the packet (``None``: the message).
+
+        Returns the groups released (each with the tokens of its packets) and
+        whether this packet is now held in an open group (False when it
+        completed its group, was refused, or repeats a packet held already).
+        """
+        token = message if token is None else token
         if message.pnum is None or message.pno is None:
-            return [message]
-        out: list[Message | Hj212Error] = []
+            return [Released(message, (token,))], False
+        out: list[Released] = []
         if message.pnum > self._max_parts:
-            return [
-                Hj212Error(
-                    e.SPLIT_INCOMPLETE,
-                    f"MN={message.mn} CN={message.cn}: PNUM={message.pnum} exceeds "
-                    f"max_parts={self._max_parts}",
-                )
-            ]
+            error = Hj212Error(
+                e.SPLIT_INCOMPLETE,
+                f"MN={message.mn} CN={message.cn}: PNUM={message.pnum} exceeds "
+                f"max_parts={self._max_parts}",
+            )
+            return [Released(error, (token,))], False
         key = self.key_for(message)
         group = self._groups.get(key)
         if group is not None and group.pnum != message.pnum:
             del self._groups[key]
             out.append(
-                Hj212Error(
-                    e.SPLIT_CONFLICT,
-                    f"{_describe(key)}: PNUM changed from {group.pnum} to {message.pnum}; "
-                    f"{len(group.parts)} earlier packets dropped",
+                Released(
+                    Hj212Error(
+                        e.SPLIT_CONFLICT,
+                        f"{_describe(key)}: PNUM changed from {group.pnum} to {message.pnum}; "
+                        f"{len(group.parts)} earlier packets dropped",
+                    ),
+                    tuple(group.tokens.values()),
                 )
             )
             group = None
@@ -393,16 +420,30 @@ class SplitAssembler:
                 self._by_qn = {k: v for k, v in self._by_qn.items() if v in self._groups}
             if message.qn is not None:
                 self._by_qn[(message.mn, message.cn, message.qn)] = key
-        group.last_seen = now
+        group.last_seen = max(group.last_seen, now)
         # A repeated PNO is a retransmission (the 9014 got lost): keep the first.
-        group.parts.setdefault(message.pno, message)
+        held = message.pno not in group.parts
+        if held:
+            group.parts[message.pno] = message
+            group.tokens[message.pno] = token
         if len(group.parts) == group.pnum:
             del self._groups[key]
-            out.append(_merge([group.parts[i] for i in sorted(group.parts)]))
-        return out
+            order = sorted(group.parts)
+            out.append(
+                Released(
+                    _merge([group.parts[i] for i in order]),
+                    tuple(group.tokens[i] for i in order),
+                )
+            )
+            held = False
+        return out, held
 
     def expire(self, now: float) -> list[Hj212Error]:
         """Give up groups idle for longer than ``timeout``; return them as errors."""
+        return [r.item for r in self.expire_released(now) if isinstance(r.item, Hj212Error)]
+
+    def expire_released(self, now: float) -> list[Released]:
+        """:meth:`expire` with the tokens of each group's packets."""
         stale = [k for k, g in self._groups.items() if now - g.last_seen > self._timeout]
         return [
             _incomplete(key, self._groups.pop(key), f"timed out after {self._timeout:g} s")
@@ -429,12 +470,13 @@ def _describe(key: tuple[str, str, str]) -> str:
     return f"MN={key[0]} CN={key[1]} {key[2]}"
 
 
-def _incomplete(key: tuple[str, str, str], group: _Group, why: str) -> Hj212Error:
+def _incomplete(key: tuple[str, str, str], group: _Group, why: str) -> Released:
     have = ",".join(str(p) for p in sorted(group.parts))
-    return Hj212Error(
+    error = Hj212Error(
         e.SPLIT_INCOMPLETE,
         f"{_describe(key)}: {why} with PNO {have} of PNUM={group.pnum}",
     )
+    return Released(error, tuple(group.tokens[i] for i in sorted(group.tokens)))
 
 
 def _merge(parts: list[Message]) -> Message:
