@@ -42,7 +42,9 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _start(db_url: str, data_dir: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
+def _start(
+    db_url: str, data_dir: Path, port: int, log: Path, **extra: str
+) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
         "ENVMON_DATABASE_URL": db_url,
@@ -57,6 +59,7 @@ def _start(db_url: str, data_dir: Path, port: int, log: Path) -> subprocess.Pope
         "ENVMON_HJ212__PORT": str(port),
         "ENVMON_HJ212__GAP_RECOVERY": "false",
         "ENVMON_HJ212__PASSWORDS": json.dumps(PASSWORDS),
+        **extra,
     }
     cli = Path(sys.executable).with_name("envmon")
     with log.open("ab") as out:
