@@ -64,7 +64,7 @@ class SplitPacket:
             pw=None if message.pw is None else REDACTED,
             cp=replace(message.cp, raw=redact_text(message.cp.raw)),
         )
-        return cls(station_id, at, text, redacted)
+        return cls(station_id, at, redact_text(text), redacted)
 
 
 def _encode(packet: SplitPacket) -> bytes:
