@@ -94,8 +94,9 @@ async def test_gap_recovery_asks_for_a_hole_in_the_middle_within_the_look_back(
 ) -> None:
     # Issue 18: the last hour is there (an hour ago), but hours 19 and 18 ago
     # are missing. Within the look-back (ENVMON_HJ212__GAP_RECOVERY_MAX_HOURS)
-    # the logger is asked from the hole on; beyond it, not at all.
-    now_hour = floor_hour(datetime.now(BEIJING))
+    # the logger is asked for them (and only them: one request per hole);
+    # beyond it, not at all.
+    now_hour = await _not_at_the_hour()
     await store_hours(hj, AIR.id, now_hour - 30 * HOUR, now_hour - 20 * HOUR)
     await store_hours(hj, AIR.id, now_hour - 17 * HOUR, now_hour - HOUR)
     served: list[tuple[str, datetime, datetime]] = []
@@ -108,22 +109,88 @@ async def test_gap_recovery_asks_for_a_hole_in_the_middle_within_the_look_back(
                 return
 
             async def filled() -> bool:
-                rows = await hj.query(
-                    "SELECT last_ts FROM ingest_cursor WHERE source = 'hj212' AND station_id = %s",
-                    (AIR.id,),
-                )
-                return bool(rows) and rows[0][0] is not None and rows[0][0] >= now_hour - HOUR
+                hours = {r[3] for r in await hj.readings(AIR.id) if r[1] == "co"}
+                return hours == {now_hour - 19 * HOUR, now_hour - 18 * HOUR}
 
             await hj.wait_until(filled)
             [request] = dev.history_requests
             assert request.cp.fields["BeginTime"] == format_time(now_hour - 19 * HOUR)
+            assert request.cp.fields["EndTime"] == format_time(now_hour - 18 * HOUR)
         await hj.settled(srv)
-    [(cn, begin, end)] = served
-    assert (cn, begin) == ("2061", now_hour - 19 * HOUR)
-    assert end in (now_hour - HOUR, now_hour)
+    assert served == [("2061", now_hour - 19 * HOUR, now_hour - 18 * HOUR)]
     pm25 = [r[3] for r in await hj.readings(AIR.id) if r[1] == "pm25"]
-    hours = int((end - (now_hour - 30 * HOUR)) / HOUR) + 1
-    assert pm25 == [now_hour - 30 * HOUR + i * HOUR for i in range(hours)]  # no hole, none twice
+    assert pm25 == [now_hour - 30 * HOUR + i * HOUR for i in range(30)]  # no hole, none twice
+
+
+async def _not_at_the_hour() -> datetime:
+    """The current hour, once far enough from its end that a test's few
+    seconds stay in it (the hours asked for are counted from it)."""
+    now = datetime.now(BEIJING)
+    if now.minute == 59 and now.second >= 45:
+        await asyncio.sleep(61 - now.second)
+    return floor_hour(datetime.now(BEIJING))
+
+
+@pytest.mark.parametrize(("max_requests", "expected"), [(6, 4), (2, 2)])
+async def test_gap_recovery_asks_one_request_per_hole_at_the_start_middle_and_end(
+    hj: Harness, max_requests: int, expected: int
+) -> None:
+    # Issue 18: one 2061 request per run of missing hours within the look-back,
+    # one after the other, so that the logger resends only what is missing:
+    # a hole at the start of the window (hours were stored before it), two in
+    # the middle and the hours after the last stored one. Capped: the runs
+    # closest together are merged (every missing hour is still asked for).
+    now_hour = await _not_at_the_hour()
+    since = now_hour - 47 * HOUR  # the first whole hour of a 48 h look-back
+    await store_hours(hj, AIR.id, now_hour - 60 * HOUR, now_hour - 50 * HOUR)  # before it
+    await store_hours(hj, AIR.id, now_hour - 44 * HOUR, now_hour - 30 * HOUR)
+    await store_hours(hj, AIR.id, now_hour - 26 * HOUR, now_hour - 20 * HOUR)
+    await store_hours(hj, AIR.id, now_hour - 18 * HOUR, now_hour - 6 * HOUR)
+    holes = [
+        (since, now_hour - 45 * HOUR),
+        (now_hour - 29 * HOUR, now_hour - 27 * HOUR),
+        (now_hour - 19 * HOUR, now_hour - 19 * HOUR),
+        (now_hour - 5 * HOUR, now_hour - HOUR),
+    ]
+    asked = {
+        6: holes,
+        # 8 stored hours between the middle holes, 13 before the last, 15 after the first.
+        2: [holes[0], (holes[1][0], holes[3][1])],
+    }[max_requests]
+    served: list[tuple[str, datetime, datetime]] = []
+    async with hj.server(gap_recovery_max_hours=48, gap_recovery_max_requests=max_requests) as srv:
+        async with hj.device(srv, history_provider=hourly_history(served)) as dev:
+            await dev.heartbeat()
+
+            resent = sum(int((e - b) / HOUR) + 1 for b, e in asked)
+
+            async def answered() -> bool:
+                # Every hour asked for is stored (the history uploads carry CO too).
+                co = [r for r in await hj.readings(AIR.id) if r[1] == "co"]
+                return len(co) == resent and srv.stats.history_requests == expected
+
+            await hj.wait_until(answered)
+            requests = [
+                (r.cp.fields["BeginTime"], r.cp.fields["EndTime"]) for r in dev.history_requests
+            ]
+            assert requests == [(format_time(b), format_time(e)) for b, e in asked]
+            # The next request went once the previous one had finished.
+            assert len({r.qn for r in dev.history_requests}) == expected
+        await hj.settled(srv)
+    assert served == [("2061", b, e) for b, e in asked]
+    hours = sorted({r[3] for r in await hj.readings(AIR.id) if r[1] == "pm25"})
+    # Every hour from the first stored one to the last complete one, each once
+    # (the hours asked for again by the merged request are stored once).
+    assert hours == [now_hour - 60 * HOUR + i * HOUR for i in range(10 + 1)] + [
+        since + i * HOUR for i in range(47)
+    ]
+    rows = await hj.query(
+        "SELECT count(*), count(DISTINCT (parameter, ts)) FROM reading WHERE station_id = %s",
+        (AIR.id,),
+    )
+    assert rows[0][0] == rows[0][1]
+    # Nothing before the look-back was asked for (hours 49 and 48 ago stay missing).
+    assert now_hour - 49 * HOUR not in hours and now_hour - 48 * HOUR not in hours
 
 
 async def test_gap_recovery_of_many_stations_connecting_at_once(hj: Harness) -> None:

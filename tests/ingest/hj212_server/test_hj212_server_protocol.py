@@ -140,7 +140,10 @@ async def test_split_packets_one_answer_each_then_merged(hj: Harness, srv: Hj212
         assert await dev.send(_lone_packet(2, "2")) is not None
     await hj.settled(srv)
     nine = [r[1:5] for r in await hj.readings() if r[3] == T0 + timedelta(hours=1)]
-    assert nine == [("pm10", "1h", T0 + timedelta(hours=1), 2.0), ("pm25", "1h", T0 + timedelta(hours=1), 1.0)]
+    assert nine == [
+        ("pm10", "1h", T0 + timedelta(hours=1), 2.0),
+        ("pm25", "1h", T0 + timedelta(hours=1), 1.0),
+    ]
     assert await hj.rejected() == [] and len(srv.journal) == 0
 
 

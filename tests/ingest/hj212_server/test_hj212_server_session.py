@@ -10,6 +10,7 @@ from envmon.ingest.hj212 import CpData, Message, decode, encode, format_time
 from envmon.ingest.hj212.codec import crc_fits, restamp
 from envmon.ingest.hj212.crc import crc_variant
 from envmon.ingest.hj212.pipeline import validation_frame
+from envmon.ingest.hj212.recovery import StoredHours, cap_runs, gap_runs, merge_runs, missing_hours
 from envmon.ingest.hj212.redact import redact
 from envmon.ingest.hj212.session import (
     SOURCE,
@@ -21,7 +22,6 @@ from envmon.ingest.hj212.session import (
     RequestFinished,
     Session,
     StationSeen,
-    missing_hours,
 )
 from envmon.schemas.readings import RawReading, Validator
 from envmon.timeutil import BEIJING
@@ -335,6 +335,36 @@ H = timedelta(hours=1)
 )
 def test_missing_hours(last: datetime | None, expected: tuple[datetime, datetime] | None) -> None:
     assert missing_hours(last, NOW, min_age=2 * H, max_age=72 * H) == expected
+
+
+def test_gap_runs_one_per_hole_merged_and_capped() -> None:
+    def at(h: int) -> datetime:
+        return T0 + h * H
+
+    # Adjacent or overlapping runs are one; sorted whatever the order.
+    assert merge_runs([(at(5), at(6)), (at(0), at(1)), (at(2), at(3)), (at(6), at(8))]) == [
+        (at(0), at(3)),
+        (at(5), at(8)),
+    ]
+    runs = [(at(0), at(0)), (at(10), at(11)), (at(14), at(14)), (at(30), at(31))]
+    # The two separated by the fewest stored hours go together first.
+    assert cap_runs(runs, 3) == [(at(0), at(0)), (at(10), at(14)), (at(30), at(31))]
+    assert cap_runs(runs, 2) == [(at(0), at(14)), (at(30), at(31))]
+    assert cap_runs(runs, 1) == [(at(0), at(31))]
+    assert cap_runs(runs, 9) == runs
+    # Holes and the hours after the last stored one (here 07:00 → 08:00..09:00).
+    stored = StoredHours(at(-1), ((at(-20), at(-19)), (at(-5), at(-5))))
+    assert gap_runs(stored, NOW, min_age=2 * H, max_age=72 * H, max_requests=6) == [
+        (at(-20), at(-19)),
+        (at(-5), at(-5)),
+        (T0, T0 + H),
+    ]
+    # A recent last hour: the holes only; no stored hour at all: nothing.
+    recent = StoredHours(T0 + H, ((at(-20), at(-19)),))
+    assert gap_runs(recent, NOW, min_age=2 * H, max_age=72 * H, max_requests=6) == [
+        (at(-20), at(-19))
+    ]
+    assert gap_runs(StoredHours(None), NOW, min_age=2 * H, max_age=72 * H, max_requests=6) == []
 
 
 def test_validation_frame_validates_like_the_readings_one_by_one() -> None:

@@ -248,7 +248,7 @@ async def test_split_group_never_completed_is_rejected_after_the_time_out_across
         proc = _start(hj.db_url, data_dir, port, log, **timeout)
         await _listening(port, proc)
         async with asyncio.timeout(30):
-            while not (rows := await hj.query("SELECT station_id, raw, reason FROM rejected")):
+            while not (rows := await hj.query("SELECT station_id, raw, reason FROM rejected")):  # noqa: ASYNC110
                 await asyncio.sleep(0.1)
         # Not before the time-out, which runs from the last packet whatever restarts.
         assert loop.time() - acked >= 6.0

@@ -1,6 +1,5 @@
 """The HJ 212 receiver's pipeline: readings and rejects of every connection →
-validated batches → the sink; and the batched look-ups of each station's last
-stored hour for gap recovery.
+validated batches → the sink.
 
 Durable before acknowledged: the replies of the frames whose readings or
 rejects are in a batch are handed in with them (:meth:`_Pipeline.put`) and
@@ -20,7 +19,7 @@ import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Final
 
 import numpy as np
@@ -28,10 +27,8 @@ import pandas as pd
 import psycopg
 from psycopg_pool import PoolTimeout
 
-from envmon.catalog import Catalog
 from envmon.db.writer import Pool, WriteResult
 from envmon.ingest.sink import Sink
-from envmon.parameters import PARAMETERS
 from envmon.schemas.readings import ReadingBatch, Rejection, Validator
 
 from .archive import FrameArchive
@@ -47,31 +44,6 @@ Ack = Callable[[bool], None]
 CURSOR_INTERVAL: Final = 1.0  # s between ingest_cursor updates of successful stations
 MIN_LINGER: Final = 0.01  # s a batch waits at least for frames arriving together
 
-# The last stored hour of many stations at once: the later of the cursor and
-# the newest hourly reading of any of the station's parameters (one pair per
-# station with a NULL code, so that a station without parameters still gets
-# its cursor).
-_LAST_HOURS = """
-SELECT p.s, GREATEST(max(c.last_ts), max(x.m))
-FROM unnest(%(stations)s::text[], %(params)s::text[]) AS p(s, code)
-LEFT JOIN ingest_cursor AS c ON c.source = %(source)s AND c.station_id = p.s
-LEFT JOIN LATERAL (SELECT max(ts) AS m FROM reading
-                   WHERE station_id = p.s AND parameter = p.code AND period = '1h') AS x ON true
-GROUP BY p.s
-"""
-# The earliest hour missing between a station's first and last stored hour
-# since the look-back began: a hole in the middle of the window.
-_FIRST_HOLES = """
-SELECT p.s, min(h.h)
-FROM unnest(%(stations)s::text[]) AS p(s)
-CROSS JOIN LATERAL (SELECT min(ts) AS first, max(ts) AS last FROM reading
-                    WHERE station_id = p.s AND period = '1h' AND ts >= %(since)s) AS b
-CROSS JOIN LATERAL generate_series(b.first, b.last, interval '1 hour') AS h(h)
-WHERE NOT EXISTS (SELECT 1 FROM reading AS r
-                  WHERE r.station_id = p.s AND r.period = '1h' AND r.ts = h.h)
-GROUP BY p.s
-"""
-_LAST_HOURS_CHUNK: Final = 500
 # Times as microseconds since the epoch: exact, and no datetime object per station.
 _CURSOR_SUCCESS = """
 INSERT INTO ingest_cursor AS c (source, station_id, last_ts, last_success_at, updated_at)
@@ -427,103 +399,7 @@ class Pipeline:
             )
 
 
-# --------------------------------------------------------------------------- gap look-ups
-
-
 def _redacted(reject: Rejection) -> Rejection:
     if "PW=" not in reject.raw and "PW=" not in reject.reason:
         return reject
     return replace(reject, raw=redact_text(reject.raw), reason=redact_text(reject.reason))
-
-
-class LastHours:
-    """Each station's last stored hour, looked up in batches.
-
-    Gap recovery asks once per station when it connects.  After a restart of
-    the receiver every logger reconnects within seconds: one query per
-    station would queue thousands of look-ups for the pool in front of the
-    writer.  Look-ups that arrive while one is running wait for the next,
-    which answers them all (by chunks of ``_LAST_HOURS_CHUNK`` stations).
-    """
-
-    def __init__(
-        self,
-        pool: Pool,
-        catalog: Catalog,
-        timeout: float,
-        lookback_hours: int | None = None,
-        clock: Callable[[], datetime] | None = None,
-    ) -> None:
-        self.pool = pool
-        self.catalog = catalog
-        self.timeout = timeout
-        self.lookback = timedelta(hours=lookback_hours) if lookback_hours else None
-        self.clock = clock
-        # The earliest middle hole each station had at its last look-up (when
-        # ``lookback`` is set): read by gap recovery with the last hour.
-        self.first_holes: dict[str, datetime] = {}
-        self._waiting: dict[str, list[asyncio.Future[datetime | None]]] = {}
-        self._task: asyncio.Task[None] | None = None
-
-    async def get(self, station_id: str) -> datetime | None:
-        future: asyncio.Future[datetime | None] = asyncio.get_running_loop().create_future()
-        self._waiting.setdefault(station_id, []).append(future)
-        if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self._run(), name="hj212-gap-lookups")
-        return await future
-
-    async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        for futures in self._waiting.values():
-            for future in futures:
-                future.cancel()
-        self._waiting.clear()
-
-    async def _run(self) -> None:
-        while self._waiting:
-            stations = list(self._waiting)[:_LAST_HOURS_CHUNK]
-            waiting = {s: self._waiting.pop(s) for s in stations}
-            try:
-                found = await self._query(stations)
-            except asyncio.CancelledError:
-                for futures in waiting.values():
-                    for future in futures:
-                        future.cancel()
-                raise
-            except Exception as err:  # each waiting station's recovery reports it
-                for futures in waiting.values():
-                    for future in futures:
-                        if not future.done():
-                            future.set_exception(err)
-                continue
-            for station_id, futures in waiting.items():
-                for future in futures:
-                    if not future.done():
-                        future.set_result(found.get(station_id))
-
-    async def _query(self, station_ids: list[str]) -> dict[str, datetime]:
-        stations: list[str] = []
-        params: list[str | None] = []
-        for station_id in station_ids:
-            station = self.catalog.by_id.get(station_id)
-            codes = [p.code for p in PARAMETERS if station is not None and p.kind == station.kind]
-            for code in [None, *codes]:
-                stations.append(station_id)
-                params.append(code)
-        async with self.pool.connection(timeout=self.timeout) as conn:
-            cur = await conn.execute(
-                _LAST_HOURS, {"source": SOURCE, "stations": stations, "params": params}
-            )
-            rows = await cur.fetchall()
-            if self.lookback is not None and self.clock is not None:
-                since = self.clock() - self.lookback
-                holes = await conn.execute(_FIRST_HOLES, {"stations": station_ids, "since": since})
-                for station_id in station_ids:
-                    self.first_holes.pop(station_id, None)
-                for s, hole in await holes.fetchall():
-                    if isinstance(hole, datetime):
-                        self.first_holes[str(s)] = hole
-        return {str(s): ts for s, ts in rows if isinstance(ts, datetime)}

@@ -22,9 +22,10 @@ the sink (``envmon.ingest.sink``):
   readings;
 * one housekeeping task closes idle connections, times out unanswered
   requests and split groups, flushes and prunes the archive;
-* a gap-recovery task per newly seen station asks it for missing hours (2061);
-  the look-ups of the stored hours are batched (all loggers reconnect at once
-  after a restart of the receiver).
+* split groups are shared by all connections and journalled on disk
+  (:mod:`.splitjournal`): a packet's 9014 waits for its journal entry;
+* a newly seen station is asked for its missing hours, one 2061 request per
+  run of them (:mod:`.recovery`).
 
 Limits: ``max_connections`` (connections beyond are closed at once), the idle
 timeout, the stream decoder's bounded buffer, a per-connection frame rate
@@ -50,7 +51,7 @@ import contextlib
 import logging
 from collections import deque
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime
 from types import TracebackType
 from typing import Final
 
@@ -64,10 +65,9 @@ from .archive import FrameArchive
 from .auth import load_keys, load_secrets, normalize_mn
 from .connection import Connection, peer_name
 from .noise import AUTH, NoiseLog
-from .pipeline import DB_ERRORS, MIN_LINGER, LastHours, Pipeline, ServerStats
+from .pipeline import MIN_LINGER, Pipeline, ServerStats
 from .records import RecordStore
-from .splitjournal import SplitJournal, SplitPacket
-from .stream import SplitAssembler
+from .recovery import GapRecovery, LastHours
 from .session import (
     SOURCE,
     AuthFailed,
@@ -79,13 +79,12 @@ from .session import (
     Session,
     StationSeen,
     load_config,
-    missing_hours,
-    with_hole,
 )
+from .splitjournal import SplitJournal, SplitPacket
+from .stream import SplitAssembler
 
 logger = logging.getLogger(__name__)
 
-GAP_MIN_AGE: Final = timedelta(hours=2)
 _PRUNE_EVERY: Final = 3600.0
 _MAX_FAILING_TRACKED: Final = 10_000
 _REFUSED_LOG_EVERY: Final = 10.0
@@ -212,8 +211,19 @@ class Hj212Server:
         )
         self._pipeline.on_room = self._room_again
         self._pipeline.on_lost = self._groups_lost
-        self._last_hours = LastHours(
-            pool, catalog, intake.sink.writer.timeout, self.hj.gap_recovery_max_hours, self.clock
+        self._recovery = GapRecovery(
+            LastHours(
+                pool,
+                catalog,
+                intake.sink.writer.timeout,
+                self.hj.gap_recovery_max_hours,
+                self.clock,
+            ),
+            self.hj,
+            self.stats,
+            self.clock,
+            write=self._write,
+            error=self._pipeline.error,
         )
         self._server: asyncio.Server | None = None
         self._connections: set[Connection] = set()
@@ -225,7 +235,6 @@ class Hj212Server:
         self._inbox: deque[tuple[Connection, bytes | None]] = deque()
         self._draining: asyncio.Handle | None = None
         self._housekeeping: asyncio.Task[None] | None = None
-        self._recovering: dict[str, str] = {}  # station id → MN being asked for history
         self._failing: set[str] = set()  # MNs whose last frame failed authentication
         self.noise = NoiseLog()  # CRC mismatches and authentication failures
         self._closing = False
@@ -319,7 +328,7 @@ class Hj212Server:
             self._housekeeping.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._housekeeping
-        await self._last_hours.close()
+        await self._recovery.close()
         await self._pipeline.stop()
         self.journal.close()
         await self.records.flush()
@@ -671,13 +680,8 @@ class Hj212Server:
             event.mn,
             conn.peer,
         )
-        if self.hj.gap_recovery and not self._closing and event.station_id not in self._recovering:
-            self._recovering[event.station_id] = mn
-            task = asyncio.create_task(
-                self._recover(conn, event), name=f"hj212-gap-{event.station_id}"
-            )
-            conn.tasks.add(task)
-            task.add_done_callback(conn.tasks.discard)
+        if not self._closing:
+            self._recovery.seen(conn, event)
 
     def _auth_failed(self, conn: Connection, event: AuthFailed) -> None:
         mn = normalize_mn(event.mn)
@@ -705,69 +709,7 @@ class Hj212Server:
                 event.detail,
             )
             return
-        if self._recovering.get(event.station_id) == normalize_mn(event.mn):
-            del self._recovering[event.station_id]
-        span = f"{event.begin:%Y-%m-%d %H:%M}..{event.end:%Y-%m-%d %H:%M}"
-        if event.ok:
-            logger.info(
-                "hj212 gap recovery done station=%s hours=%s uploads=%d %s",
-                event.station_id,
-                span,
-                event.uploads,
-                event.detail,
-            )
-        else:
-            logger.warning(
-                "hj212 gap recovery failed station=%s hours=%s uploads=%d: %s",
-                event.station_id,
-                span,
-                event.uploads,
-                event.detail,
-            )
-            self._pipeline.error(
-                event.station_id, f"history request {span} failed: {event.detail}", self.clock()
-            )
-
-    # ------------------------------------------------------------------ gap recovery
-
-    async def _recover(self, conn: Connection, event: StationSeen) -> None:
-        sent = False
-        try:
-            last = await self._last_hour(event.station_id)
-            now = self.clock()
-            span = missing_hours(
-                last,
-                now,
-                min_age=GAP_MIN_AGE,
-                max_age=timedelta(hours=self.hj.gap_recovery_max_hours),
-            )
-            span = with_hole(span, self._last_hours.first_holes.get(event.station_id), now)
-            if span is None or conn.closing:
-                return
-            begin, end = span
-            request = conn.session.request_history(
-                event.mn, begin, end, now=now, mono=asyncio.get_running_loop().time()
-            )
-            sent = True
-            self.stats.history_requests += 1
-            logger.info(
-                "hj212 gap recovery requested station=%s last=%s hours=%s..%s",
-                event.station_id,
-                last,
-                f"{begin:%Y-%m-%d %H:%M}",
-                f"{end:%Y-%m-%d %H:%M}",
-            )
-            self._write(conn, request)
-        except DB_ERRORS as err:
-            logger.warning("hj212 gap check failed station=%s: %s", event.station_id, err)
-        except Exception:
-            logger.exception("hj212 gap recovery failed station=%s", event.station_id)
-        finally:
-            if not sent and self._recovering.get(event.station_id) == normalize_mn(event.mn):
-                del self._recovering[event.station_id]
-
-    async def _last_hour(self, station_id: str) -> datetime | None:
-        return await self._last_hours.get(station_id)
+        self._recovery.finished(conn, event)
 
     # ------------------------------------------------------------------ split journal
 

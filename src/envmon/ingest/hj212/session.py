@@ -30,11 +30,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Final
 
 from envmon.schemas.readings import RawReading, Rejection
-from envmon.timeutil import floor_hour
 
 from .auth import check_password, normalize_mn
 from .codec import (
@@ -785,43 +784,3 @@ class Session:
                 assert request.begin is not None and request.end is not None
                 if data_time is not None and request.begin <= data_time <= request.end:
                     request.uploads += 1
-
-
-def with_hole(
-    span: tuple[datetime, datetime] | None, hole: datetime | None, now: datetime
-) -> tuple[datetime, datetime] | None:
-    """``span`` (from :func:`missing_hours`) widened back to ``hole``, the
-    earliest hour missing in the middle of the look-back window: the logger is
-    asked from there to the last complete hour (hours already stored come
-    again and are stored once: readings are keyed by station, parameter,
-    period and time)."""
-    if hole is None:
-        return span
-    end = floor_hour(now) - timedelta(hours=1)
-    if span is not None:
-        return min(hole, span[0]), span[1]
-    return (hole, end) if hole <= end else None
-
-
-def missing_hours(
-    last: datetime | None, now: datetime, *, min_age: timedelta, max_age: timedelta
-) -> tuple[datetime, datetime] | None:
-    """The hourly data to ask a station for, as (BeginTime, EndTime) interval
-    starts, inclusive — or None.
-
-    ``last`` is the start of the last stored hour.  A station is asked when
-    that is older than ``min_age`` (it normally sends each hour a few minutes
-    after it ends) but not older than ``max_age`` (beyond that the logger's
-    memory, or the use of the data, runs out).  The hours asked for run from
-    ``last`` + 1 h to the last complete hour before ``now``.
-    """
-    if last is None:
-        return None
-    age = now - last
-    if age <= min_age or age > max_age:
-        return None
-    begin = floor_hour(last) + timedelta(hours=1)
-    end = floor_hour(now) - timedelta(hours=1)
-    if end < begin:
-        return None
-    return begin, end

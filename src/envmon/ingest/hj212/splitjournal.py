@@ -151,9 +151,7 @@ class SplitJournal:
 
     def _segments(self) -> list[Path]:
         return sorted(
-            p
-            for p in self.directory.glob("*.jsonl")
-            if p.name[:12].isdigit() and len(p.name) == 18
+            p for p in self.directory.glob("*.jsonl") if p.name[:12].isdigit() and len(p.name) == 18
         )
 
     # ------------------------------------------------------------------ start
