@@ -131,3 +131,31 @@ async def test_receiver_stores_groups_complete_in_the_journal_and_waits_for_the_
     assert await hj.rejected() == []
     # Nothing comes back at the next start.
     assert SplitJournal(settings.split_journal_dir).open() == []
+
+
+async def test_a_drop_outlives_nothing_it_is_needed_for(hj: Harness) -> None:
+    # Small segments: each packet starts a new one. A drop is written to the
+    # current segment, later than its packet's: a later segment without live
+    # packets must stay while an earlier one does, or its drops are lost and
+    # the dropped packets come back at the next start.
+    directory = hj.tmp_path / "open-splits"
+    journal = SplitJournal(directory, segment_bytes=1)
+    journal.open()
+    x, y, z, w = (_journalled(_packet(i, "a34004", str(i), pnum=5)) for i in (1, 2, 3, 4))
+    journal.append(x)  # segment 2 (1 is the empty start)
+    journal.append(y)  # segment 3
+    journal.append(z)  # segment 4
+    journal.drop([y])  # written to segment 4
+    journal.append(w)  # segment 5
+    journal.drop([z, w])  # segment 5: segments 3, 4 hold nothing live, 2 still x
+    await journal.sync()
+    journal.close()
+    assert [p.message.pno for p in SplitJournal(directory).open()] == [1]
+    # Once the oldest live packet goes, the segments behind it go too.
+    again = SplitJournal(directory, segment_bytes=1)
+    [back] = again.open()
+    again.append(_journalled(_packet(5, "a34004", "5", pnum=5)))
+    again.drop([back])
+    await again.sync()
+    assert len(list(directory.iterdir())) == 1
+    again.close()

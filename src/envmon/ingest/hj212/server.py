@@ -65,6 +65,7 @@ from .archive import FrameArchive
 from .auth import load_keys, load_secrets, normalize_mn
 from .connection import Connection, peer_name
 from .noise import AUTH, NoiseLog
+from .opensplits import OpenSplits
 from .pipeline import MIN_LINGER, Pipeline, ServerStats
 from .records import RecordStore
 from .recovery import GapRecovery, LastHours
@@ -80,8 +81,7 @@ from .session import (
     StationSeen,
     load_config,
 )
-from .splitjournal import SplitJournal, SplitPacket
-from .stream import SplitAssembler
+from .splitjournal import SplitJournal
 
 logger = logging.getLogger(__name__)
 
@@ -190,13 +190,7 @@ class Hj212Server:
         self.records = RecordStore(pool)  # 3019/3020 device info and logs, 2013 raw data
         self._own_archive = archive is None
         self.archive = archive or FrameArchive(settings.archive_dir, self.hj.archive_retention_days)
-        # Open split groups, shared by all connections (a device may send the
-        # rest of a group after a reconnect), and their durable journal.
-        self._splits = SplitAssembler(
-            timeout=self.hj.split_timeout_s, max_groups=self.hj.split_max_groups
-        )
         self.journal = SplitJournal(settings.split_journal_dir)
-        self._journal_session = Session(self.directory, splits=self._splits)
         self._pipeline = Pipeline(
             intake.validator,
             intake.sink,
@@ -210,7 +204,16 @@ class Hj212Server:
             journal=self.journal,
         )
         self._pipeline.on_room = self._room_again
-        self._pipeline.on_lost = self._groups_lost
+        # Open split groups, shared by all connections (a device may send the
+        # rest of a group after a reconnect), and their durable journal.
+        self._splits = OpenSplits(
+            self.directory,
+            self.journal,
+            self._pipeline,
+            self.clock,
+            timeout=self.hj.split_timeout_s,
+            max_groups=self.hj.split_max_groups,
+        )
         self._recovery = GapRecovery(
             LastHours(
                 pool,
@@ -266,7 +269,7 @@ class Hj212Server:
         self._pipeline.start()
         loop = asyncio.get_running_loop()
         try:
-            self._replay_journal()
+            self._splits.replay()
             self._server = await loop.create_server(
                 lambda: _DeviceProtocol(self),
                 self.hj.host,
@@ -383,7 +386,7 @@ class Hj212Server:
                 max_buffer=self.hj.max_buffer_bytes,
                 auth_failures_before_close=self.hj.auth_failures_before_close,
                 request_timeout=self.request_timeout,
-                splits=self._splits,
+                splits=self._splits.assembler,
             ),
             last_rx=mono,
             bucket=TokenBucket(self.max_frames_per_s, self._burst, mono),
@@ -655,9 +658,7 @@ class Hj212Server:
                 conn.rejects_dropped += len(rejects) - room
                 rejects = rejects[:room]
             conn.rejects += len(rejects)
-        for packet in out.split_packets:
-            if packet.held and packet.seq < 0:
-                self.journal.append(packet)  # durable before its reply: see _reply
+        self._splits.journal_packets(out)
         self._pipeline.put(out.readings, rejects, done=out.split_done)
         if out.records:
             self.records.put(out.records)
@@ -711,39 +712,6 @@ class Hj212Server:
             return
         self._recovery.finished(conn, event)
 
-    # ------------------------------------------------------------------ split journal
-
-    def _replay_journal(self) -> None:
-        """The packets of split groups open at the last stop (or crash) back
-        into their groups, each as old as it is: groups complete in the
-        journal are stored, the others wait for their remaining packets until
-        the split time-out (from their last packet) rejects them."""
-        packets = self.journal.open()
-        if not packets:
-            return
-        mono, wall = asyncio.get_running_loop().time(), self.clock()
-        for packet in packets:
-            age = max(0.0, (wall - packet.at).total_seconds())
-            self._journalled(self._journal_session.rejoin(packet, mono - age))
-        logger.info(
-            "hj212 split journal replayed packets=%d groups_open=%d",
-            len(packets),
-            len(self._splits),
-        )
-
-    def _journalled(self, out: Output) -> None:
-        """Readings and rejects of split groups that left without a connection."""
-        if len(out.readings) or out.rejects or out.split_done:
-            self._pipeline.put(out.readings, out.rejects, done=out.split_done)
-
-    def _groups_lost(self, packets: list[SplitPacket]) -> None:
-        """A batch with split groups could not be kept: the journalled packets
-        of those groups wait again for the one whose reply was withheld."""
-        mono = asyncio.get_running_loop().time()
-        for packet in packets:
-            if packet.seq >= 0:
-                self._journalled(self._journal_session.rejoin(packet, mono))
-
     # ------------------------------------------------------------------ housekeeping
 
     async def _housekeep(self) -> None:
@@ -774,7 +742,7 @@ class Hj212Server:
                         continue
                     if conn.session.waiting:
                         self._absorb(conn, conn.session.tick(mono))
-                self._journalled(self._journal_session.expire_splits(mono))
+                self._splits.expire(mono)
                 if mono - self._last_prune >= _PRUNE_EVERY:
                     self._last_prune = mono
                     # A listing of ~100 names: cheap enough for the loop, and

@@ -18,8 +18,10 @@ until the split time-out, measured from their last packet, turns them into a
 Layout: ``DATA_DIR/hj212/open-splits/`` (0700) holds segment files
 ``NNNNNNNNNNNN.jsonl`` (0600) of JSON lines — a packet
 ``{"seq", "at", "station", "text", "message"}`` or a drop ``{"drop": [seq…]}``.
-A segment whose packets are all dropped is deleted; at start the live
-packets are rewritten into a fresh segment and the old ones deleted.
+Segments are deleted oldest first, once none of their packets is live (a
+drop may sit in a later segment than its packet: a segment goes only after
+every one before it); at start the live packets are rewritten into a fresh
+segment and the old ones deleted.
 """
 
 from __future__ import annotations
@@ -140,6 +142,7 @@ class SplitJournal:
         self._retired: list[int] = []  # fds of full segments, closed after their fsync
         self._dirty = False
         self._new_file = False
+        self._torn = False  # a write failed half-way: the next goes to a new segment
         self._lock = asyncio.Lock()
 
     def __len__(self) -> int:
@@ -218,11 +221,17 @@ class SplitJournal:
         self._put(json.dumps({"drop": seqs}, separators=(",", ":")).encode() + b"\n")
         for seq in seqs:
             segment = self._live.pop(seq)
-            left = self._count[segment] = self._count[segment] - 1
-            if not left and segment != self._segment:
-                del self._count[segment]
-                with contextlib.suppress(FileNotFoundError):
-                    self._path(segment).unlink()
+            self._count[segment] -= 1
+        self._collect()
+
+    def _collect(self) -> None:
+        """Delete the oldest segments without live packets (not the current one)."""
+        for segment in sorted(self._count):
+            if segment == self._segment or self._count[segment]:
+                return
+            del self._count[segment]
+            with contextlib.suppress(FileNotFoundError):
+                self._path(segment).unlink()
 
     def _write(self, packet: SplitPacket) -> None:
         if self._size >= self.segment_bytes:
@@ -234,26 +243,32 @@ class SplitJournal:
     def _put(self, data: bytes) -> None:
         if self._fd is None:
             raise RuntimeError("the split journal is not open")
+        if self._torn:
+            self._roll()  # never glue a line to a torn one
         view = memoryview(data)
-        while view:
-            view = view[os.write(self._fd, view) :]
+        try:
+            while view:
+                view = view[os.write(self._fd, view) :]
+        except OSError:
+            self._torn = True
+            raise
         self._size += len(data)
         self._dirty = True
 
     def _roll(self) -> None:
         """Start the next segment file (the full one is fsynced and closed at
         the next :meth:`sync`; deleted once its packets are dropped)."""
+        fd = os.open(
+            self._path(self._segment + 1), os.O_WRONLY | os.O_CREAT | os.O_APPEND, _FILE_MODE
+        )
         if self._fd is not None:
             self._retired.append(self._fd)
-            if not self._count.get(self._segment):
-                self._count.pop(self._segment, None)
-                with contextlib.suppress(FileNotFoundError):
-                    self._path(self._segment).unlink()
+        self._fd = fd
         self._segment += 1
-        self._fd = os.open(
-            self._path(self._segment), os.O_WRONLY | os.O_CREAT | os.O_APPEND, _FILE_MODE
-        )
+        self._count.setdefault(self._segment, 0)
+        self._collect()
         self._size = 0
+        self._torn = False
         self._new_file = True
         self._dirty = True
 

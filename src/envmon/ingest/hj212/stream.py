@@ -438,6 +438,17 @@ class SplitAssembler:
             held = False
         return out, held
 
+    def discard(self, message: Message, token: object) -> None:
+        """Take back a packet added with ``token`` (the caller could not keep
+        it: its resend must count as new, not as a repeat)."""
+        key = self.key_for(message)
+        group = self._groups.get(key)
+        if group is None or message.pno is None or group.tokens.get(message.pno) is not token:
+            return
+        del group.parts[message.pno], group.tokens[message.pno]
+        if not group.parts:
+            del self._groups[key]
+
     def expire(self, now: float) -> list[Hj212Error]:
         """Give up groups idle for longer than ``timeout``; return them as errors."""
         return [r.item for r in self.expire_released(now) if isinstance(r.item, Hj212Error)]
