@@ -11,13 +11,7 @@ in the database, and none twice.
 from __future__ import annotations
 
 import asyncio
-import json
-import os
 import random
-import signal
-import socket
-import subprocess
-import sys
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -28,55 +22,13 @@ from envmon.ingest.hj212.device import Hj212Device
 from envmon.timeutil import BEIJING
 
 from .conftest import CATALOG, PASSWORDS, REPO, Harness
+from .service import Service, upload_through_kills
 
 T0 = datetime(2025, 6, 1, 0, tzinfo=BEIJING)
 LOGGERS = 8
 FRAMES = 60  # per logger, one hour each
 ROUNDS = 4
 PARAMS = {"a34004": 0.0, "a34002": 20.0, "a21004": 5.0}  # pm25, pm10, no2
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _start(
-    db_url: str, data_dir: Path, port: int, log: Path, **extra: str
-) -> subprocess.Popen[bytes]:
-    env = {
-        **os.environ,
-        "ENVMON_DATABASE_URL": db_url,
-        "ENVMON_DATA_DIR": str(data_dir),
-        "ENVMON_CONFIG_DIR": str(REPO / "config"),
-        "ENVMON_SIMULATOR__ENABLED": "false",
-        "ENVMON_API__ENABLED": "false",
-        "ENVMON_COLLECT__ENABLED": "false",
-        "ENVMON_ALERTS__ENABLED": "false",
-        "ENVMON_HJ212__ENABLED": "true",
-        "ENVMON_HJ212__HOST": "127.0.0.1",
-        "ENVMON_HJ212__PORT": str(port),
-        "ENVMON_HJ212__GAP_RECOVERY": "false",
-        "ENVMON_HJ212__PASSWORDS": json.dumps(PASSWORDS),
-        **extra,
-    }
-    cli = Path(sys.executable).with_name("envmon")
-    with log.open("ab") as out:
-        return subprocess.Popen([str(cli), "run"], env=env, stdout=out, stderr=out)
-
-
-async def _listening(port: int, proc: subprocess.Popen[bytes], within: float = 60.0) -> None:
-    async with asyncio.timeout(within):
-        while True:
-            assert proc.poll() is None, "the service ended"
-            try:
-                _, writer = await asyncio.open_connection("127.0.0.1", port)
-            except OSError:
-                await asyncio.sleep(0.1)
-                continue
-            writer.close()
-            return
 
 
 def _values(logger: int, frame: int) -> dict[str, tuple[float, str]]:
@@ -115,36 +67,24 @@ async def test_sigkill_loses_no_acknowledged_reading(hj: Harness, tmp_path: Path
     stations = [s for s in CATALOG.stations if s.kind == "air" and s.mn and s.id not in profiled][
         :LOGGERS
     ]
-    port = _free_port()
-    log = tmp_path / "service.log"
-    rng = random.Random(18)
+    service = Service(hj.db_url, tmp_path / "var", tmp_path / "service.log")
     acked: set[tuple[int, int]] = set()
     done = asyncio.Event()
-    proc = _start(hj.db_url, tmp_path / "var", port, log)
-    kills = 0
-    try:
-        await _listening(port, proc)
-        tasks = [
-            asyncio.create_task(_logger(i, s.mn or "", port, acked, done))
-            for i, s in enumerate(stations)
-        ]
-        for _ in range(ROUNDS):
-            await asyncio.sleep(rng.uniform(0.3, 1.5))
-            proc.send_signal(signal.SIGKILL)
-            await asyncio.to_thread(proc.wait)
-            kills += 1
-            acked_at_kill = set(acked)
-            # Everything acknowledged before the kill must be stored now.
-            await _check(hj, stations, acked_at_kill)
-            proc = _start(hj.db_url, tmp_path / "var", port, log)
-            await _listening(port, proc)
-        async with asyncio.timeout(120):
-            await asyncio.gather(*tasks)
-    finally:
-        done.set()
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            await asyncio.to_thread(proc.wait, 30)
+
+    async def after_kill() -> None:
+        # Everything acknowledged before the kill must be stored now.
+        await _check(hj, stations, set(acked))
+
+    kills = await upload_through_kills(
+        service,
+        [_logger(i, s.mn or "", service.port, acked, done) for i, s in enumerate(stations)],
+        done,
+        rounds=ROUNDS,
+        rng=random.Random(18),
+        pause=(0.3, 1.5),
+        after_kill=after_kill,
+        within=120,
+    )
     assert len(acked) == LOGGERS * FRAMES
     checked = await _check(hj, stations, acked)
     assert kills == ROUNDS

@@ -22,9 +22,17 @@ T0 = datetime(2025, 6, 1, 8, tzinfo=BEIJING)
 PW = PASSWORDS[AIR.mn or ""]
 
 
-def _packet(pno: int, code: str, value: str, *, pnum: int = 2) -> Message:
+def _packet(
+    pno: int,
+    code: str,
+    value: str,
+    *,
+    pnum: int = 2,
+    qn: str = "20250601100000001",
+    hour: str = "20250601080000",
+) -> Message:
     return Message(
-        qn="20250601100000001",
+        qn=qn,
         st="22",
         cn="2061",
         pw=PW,
@@ -32,7 +40,7 @@ def _packet(pno: int, code: str, value: str, *, pnum: int = 2) -> Message:
         flag=7,
         pnum=pnum,
         pno=pno,
-        cp=CpData({"DataTime": "20250601080000"}, {code: {"Avg": value, "Flag": "N"}}),
+        cp=CpData({"DataTime": hour}, {code: {"Avg": value, "Flag": "N"}}),
     )
 
 
@@ -88,17 +96,8 @@ async def test_receiver_stores_groups_complete_in_the_journal_and_waits_for_the_
     journal.open()
     # A complete group (both packets) and the first packet of another hour.
     complete = [_packet(1, "a34004", "35"), _packet(2, "a34002", "70")]
-    waiting = Message(
-        qn="20250601100000009",
-        st="22",
-        cn="2061",
-        pw=PW,
-        mn=AIR.mn or "",
-        flag=7,
-        pnum=2,
-        pno=1,
-        cp=CpData({"DataTime": "20250601090000"}, {"a34004": {"Avg": "40", "Flag": "N"}}),
-    )
+    ninth = {"qn": "20250601100000009", "hour": "20250601090000"}
+    waiting = _packet(1, "a34004", "40", **ninth)
     for message in [*complete, waiting]:
         journal.append(_journalled(message, at=datetime.now(BEIJING)))
     await journal.sync()
@@ -110,17 +109,7 @@ async def test_receiver_stores_groups_complete_in_the_journal_and_waits_for_the_
         assert rows == [("pm10", T0, 70.0), ("pm25", T0, 35.0)]
         assert len(srv.journal) == 1  # the 09:00 packet waits for its second
         # The device sends the rest on a new connection.
-        second = Message(
-            qn="20250601100000009",
-            st="22",
-            cn="2061",
-            pw=PW,
-            mn=AIR.mn or "",
-            flag=7,
-            pnum=2,
-            pno=2,
-            cp=CpData({"DataTime": "20250601090000"}, {"a34002": {"Avg": "80", "Flag": "N"}}),
-        )
+        second = _packet(2, "a34002", "80", **ninth)
         async with hj.device(srv) as dev:
             reply = await dev.send(second)
             assert reply is not None and reply.cn == "9014"

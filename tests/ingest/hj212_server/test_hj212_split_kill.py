@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import signal
 import stat
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -37,7 +36,7 @@ from envmon.ingest.hj212.device import Hj212Device
 from envmon.timeutil import BEIJING
 
 from .conftest import CATALOG, PASSWORDS, REPO, Harness
-from .test_hj212_durable_kill import _free_port, _listening, _start
+from .service import Service, upload_through_kills
 
 T0 = datetime(2025, 7, 1, 0, tzinfo=BEIJING)
 LOGGERS = 6
@@ -131,43 +130,30 @@ async def test_sigkill_during_split_uploads_loses_no_acknowledged_packet(
     hj: Harness, tmp_path: Path
 ) -> None:
     stations = _stations()[:LOGGERS]
-    port = _free_port()
-    log = tmp_path / "service.log"
     data_dir = tmp_path / "var"
-    rng = random.Random(1812)
+    service = Service(hj.db_url, data_dir, tmp_path / "service.log")
     acked: set[tuple[int, int, int]] = set()
     done = asyncio.Event()
-    proc = _start(hj.db_url, data_dir, port, log)
-    kills = 0
     open_at_kill: list[int] = []
-    try:
-        await _listening(port, proc)
-        tasks = [
-            asyncio.create_task(_logger(i, s.mn or "", port, acked, done))
-            for i, s in enumerate(stations)
-        ]
-        for _ in range(ROUNDS):
-            await asyncio.sleep(rng.uniform(0.5, 2.0))
-            proc.send_signal(signal.SIGKILL)
-            await asyncio.to_thread(proc.wait)
-            kills += 1
-            acked_at_kill = set(acked)
-            # Groups acknowledged in full before the kill are stored; the
-            # others' acknowledged packets wait in the journal.
-            await _check(hj, stations, acked_at_kill, complete_only=True)
-            open_at_kill.append(
-                len({(i, h) for i, h, _ in acked_at_kill} - _complete(acked_at_kill))
-            )
-            _check_journal(data_dir, stations)
-            proc = _start(hj.db_url, data_dir, port, log)
-            await _listening(port, proc)
-        async with asyncio.timeout(150):
-            await asyncio.gather(*tasks)
-    finally:
-        done.set()
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            await asyncio.to_thread(proc.wait, 30)
+
+    async def after_kill() -> None:
+        acked_at_kill = set(acked)
+        # Groups acknowledged in full before the kill are stored; the
+        # others' acknowledged packets wait in the journal.
+        await _check(hj, stations, acked_at_kill, complete_only=True)
+        open_at_kill.append(len({(i, h) for i, h, _ in acked_at_kill} - _complete(acked_at_kill)))
+        _check_journal(data_dir, stations)
+
+    kills = await upload_through_kills(
+        service,
+        [_logger(i, s.mn or "", service.port, acked, done) for i, s in enumerate(stations)],
+        done,
+        rounds=ROUNDS,
+        rng=random.Random(1812),
+        pause=(0.5, 2.0),
+        after_kill=after_kill,
+        within=150,
+    )
     assert len(acked) == LOGGERS * HOURS * len(PACKETS)
     checked = await _check(hj, stations, acked)
     _check_journal(data_dir, stations)
@@ -230,23 +216,20 @@ async def test_split_group_never_completed_is_rejected_after_the_time_out_across
     hj: Harness, tmp_path: Path
 ) -> None:
     station = _stations()[0]
-    port = _free_port()
-    log = tmp_path / "service.log"
     data_dir = tmp_path / "var"
-    timeout = {"ENVMON_HJ212__SPLIT_TIMEOUT_S": "6"}
-    proc = _start(hj.db_url, data_dir, port, log, **timeout)
+    service = Service(
+        hj.db_url, data_dir, tmp_path / "service.log", ENVMON_HJ212__SPLIT_TIMEOUT_S="6"
+    )
     loop = asyncio.get_running_loop()
     try:
-        await _listening(port, proc)
+        await service.start()
         # The first packet of an upload of three, acknowledged; then the service dies.
-        await _send_first_packet(port, station, 0)
+        await _send_first_packet(service.port, station, 0)
         acked = loop.time()
-        proc.send_signal(signal.SIGKILL)
-        await asyncio.to_thread(proc.wait)
+        await service.kill()
         _check_journal(data_dir, [station])
         assert any(p.stat().st_size for p in (data_dir / "hj212" / "open-splits").iterdir())
-        proc = _start(hj.db_url, data_dir, port, log, **timeout)
-        await _listening(port, proc)
+        await service.start()
         async with asyncio.timeout(30):
             while not (rows := await hj.query("SELECT station_id, raw, reason FROM rejected")):  # noqa: ASYNC110
                 await asyncio.sleep(0.1)
@@ -260,16 +243,10 @@ async def test_split_group_never_completed_is_rejected_after_the_time_out_across
         assert "a34004-Avg=" in raw and "PW=***" in raw
         assert f"PW={PASSWORDS[station.mn or '']}" not in raw
         assert await hj.query("SELECT count(*) FROM reading") == [(0,)]
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            await asyncio.to_thread(proc.wait, 30)
-    # Rejected once: the journal forgot the group (a restart brings nothing back).
-    proc = _start(hj.db_url, data_dir, port, log, **timeout)
-    try:
-        await _listening(port, proc)
+        # Rejected once: the journal forgot the group (a restart brings nothing back).
+        await service.stop()
+        await service.start()
         await asyncio.sleep(8)
         assert len(await hj.query("SELECT reason FROM rejected")) == 1
     finally:
-        proc.send_signal(signal.SIGTERM)
-        await asyncio.to_thread(proc.wait, 30)
+        await service.stop()
