@@ -429,6 +429,9 @@ async def status(parts: dict[str, Any]) -> dict[str, Any]:
             "port": srv.port,
             "connections": srv.connections,
             "noise_since_start": dict(srv.noise.totals),  # CRC mismatches, auth failures
+            # Split uploads waiting for packets, and their packets in the journal.
+            "split_groups_open": srv.split_groups_open,
+            "split_packets_journalled": len(srv.journal),
         }
     if "loggers" in parts:
         lg = parts["loggers"]

@@ -135,7 +135,7 @@ async def test_split_packets_one_answer_each_then_merged(hj: Harness, srv: Hj212
     # then): its acknowledged packet waits in the journal for the rest, which
     # the device sends on its next connection.
     assert len(await hj.readings()) == 3 and await hj.rejected() == []
-    assert len(srv.journal) == 1
+    assert len(srv.journal) == 1 and srv.split_groups_open == 1
     async with hj.device(srv) as dev:
         assert await dev.send(_lone_packet(2, "2")) is not None
     await hj.settled(srv)
@@ -144,7 +144,7 @@ async def test_split_packets_one_answer_each_then_merged(hj: Harness, srv: Hj212
         ("pm10", "1h", T0 + timedelta(hours=1), 2.0),
         ("pm25", "1h", T0 + timedelta(hours=1), 1.0),
     ]
-    assert await hj.rejected() == [] and len(srv.journal) == 0
+    assert await hj.rejected() == [] and len(srv.journal) == 0 and srv.split_groups_open == 0
 
 
 async def test_split_group_whose_rest_never_comes_is_rejected_after_the_time_out(

@@ -256,6 +256,11 @@ class Hj212Server:
     def connections(self) -> int:
         return len(self._connections)
 
+    @property
+    def split_groups_open(self) -> int:
+        """Split uploads waiting for their remaining packets."""
+        return len(self._splits)
+
     async def __aenter__(self) -> Hj212Server:
         missing = self.directory.without_password()
         if missing:
