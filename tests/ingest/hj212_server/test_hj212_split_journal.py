@@ -9,8 +9,11 @@ others wait for their packets on a new connection.
 
 from __future__ import annotations
 
+import asyncio
 import stat
 from datetime import datetime, timedelta
+
+import pytest
 
 from envmon.ingest.hj212 import CpData, Message
 from envmon.ingest.hj212.splitjournal import SplitJournal, SplitPacket
@@ -148,3 +151,34 @@ async def test_a_drop_outlives_nothing_it_is_needed_for(hj: Harness) -> None:
     await again.sync()
     assert len(list(directory.iterdir())) == 1
     again.close()
+
+
+@pytest.mark.parametrize("hourly_first", [False, True], ids=["split-first", "hourly-first"])
+async def test_answers_keep_their_order_whichever_hold_they_wait_for(
+    hj: Harness, hourly_first: bool
+) -> None:
+    # A logger that does not wait: a split packet (answered after the journal's
+    # fsync), an hourly upload (after its batch is stored) and the packet that
+    # completes the group, one right after the other. The answers come in the order sent:
+    # a packet behind a held reply is not answered before it.
+    async with hj.server() as srv:
+        async with hj.device(srv) as dev:
+            first, last = _packet(1, "a34004", "35"), _packet(2, "a34002", "70")
+            hourly = dev.upload_message("2061", T0 + timedelta(hours=2), {"a21004": (20.0, "N")})
+            order = [hourly, first, last] if hourly_first else [first, hourly, last]
+            for message in order:  # each its own chunk, well within one batch's wait
+                await dev.send_raw(dev.frame(message))
+                await asyncio.sleep(0.005)
+
+            async def answered() -> bool:
+                return len(dev.received) == 3
+
+            await hj.wait_until(answered)
+            assert [(m.cn, m.qn) for m in dev.received] == [("9014", m.qn) for m in order]
+            assert dev.received[1].qn == order[1].qn != order[0].qn
+        await hj.settled(srv)
+    assert [(r[1], r[4]) for r in await hj.readings()] == [
+        ("no2", 20.0),
+        ("pm10", 70.0),
+        ("pm25", 35.0),
+    ]

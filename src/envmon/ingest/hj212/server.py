@@ -275,6 +275,7 @@ class Hj212Server:
         loop = asyncio.get_running_loop()
         try:
             self._splits.replay()
+            self.journal.start()
             self._server = await loop.create_server(
                 lambda: _DeviceProtocol(self),
                 self.hj.host,
@@ -284,7 +285,7 @@ class Hj212Server:
         except OSError:
             self._closing = True
             await self._pipeline.stop()
-            self.journal.close()
+            await self.journal.aclose()
             if self._own_archive:
                 self.archive.close()
             raise
@@ -338,7 +339,7 @@ class Hj212Server:
                 await self._housekeeping
         await self._recovery.close()
         await self._pipeline.stop()
-        self.journal.close()
+        await self.journal.aclose()
         await self.records.flush()
         if self._server is not None:
             await self._server.wait_closed()
@@ -586,14 +587,18 @@ class Hj212Server:
 
         Replies to frames that carry readings or rejects (and every reply
         behind one still held, so that a device gets its answers in order)
-        wait for the pipeline to store the batch; the others go at once.
+        wait for the pipeline to store the batch; a split packet left waiting
+        in its group waits for the next fsync of the journal (the pipeline's
+        batches sync it first, so the order holds); the others go at once.
         """
         if not out.replies:
             return
         data = b"".join(out.replies)
-        if not (len(out.readings) or out.rejects or out.split_packets or conn.held):
+        stored = len(out.readings) or out.rejects or out.split_done
+        if not (stored or out.split_packets or conn.held):
             self._write(conn, data)
             return
+        journal_only = not (stored or conn.held)
         conn.held += 1
 
         def ack(durable: bool) -> None:
@@ -608,7 +613,10 @@ class Hj212Server:
                 )
                 conn.close()
 
-        self._pipeline.put(Readings(), [], ack)
+        if journal_only:
+            self.journal.after_sync(ack)
+        else:
+            self._pipeline.put(Readings(), [], ack)
 
     def _write(self, conn: Connection, data: bytes) -> None:
         if not conn.transport.is_closing():

@@ -6,9 +6,12 @@ wait for that 9014 before they send the next packet: the receiver cannot
 withhold the answers until the group is complete, and the readings of an
 incomplete group exist nowhere but in its memory.  So each packet that
 leaves its group open is appended here (its password redacted) and the
-journal is fsynced before the packet's 9014 is released — by the pipeline,
-once per batch for every connection (group commit), the same hold that
-releases the replies of stored frames (:mod:`.pipeline`).  When the group's
+journal is fsynced before the packet's 9014 is released (:meth:`SplitJournal.after_sync`):
+a flusher task fsyncs as soon as a reply waits, and the replies that came
+meanwhile, from every connection, wait for the next fsync together (group
+commit) — a packet's answer waits one fsync, not a batch of the pipeline.
+The pipeline also syncs the journal before it stores a batch (:mod:`.pipeline`),
+so the answers of one connection keep their order.  When the group's
 readings (or its reject) are durable, its entries are dropped; on start the
 journal is replayed into the receiver's split assembler: incomplete groups
 wait for their remaining packets (a device may reconnect and send the rest)
@@ -31,7 +34,7 @@ import contextlib
 import json
 import logging
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
@@ -144,6 +147,10 @@ class SplitJournal:
         self._new_file = False
         self._torn = False  # a write failed half-way: the next goes to a new segment
         self._lock = asyncio.Lock()
+        # Replies waiting for the appends before them to be durable.
+        self._waiting: list[Callable[[bool], None]] = []
+        self._wake = asyncio.Event()
+        self._flusher: asyncio.Task[None] | None = None
 
     def __len__(self) -> int:
         """Packets in the journal (not dropped)."""
@@ -274,11 +281,32 @@ class SplitJournal:
 
     # ------------------------------------------------------------------ durability
 
+    def start(self) -> None:
+        """Run the flusher (after :meth:`open`)."""
+        self._flusher = asyncio.create_task(self._flush_forever(), name="hj212-split-journal")
+
+    def after_sync(self, ack: Callable[[bool], None]) -> None:
+        """Call ``ack(True)`` once everything appended so far is durable
+        (``ack(False)`` if the fsync failed)."""
+        self._waiting.append(ack)
+        self._wake.set()
+
+    async def _flush_forever(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            try:
+                await self.sync()
+            except Exception:
+                logger.exception("hj212 split journal fsync failed (packets not acknowledged)")
+
     async def sync(self) -> None:
         """Make everything appended and dropped so far durable (one fsync,
-        off the event loop)."""
+        off the event loop), then release the replies that waited for it."""
         async with self._lock:
+            waiting, self._waiting = self._waiting, []
             if not self._dirty or self._fd is None:
+                _release(waiting, self._fd is not None)
                 return
             self._dirty = False
             retired, self._retired = self._retired, []
@@ -290,9 +318,11 @@ class SplitJournal:
                 self._dirty = True
                 self._new_file = self._new_file or directory
                 self._retired[:0] = retired
+                _release(waiting, False)
                 raise
             for fd in retired:
                 os.close(fd)
+            _release(waiting, True)
 
     def _fsync(self, fds: list[int], *, directory: bool) -> None:
         for fd in fds:
@@ -304,6 +334,20 @@ class SplitJournal:
             finally:
                 os.close(dir_fd)
 
+    async def aclose(self) -> None:
+        """Stop the flusher, fsync and close (the entries stay for the next start)."""
+        if self._flusher is not None:
+            self._flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._flusher
+            self._flusher = None
+        async with self._lock:
+            waiting, self._waiting = self._waiting, []
+            try:
+                self.close()
+            finally:
+                _release(waiting, False)
+
     def close(self) -> None:
         """fsync and close (the entries stay for the next start)."""
         fds = [*self._retired, *([] if self._fd is None else [self._fd])]
@@ -313,3 +357,11 @@ class SplitJournal:
         finally:
             for fd in fds:
                 os.close(fd)
+
+
+def _release(acks: list[Callable[[bool], None]], durable: bool) -> None:
+    for ack in acks:
+        try:
+            ack(durable)
+        except Exception:
+            logger.exception("hj212 acknowledgement failed")
