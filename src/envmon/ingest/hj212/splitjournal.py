@@ -128,9 +128,10 @@ class SplitJournal:
     """Append-only, fsynced journal of the packets of open split groups.
 
     :meth:`append` writes at once (unbuffered) and :meth:`sync` makes every
-    append and drop so far durable with one fsync; the pipeline calls it once
-    per batch, before it releases the held replies.  Not thread-safe: all
-    calls but the fsync itself run on the event loop.
+    append and drop so far durable with one fsync, then releases the replies
+    that waited for it (:meth:`after_sync`); the flusher task (:meth:`start`)
+    runs it whenever a reply waits, the pipeline before and after each batch.
+    Not thread-safe: all calls but the fsync itself run on the event loop.
     """
 
     def __init__(self, directory: Path, *, segment_bytes: int = SEGMENT_BYTES) -> None:
