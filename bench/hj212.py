@@ -37,8 +37,9 @@ The ceiling (issue 16): after the measured point, higher offered loads
 (``BENCH_HJ212_CEILING``, frames/s, a fresh cluster each, 5 s warm-up and 12 s
 measured) until one is not carried (or, when the point itself was not
 carried, lower ones — ``BENCH_HJ212_CEILING_DOWN`` — until one is). Not
-carried: committed < 97 % of the offered load, p99 ≥ 1 s, or a frame lost.
-The highest carried load is the ceiling, reported against a raw ``COPY``
+carried: p99 send → commit ≥ 1 s, or a frame lost. The loggers wait for each
+9014, so the rate committed is what the receiver sustained; the highest one
+of a carried load is the ceiling, reported against a raw ``COPY``
 (CSV, same-shaped table with its key) of the readings the measured point
 stored, in the same run. Goal ≥ 0.4×.
 
@@ -448,8 +449,10 @@ class Point:
 
     @property
     def sustained(self) -> bool:
-        """Carried (≥ 97 % of the offered load) within the p99 goal, nothing lost."""
-        return self.complete and self.p99 < GOAL_P99 and self.rate >= 0.97 * self.offered
+        """Within the p99 goal, nothing lost. The loggers wait for each 9014, as real
+        ones do, so what was committed (not what was offered) is what the receiver
+        sustained: a slower receiver slows the loggers down, and its latency shows."""
+        return self.complete and self.p99 < GOAL_P99
 
 
 def run_point(
@@ -529,11 +532,12 @@ def main() -> None:
             f"{'sustained' if step.sustained else 'not sustained'}"
         )
         if step.sustained:
-            best = step
+            if best is None or step.rate > best.rate:
+                best = step
             if offered < RATE:
                 break  # going down: the first carried load is the ceiling
-        elif best is not None:
-            break  # going up: the previous step was the ceiling
+        else:
+            break  # going up: past the ceiling
     ceiling = best.rate if best is not None else 0.0
     print("  ceiling:")
     figure("raw COPY of the same readings (csv, same-shaped table)", copy_rate, "readings/s")
