@@ -7,8 +7,8 @@ from datetime import datetime, timedelta
 import pytest
 
 from envmon.ingest.hj212 import CpData, Message, decode, encode, format_time
-from envmon.ingest.hj212.codec import crc_fits, restamp
-from envmon.ingest.hj212.crc import crc_variant
+from envmon.ingest.hj212.codec import restamp
+from envmon.ingest.hj212.crc import crc_fits, crc_variant
 from envmon.ingest.hj212.pipeline import validation_frame
 from envmon.ingest.hj212.recovery import StoredHours, cap_runs, gap_runs, merge_runs, missing_hours
 from envmon.ingest.hj212.redact import redact

@@ -289,22 +289,6 @@ def decode(
     return message
 
 
-def crc_fits(frame: bytes | bytearray | memoryview, variant: str) -> bool:
-    """Whether ``frame``'s CRC field is also what a ``variant`` logger prints.
-
-    A CRC can fit two variants at once (MODBUS and its byte swap when both
-    bytes are equal, or any two by a 1-in-65,536 chance); :func:`decode`
-    records the first that fits, the receiver asks this for the device's own.
-    """
-    buf = bytes(frame).rstrip(b"\r\n")
-    if len(buf) < 10:
-        return False
-    field_ = buf[-4:]
-    if not _HEX.issuperset(field_):
-        return False
-    return int(field_, 16) == crc_variant(buf[6:-4], variant)
-
-
 def restamp(frame: bytes, *, crc: str = ANNEX_A, length_offset: int = 0) -> bytes:
     """``frame`` (as :func:`encode` writes it) with the length field and CRC a
     device of another variant expects (the receiver answers each device in

@@ -140,3 +140,23 @@ def match_variant(
         if MODBUS_SWAPPED in variants and value == ((modbus & 0xFF) << 8) | (modbus >> 8):
             return MODBUS_SWAPPED
     return None
+
+
+def crc_fits(frame: bytes | bytearray | memoryview, variant: str) -> bool:
+    """Whether ``frame``'s CRC field is also what a ``variant`` logger prints.
+
+    A CRC can fit two variants at once (MODBUS and its byte swap when both
+    bytes are equal, or any two by a 1-in-65,536 chance); the decoder records
+    the first that fits, the receiver asks this for the device's own.
+    ``frame`` is a whole frame that decoded (``##``, length, data segment,
+    CRC, with or without CRLF).
+    """
+    buf = bytes(frame).rstrip(b"\r\n")
+    if len(buf) < 10:
+        return False
+    field_ = buf[-4:]
+    try:
+        value = int(field_, 16)
+    except ValueError:
+        return False
+    return value == crc_variant(buf[6:-4], variant)

@@ -42,7 +42,6 @@ from .codec import (
     CpData,
     Message,
     answer_frame,
-    crc_fits,
     encode,
     format_time,
     history_request,
@@ -52,7 +51,7 @@ from .codec import (
     restamp,
     set_time_request,
 )
-from .crc import ANNEX_A
+from .crc import ANNEX_A, crc_fits
 from .crypto import DECRYPT, ENCRYPTED_KEY, decrypt_cp, encrypt_cp
 from .errors import Hj212Error
 from .mapping import DATA_CNS, upload_rows
