@@ -79,7 +79,8 @@ class Hj212Settings(BaseModel):
         default=6,
         ge=1,
         description="History requests per station per recovery: one per run of missing "
-        "hours, the oldest runs first; beyond that the last ones are merged into one.",
+        "hours; beyond that the runs closest together are merged (every missing hour is "
+        "still asked for).",
     )
     split_timeout_s: float = Field(
         default=600.0,

@@ -197,21 +197,16 @@ class Pipeline:
         entries are dropped once the batch is durable)."""
         if done:
             self._done.extend(done)
-            if self._since is None:
-                self._since = asyncio.get_running_loop().time()
-                self._wake.set()
+            self._start_batch(wake=True)
         if ack is not None:
             self._acks.append(ack)
-            if self._since is None:
-                self._since = asyncio.get_running_loop().time()
-                self._wake.set()
+            self._start_batch(wake=True)
         if not len(readings) and not rejects:
             return
         before = self.pending
         self._readings.extend(readings)
         self._rejects.extend(rejects)
-        if self._since is None:
-            self._since = asyncio.get_running_loop().time()
+        self._start_batch(wake=False)
         after = self.pending
         # Wake the writer only when there is something new for it to decide.
         if before == 0 or (before < self._full <= after):
@@ -222,9 +217,16 @@ class Pipeline:
     def error(self, station_id: str, message: str, at: datetime) -> None:
         """Record a failure in ``ingest_cursor`` (with the next batch)."""
         self._errors[station_id] = (at, message)
+        self._start_batch(wake=False)
+        self._wake.set()
+
+    def _start_batch(self, *, wake: bool) -> None:
+        """The next batch's clock starts with the first thing queued for it
+        (``wake``: tell the writer it has started)."""
         if self._since is None:
             self._since = asyncio.get_running_loop().time()
-        self._wake.set()
+            if wake:
+                self._wake.set()
 
     @property
     def has_room(self) -> bool:
