@@ -224,15 +224,14 @@ async def _review(conn: Conn, start: date, cutoff: date) -> Review:
     """Invalidations in force now over [start, cutoff), and the actions on that period."""
     row = await (
         await conn.execute(
-            "SELECT now(),"
-            " (SELECT count(*) FROM review_mark WHERE restored_at IS NULL"
-            "   AND ts >= bj_day_start(%(lo)s::date) AND ts < bj_day_start(%(hi)s::date)),"
-            " (SELECT count(DISTINCT (station_id, date_trunc('hour', ts))) FROM review_mark"
-            "   WHERE restored_at IS NULL"
-            "   AND ts >= bj_day_start(%(lo)s::date) AND ts < bj_day_start(%(hi)s::date)),"
-            " count(a.id), max(a.at)"
-            " FROM review_action a WHERE a.ts_from < bj_day_start(%(hi)s::date)"
-            " AND a.ts_to > bj_day_start(%(lo)s::date)",
+            "SELECT now(), m.readings, m.hours, count(a.id), max(a.at)"
+            " FROM (SELECT count(*) AS readings,"
+            "       count(DISTINCT (station_id, date_trunc('hour', ts))) AS hours"
+            "       FROM review_mark WHERE restored_at IS NULL"
+            "       AND ts >= bj_day_start(%(lo)s::date) AND ts < bj_day_start(%(hi)s::date)) m"
+            " LEFT JOIN review_action a ON a.ts_from < bj_day_start(%(hi)s::date)"
+            "  AND a.ts_to > bj_day_start(%(lo)s::date)"
+            " GROUP BY m.readings, m.hours",
             {"lo": start, "hi": cutoff},
         )
     ).fetchone()
