@@ -22,6 +22,7 @@ from envmon.catalog import Catalog, Station, load_catalog
 from envmon.db.connection import open_pool
 from envmon.db.spool import Spool
 from envmon.db.writer import Writer
+from envmon.ingest.hj212.crc import VARIANTS, crc_variant
 from envmon.ingest.hj212.device import Hj212Device
 from envmon.ingest.hj212.server import Hj212Server
 from envmon.ingest.sink import Intake, Listener, Sink
@@ -34,6 +35,19 @@ AIR, AIR2 = [s for s in CATALOG.stations if s.kind == "air" and s.mn][:2]
 WATER = next(s for s in CATALOG.stations if s.kind == "water" and s.mn)
 # Device passwords for the tests (in production: the secrets file / environment).
 PASSWORDS = {s.mn: f"{i:06d}" for i, s in enumerate(CATALOG.stations, start=100000) if s.mn}
+
+
+def wrong_crc(frame: bytes) -> bytes:
+    """``frame`` with a CRC field that fits none of the variants.
+
+    A fixed field ("0000") is not enough: the Annex A CRC takes only 256
+    values (its last step is one table lookup), 0000 among them, so one frame
+    in 256 would carry it rightly.
+    """
+    data = frame[6:-6]
+    fits = {crc_variant(data, v) for v in VARIANTS}
+    field = next(c for c in range(0x10000) if c not in fits)
+    return b"%b%04X\r\n" % (frame[:-6], field)
 
 
 @dataclass

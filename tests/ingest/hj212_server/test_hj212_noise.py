@@ -16,19 +16,15 @@ from envmon.ingest.hj212.noise import AUTH, CRC
 from envmon.service import hj212_noise
 from envmon.timeutil import BEIJING
 
-from .conftest import AIR, AIR2, Harness
+from .conftest import AIR, AIR2, Harness, wrong_crc
 
 T0 = datetime(2025, 6, 1, 8, tzinfo=BEIJING)
 HOUR = timedelta(hours=1)
 VALUES = {"a34004": (35.0, "N")}
 
 
-def corrupted(frame: bytes) -> bytes:
-    return frame[:-6] + (b"0000" if frame[-6:-2] != b"0000" else b"1111") + b"\r\n"
-
-
 async def bad_crc_then_good(dev: Hj212Device, ts: datetime) -> None:
-    await dev.send_raw(corrupted(encode(dev.upload_message("2061", ts, VALUES))))
+    await dev.send_raw(wrong_crc(encode(dev.upload_message("2061", ts, VALUES))))
     await dev.send_hourly(ts, VALUES)  # answered: the bad frame before it was taken
 
 

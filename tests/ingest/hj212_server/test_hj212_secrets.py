@@ -13,7 +13,7 @@ import pytest
 from envmon.ingest.hj212 import encode
 from envmon.timeutil import BEIJING
 
-from .conftest import AIR, AIR2, PASSWORDS, Harness
+from .conftest import AIR, AIR2, PASSWORDS, Harness, wrong_crc
 
 T0 = datetime(2025, 6, 1, 8, tzinfo=BEIJING)
 SECRET = "Zq7-secret-Pw"  # AIR's real password
@@ -60,7 +60,7 @@ async def test_no_password_in_any_sink(hj: Harness, caplog: pytest.LogCaptureFix
         async with hj.device(srv, pw=SECRET) as dev:
             await dev.send_hourly(T0, values)  # a successful login
             bad = encode(dev.upload_message("2061", T0.replace(hour=9), values))
-            await dev.send_raw(bad[:-6] + b"0000\r\n")  # a CRC mismatch
+            await dev.send_raw(wrong_crc(bad))  # a CRC mismatch
             # A frame with a password in its CP (a 1072 would carry it so).
             await dev.send_hourly(T0.replace(hour=10), {"a34004": ("x", "N")})
             cp = dev.upload_message("2061", T0.replace(hour=11), {"a34004": (f"NewPW={NEW}", "N")})

@@ -15,7 +15,7 @@ from envmon.ingest.hj212.server import Hj212Server
 from envmon.schemas.readings import ReadingBatch
 from envmon.timeutil import BEIJING
 
-from .conftest import AIR, AIR2, PASSWORDS, Harness
+from .conftest import AIR, AIR2, PASSWORDS, Harness, wrong_crc
 
 T0 = datetime(2025, 6, 1, 8, tzinfo=BEIJING)
 VALUES = {"a34004": (35.0, "N")}
@@ -77,7 +77,7 @@ async def test_station_without_password_cannot_authenticate(hj: Harness) -> None
 async def test_bad_crc_is_quarantined_without_answer(hj: Harness, srv: Hj212Server) -> None:
     async with hj.device(srv) as dev:
         good = encode(dev.upload_message("2061", T0, VALUES))
-        bad = good[:-6] + (b"0000" if good[-6:-2] != b"0000" else b"1111") + b"\r\n"
+        bad = wrong_crc(good)
         await dev.send_raw(bad)
         # The device resends (as real ones do when no 9014 comes) and is answered.
         reply = await dev.send_hourly(T0, VALUES)

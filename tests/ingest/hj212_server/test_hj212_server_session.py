@@ -26,6 +26,8 @@ from envmon.ingest.hj212.session import (
 from envmon.schemas.readings import RawReading, Validator
 from envmon.timeutil import BEIJING
 
+from .conftest import wrong_crc
+
 MN = "010000A8900016F000169DC0"
 PW = "123456"
 NOW = datetime(2025, 6, 1, 10, 5, 30, tzinfo=BEIJING)
@@ -186,7 +188,7 @@ def test_unknown_mn_wrong_and_missing_password() -> None:
 def test_undecodable_frames_are_quarantined_unanswered() -> None:
     s = Session(DIRECTORY, max_errors=3)
     good = encode(hourly())
-    bad_crc = good[:-6] + b"FFFF\r\n" if good[-6:-2] != b"FFFF" else good[:-6] + b"0000\r\n"
+    bad_crc = wrong_crc(good)
     out = feed(s, bad_crc, b"noise", good)
     assert [a.status for a in out.archive] == ["error", "error", "ok"]
     assert [r.reason.split(":")[0] for r in out.rejects] == ["crc_mismatch", "garbage"]
