@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
 import psycopg
 import pytest
 
@@ -13,7 +14,7 @@ from envmon.db.embedded import free_port
 from envmon.db.spool import Spool
 from envmon.db.writer import Writer
 from envmon.ingest.sink import Sink
-from envmon.schemas.readings import RawReading, Validator
+from envmon.schemas.readings import RawReading, ReadingBatch, Validator
 from envmon.settings import Settings
 from envmon.timeutil import BEIJING
 
@@ -141,3 +142,63 @@ async def test_database_down_spools_then_replays_once(
     with psycopg.connect(db_url) as conn:
         # The same bad reading three times is one reject seen three times (issue 19).
         assert conn.execute("SELECT count(*), sum(times) FROM rejected").fetchone() == (1, 3)
+
+
+async def test_the_copy_stores_every_field_as_sent(
+    db_url: str, settings: Settings, tmp_path: Path
+) -> None:
+    """The fast path builds binary COPY rows from byte prefixes of different
+    lengths (station, parameter, period, flag, source): every field must land
+    in its own column, a non-ASCII source and extreme values included, and the
+    days queued for derive must be the Beijing days ``bj_day`` gives — across
+    midnight, and in 1988, when Beijing kept summer time (UTC+9)."""
+    base = datetime(1988, 7, 1, 15, 30, tzinfo=UTC)  # 00:30 on 2 July in summer time
+    sent = [
+        ("air-a", "pm25", "1h", base, 0.0, "N"),
+        ("air-b", "co", "1h", base, 1e-300, "T"),
+        ("water-a", "codmn", "1h", base + timedelta(hours=1), 123456789.125, "M"),
+        ("air-a", "o3", "1min", base - timedelta(hours=3), -0.5, "D"),
+        ("air-b", "pm10", "1d", T0, 75.0, "N"),
+        ("water-a", "nh3n", "1h", T0 + timedelta(hours=16), 0.15, "N"),  # 00:00 the next day
+    ]
+    batch = ReadingBatch(
+        "import:太原市站点 2025.csv",
+        *(np.array([r[i] for r in sent], dtype=object) for i in range(3)),
+        np.array([r[3].astimezone(UTC).replace(tzinfo=None) for r in sent], dtype="datetime64[us]"),
+        np.array([r[4] for r in sent], dtype=np.float64),
+        np.array([r[5] for r in sent], dtype=object),
+    )
+    async with open_pool(settings, url=db_url) as pool:
+        result, unwritten = await Writer(pool).write_readings(batch)
+        assert unwritten == [] and result.inserted == len(sent)
+    with psycopg.connect(db_url) as conn:
+        stored = conn.execute(
+            "SELECT station_id, parameter, period, ts, value, flag, source FROM reading"
+        ).fetchall()
+        dirty = conn.execute("SELECT station_id, day FROM derive_dirty ORDER BY 1, 2").fetchall()
+        expected_dirty = conn.execute(
+            "SELECT DISTINCT station_id, bj_day(ts) FROM reading ORDER BY 1, 2"
+        ).fetchall()
+    assert sorted(stored) == sorted((*r, batch.source) for r in sent)
+    assert dirty == expected_dirty
+    assert ("air-a", date(1988, 7, 2)) in dirty  # summer time, not UTC+8
+
+
+async def test_a_batch_with_one_existing_key_is_merged_whole(
+    db_url: str, settings: Settings, tmp_path: Path
+) -> None:
+    """The COPY fails on the first existing key and leaves nothing behind; the
+    merge then stores the batch once, with the right counts."""
+    first = VALIDATOR.validate([raw("air-a", "pm25", 12, 40.0)], "test").batch
+    batch = VALIDATOR.validate(
+        [raw("air-a", "pm25", h, 40.0 if h == 12 else h) for h in range(24)]
+        + [raw("air-b", "so2", h, 7.0) for h in range(24)],
+        "test",
+    ).batch
+    async with open_pool(settings, url=db_url) as pool:
+        writer = Writer(pool, parallel_min_rows=10)  # the merge split over two connections
+        assert (await writer.write_readings(first))[0].inserted == 1
+        result, unwritten = await writer.write_readings(batch)
+    assert unwritten == []
+    assert (result.inserted, result.updated, result.unchanged) == (47, 0, 1)
+    assert len(rows(db_url)) == 48
