@@ -16,7 +16,6 @@ arithmetic), for the edition in force on each day.
 
 from __future__ import annotations
 
-import functools
 import json
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
@@ -26,23 +25,21 @@ from decimal import Decimal
 from typing import Any, Literal
 
 import numpy as np
-import numpy.typing as npt
 from psycopg import AsyncConnection
 from psycopg.rows import TupleRow
 
+from envmon.db.copy_binary import HEADER, TRAILER
 from envmon.log import evaluate_logger as logger
 from envmon.parameters import PARAMETERS
 from envmon.review import invalid_filter
 from envmon.standards import aqi as aqi_std
 from envmon.standards import validity
 from envmon.standards import water as water_std
-from envmon.standards.aqi_bulk import NA, hourly_aqi_bulk
+from envmon.standards.aqi_bulk import PRIMARY_LISTS, hourly_aqi_bulk
 from envmon.standards.editions import EDITION_2026_FROM
 from envmon.standards.limits import limit
 from envmon.standards.rounding import (
     Number,
-    published_places,
-    round_half_even,
     round_published,
     to_decimal,
 )
@@ -91,7 +88,7 @@ WITH src AS (
            max(value) FILTER (WHERE parameter = 'pm10') AS pm10,
            max(value) FILTER (WHERE parameter = 'pm25') AS pm25
     FROM src GROUP BY station_id, hour
-), moving AS (
+), moving AS MATERIALIZED (
     SELECT *,
            -- GB 3095 Table 4: an 8-h mean needs >= 6 hourly values.
            CASE WHEN count(o3) OVER w8 >= 6 THEN avg(o3) OVER w8 END AS o3_8h,
@@ -104,8 +101,62 @@ WITH src AS (
            w24 AS (PARTITION BY station_id ORDER BY ts
                    RANGE BETWEEN interval '23 hours' PRECEDING AND CURRENT ROW)
 )
-SELECT station_id, ts, so2, no2, co, o3, pm10, pm25, o3_8h, pm10_24h, pm25_24h, so2_24h
+INSERT INTO air_hour_calc
+SELECT row_number() OVER (), station_id, ts,
+       so2, no2, co, o3, pm10, pm25, o3_8h, pm10_24h, pm25_24h, so2_24h,
+       -- The real-time AQI's inputs: GB/T 8170 to the published precision, exact.
+       gbt8170(so2, 0), gbt8170(no2, 0), gbt8170(co, 1), gbt8170(o3, 0), gbt8170(pm10, 0),
+       gbt8170(pm25, 0), gbt8170(so2_24h, 0),
+       CASE WHEN ts >= %(edition_2026)s THEN 2026 ELSE 2012 END
 FROM moving WHERE ts >= %(out_lo)s
+"""
+# The hours of one chunk, before their AQI; each row numbered (n) to join the AQI back.
+_HOUR_CALC_DDL = """
+CREATE TEMP TABLE IF NOT EXISTS air_hour_calc (
+    n int4, station_id text, ts timestamptz,
+    so2 float8, no2 float8, co float8, o3 float8, pm10 float8, pm25 float8,
+    o3_8h float8, pm10_24h float8, pm25_24h float8, so2_24h float8,
+    p_so2 float8, p_no2 float8, p_co float8, p_o3 float8, p_pm10 float8, p_pm25 float8,
+    p_so2_24h float8, edition int2
+) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS air_hour_aqi (
+    n int4, aqi int2, category int2, prim int2
+) ON COMMIT DELETE ROWS;
+TRUNCATE air_hour_calc, air_hour_aqi
+"""
+# What the AQI needs of each hour, fixed-width for numpy (NaN = missing).
+_HOUR_INPUTS_COPY = """
+COPY (SELECT array_position(%(stations)s::text[], station_id), edition = 2026,
+             coalesce(p_so2, 'NaN'), coalesce(p_no2, 'NaN'), coalesce(p_co, 'NaN'),
+             coalesce(p_o3, 'NaN'), coalesce(p_pm10, 'NaN'), coalesce(p_pm25, 'NaN'),
+             coalesce(p_so2_24h, 'NaN')
+      FROM air_hour_calc ORDER BY n) TO STDOUT (FORMAT BINARY)
+"""
+_HOUR_INPUT_KEYS = ("so2_1h", "no2_1h", "co_1h", "o3_1h", "pm10_1h", "pm25_1h", "so2_24h")
+_HOUR_INPUT = np.dtype(
+    [("nf", ">i2"), ("l_s", ">i4"), ("s", ">i4"), ("l_e", ">i4"), ("e", "?")]
+    + [x for k in _HOUR_INPUT_KEYS for x in ((f"l_{k}", ">i4"), (k, ">f8"))]
+)
+_HOUR_AQI = np.dtype(
+    [
+        ("nf", ">i2"),
+        ("l_n", ">i4"),
+        ("n", ">i4"),
+        ("l_a", ">i4"),
+        ("a", ">i2"),
+        ("l_c", ">i4"),
+        ("c", ">i2"),
+        ("l_p", ">i4"),
+        ("p", ">i2"),
+    ]
+)
+_HOUR_STORE = """
+INSERT INTO air_hour (station_id, ts, so2, no2, co, o3, pm10, pm25, o3_8h, pm10_24h,
+                      pm25_24h, so2_24h, aqi, category, primary_pollutants, edition)
+SELECT c.station_id, c.ts, c.so2, c.no2, c.co, c.o3, c.pm10, c.pm25, c.o3_8h, c.pm10_24h,
+       c.pm25_24h, c.so2_24h, nullif(a.aqi, -1), nullif(a.category, -1),
+       (%(primary)s::text[])[a.prim + 1]::text[], c.edition
+FROM air_hour_calc c JOIN air_hour_aqi a USING (n)
 """
 # Reviewed data only: readings a reviewer invalidated (envmon.review) drop out.
 _HOURS_SQL = _HOURS_SQL.replace("NOT_INVALID", invalid_filter("reading"))
@@ -180,59 +231,39 @@ HOURLY_ROW = ("so2", "no2", "co", "o3", "pm10", "pm25", "o3_8h", "pm10_24h", "pm
 
 
 _EDITION_2026_START = day_start(EDITION_2026_FROM)
+# air_hour_aqi.prim is a primary-pollutant mask: its lists as text[] literals, by mask.
+_PRIMARY_TEXT = ["{" + ",".join(p) + "}" for p in PRIMARY_LISTS]
 
 
-@functools.lru_cache(maxsize=65_536)
-def _published_float(pollutant: str, value: Decimal) -> float:
-    return float(round_half_even(value, published_places(pollutant)))
+def _hour_aqi_rows(inputs: bytes, not_monitored: Mapping[int, Sequence[str]]) -> bytes:
+    """The binary COPY of ``air_hour_aqi`` for the hours of :data:`_HOUR_INPUTS_COPY`.
 
-
-def _published_column(pollutant: str, values: Iterable[Any]) -> npt.NDArray[np.float64]:
-    nan = float("nan")
-    return np.array(
-        [nan if v is None else _published_float(pollutant, _dec(v)) for v in values],
-        dtype=np.float64,
-    )
-
-
-def _air_hour_copy_text(
-    hours: Sequence[Sequence[Any]], not_monitored: Mapping[str, Sequence[str]]
-) -> str:
-    """The air_hour rows with their real-time AQI columns, as one text COPY buffer.
-
-    The AQI, category, primary pollutants and edition of each hour are those of
-    :func:`hourly_mapping` and ``aqi.hourly_aqi``, computed for all rows at once
-    (``standards.aqi_bulk``, equal on every published value). The fields are
-    what ``copy.write_row`` sends in text COPY format, built column by column.
+    ``inputs`` is that COPY's output (station positions from 1, the edition, the
+    published concentrations); ``not_monitored`` maps a station position to the
+    pollutants outside its programme. The AQI, category and primary pollutants of
+    each hour are those of :func:`hourly_mapping` and ``aqi.hourly_aqi``, computed
+    for all rows at once (``standards.aqi_bulk``, equal on every published value).
     """
-    columns = list(zip(*hours, strict=True))
-    sids = np.asarray(columns[0], dtype=object)
-    is_2026 = np.array([ts >= _EDITION_2026_START for ts in columns[1]], dtype=bool)
-    values = {
-        f"{p}_1h": _published_column(p, columns[2 + HOURLY_ROW.index(p)])
-        for p in ("so2", "no2", "co", "o3", "pm10", "pm25")
-    }
-    values["so2_24h"] = _published_column("so2", columns[2 + HOURLY_ROW.index("so2_24h")])
-    nm = {p: np.zeros(len(hours), dtype=bool) for p in aqi_std.POLLUTANTS}
-    for sid, pollutants in not_monitored.items():
-        rows = sids == sid
+    count, odd = divmod(len(inputs) - len(HEADER) - len(TRAILER), _HOUR_INPUT.itemsize)
+    if odd or not inputs.startswith(HEADER) or not inputs.endswith(TRAILER):  # pragma: no cover
+        raise AssertionError("air_hour_calc: unexpected COPY layout")
+    rows = np.frombuffer(inputs, dtype=_HOUR_INPUT, offset=len(HEADER), count=count)
+    values = {k: rows[k].astype(np.float64) for k in _HOUR_INPUT_KEYS}
+    nm = {p: np.zeros(len(rows), dtype=bool) for p in aqi_std.POLLUTANTS}
+    for position, pollutants in not_monitored.items():
+        at = rows["s"] == position
         for p in pollutants:
-            nm[p] |= rows
-    res = hourly_aqi_bulk(values, is_2026, nm)
-    null = "\\N"
-    fields = [
-        [s.translate(_COPY_ESCAPES) for s in columns[0]],
-        [ts.isoformat() for ts in columns[1]],
-        *([null if v is None else str(v) for v in col] for col in columns[2:]),
-        [null if a == NA else str(a) for a in res.aqi.tolist()],
-        [null if c == NA else str(c) for c in res.category.tolist()],
-        ["{" + ",".join(p) + "}" for p in res.primary],  # pollutant names: no quoting
-        ["2026" if new else "2012" for new in is_2026.tolist()],
-    ]
-    return "".join(line + "\n" for line in map("\t".join, zip(*fields, strict=True)))
-
-
-_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+            nm[p] |= at
+    res = hourly_aqi_bulk(values, rows["e"].astype(bool), nm)
+    out = np.empty(len(rows), dtype=_HOUR_AQI)
+    out["nf"] = 4
+    out["l_n"] = 4
+    out["l_a"] = out["l_c"] = out["l_p"] = 2
+    out["n"] = np.arange(1, len(rows) + 1)
+    out["a"] = res.aqi
+    out["c"] = res.category
+    out["p"] = res.primary_mask
+    return HEADER + out.tobytes() + TRAILER
 
 
 def hourly_mapping(row: Sequence[Any], edition: int) -> dict[str, Decimal | None]:
@@ -386,6 +417,7 @@ async def derive_air(
     for stations, first, last in _chunks(pairs):
         out_lo = day_start(first)
         out_hi = day_start(last + timedelta(days=2))  # the next day's moving windows too
+        await conn.execute(_HOUR_CALC_DDL)
         cur = await conn.execute(
             _HOURS_SQL,
             {
@@ -395,21 +427,30 @@ async def derive_air(
                 "lo": out_lo - timedelta(hours=23),
                 "hi": out_hi,
                 "out_lo": out_lo,
+                "edition_2026": _EDITION_2026_START,
             },
         )
-        hours = await cur.fetchall()
+        n_hours = cur.rowcount
+        inputs = bytearray()
+        async with conn.cursor().copy(_HOUR_INPUTS_COPY, {"stations": stations}) as copy:
+            async for block in copy:
+                inputs += block
         not_monitored = await _not_monitored(conn, stations)
+        async with conn.cursor().copy(
+            "COPY air_hour_aqi (n, aqi, category, prim) FROM STDIN (FORMAT BINARY)"
+        ) as copy:
+            await copy.write(
+                _hour_aqi_rows(
+                    bytes(inputs),
+                    {stations.index(sid) + 1: nm for sid, nm in not_monitored.items()},
+                )
+            )
         await conn.execute(
             "DELETE FROM air_hour WHERE station_id = ANY(%s) AND ts >= %s AND ts < %s",
             (stations, out_lo, out_hi),
         )
-        async with conn.cursor().copy(
-            "COPY air_hour (station_id, ts, so2, no2, co, o3, pm10, pm25, o3_8h, pm10_24h,"
-            " pm25_24h, so2_24h, aqi, category, primary_pollutants, edition) FROM STDIN"
-        ) as copy:
-            if hours:
-                await copy.write(_air_hour_copy_text(hours, not_monitored))
-        stats.air_hours += len(hours)
+        await conn.execute(_HOUR_STORE, {"primary": _PRIMARY_TEXT})
+        stats.air_hours += n_hours
 
         day_hi = out_hi - timedelta(days=1)
         cur = await conn.execute(_DAYS_SQL, {"stations": stations, "lo": out_lo, "hi": day_hi})

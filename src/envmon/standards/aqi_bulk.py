@@ -29,7 +29,7 @@ from envmon.standards.aqi import (
 )
 from envmon.standards.editions import Edition, StandardsError
 
-__all__ = ["HOURLY_KEYS", "HourlyAqi", "hourly_aqi_bulk"]
+__all__ = ["HOURLY_KEYS", "PRIMARY_LISTS", "HourlyAqi", "hourly_aqi_bulk"]
 
 Floats = npt.NDArray[np.float64]
 Ints = npt.NDArray[np.int64]
@@ -54,6 +54,7 @@ class HourlyAqi:
     aqi: Ints
     category: Ints
     primary: list[list[str]]
+    primary_mask: Ints  # bit j: POLLUTANTS[j] is primary (the index into PRIMARY_LISTS)
 
 
 def _pollutant(key: str) -> str:
@@ -127,7 +128,8 @@ def _one_edition(
     return aqi, primary.sum(axis=0)
 
 
-_PRIMARY_LISTS: Final = [
+# The primary pollutants of each mask (bit j: POLLUTANTS[j]), in POLLUTANTS order.
+PRIMARY_LISTS: Final = [
     [p for j, p in enumerate(POLLUTANTS) if mask >> j & 1] for mask in range(1 << len(POLLUTANTS))
 ]
 
@@ -155,4 +157,4 @@ def hourly_aqi_bulk(
             aqi = np.where(rows, a, aqi)
             mask = np.where(rows, m, mask)
     category = np.where(aqi == NA, NA, np.searchsorted(_CATEGORY_TOPS, aqi, side="left") + 1)
-    return HourlyAqi(aqi, category, [_PRIMARY_LISTS[m] for m in mask.tolist()])
+    return HourlyAqi(aqi, category, [PRIMARY_LISTS[m] for m in mask.tolist()], mask)
