@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -202,3 +203,48 @@ async def test_a_batch_with_one_existing_key_is_merged_whole(
     assert unwritten == []
     assert (result.inserted, result.updated, result.unchanged) == (47, 0, 1)
     assert len(rows(db_url)) == 48
+
+
+async def test_a_deadlock_victim_is_written_again_not_quarantined(
+    db_url: str, settings: Settings, tmp_path: Path
+) -> None:
+    """A writer that loses a deadlock (SQLSTATE 40P01) wrote nothing; the batch
+    is written again, not spooled or quarantined. Here another session holds the
+    second day the writer marks and then asks for the first, which the writer
+    holds: a real deadlock, which PostgreSQL breaks by aborting the writer."""
+    day = T0.date()
+    batch = VALIDATOR.validate(
+        [raw("air-a", "pm25", 0, 30.0), raw("air-b", "pm25", 0, 31.0)], "test"
+    ).batch
+    async with await psycopg.AsyncConnection.connect(db_url, autocommit=True) as other:
+        await other.execute(
+            "INSERT INTO derive_dirty (station_id, day) VALUES ('air-a', %s), ('air-b', %s)",
+            (day, day),
+        )
+        await other.execute("SET deadlock_timeout = '5s'")  # the writer detects it first
+        await other.execute("BEGIN")
+        await other.execute("SELECT 1 FROM derive_dirty WHERE station_id = 'air-b' FOR UPDATE")
+        async with open_pool(settings, url=db_url) as pool:
+            sink = Sink(Writer(pool), Spool(tmp_path / "spool"))
+            store = asyncio.create_task(sink.store_batch(batch))
+
+            async def writer_waits() -> bool:
+                cur = await other.execute(
+                    "SELECT count(*) FROM pg_locks WHERE NOT granted AND locktype = 'transactionid'"
+                )
+                row = await cur.fetchone()
+                return bool(row and row[0])
+
+            for _ in range(200):
+                if await writer_waits():
+                    break
+                await asyncio.sleep(0.01)
+            else:
+                raise AssertionError("the writer never waited for the other session")
+            # The cycle: the writer holds air-a and waits for air-b; now ask for air-a.
+            await other.execute("SELECT 1 FROM derive_dirty WHERE station_id = 'air-a' FOR UPDATE")
+            await other.execute("COMMIT")
+            result = await asyncio.wait_for(store, 30)
+        assert (result.inserted, result.spooled, result.quarantined) == (2, 0, 0)
+    assert len(rows(db_url)) == 2
+    assert not (tmp_path / "spool").exists() or not any((tmp_path / "spool").rglob("*.*"))

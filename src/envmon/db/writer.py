@@ -18,10 +18,10 @@ listeners are the sink's (``envmon.ingest.sink``).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, fields
 from datetime import date
-from typing import Any, Final
+from typing import Any, Final, ParamSpec, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -36,6 +36,8 @@ from envmon.schemas.readings import ReadingBatch, Rejection
 from envmon.timeutil import BEIJING_TZ_NAME
 
 Pool = AsyncConnectionPool[AsyncConnection[TupleRow]]
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
 
 # Writes into compressed TimescaleDB chunks (a re-import, a backfill older than the
 # compression horizon) decompress the rows they touch; the extension refuses a
@@ -54,11 +56,18 @@ NO_DECOMPRESSION_LIMIT = "SET LOCAL timescaledb.max_tuples_decompressed_per_dml_
 # event loop, which under the HJ 212 receiver's load is what a write mostly costs.
 MARK_NEW = sql.SQL("""
 INSERT INTO derive_dirty (station_id, day)
-SELECT * FROM unnest({s}::text[], {d}::date[])
+SELECT s COLLATE "C", d FROM unnest({s}::text[], {d}::date[]) AS u(s, d) ORDER BY 1, 2
 ON CONFLICT (station_id, day) DO UPDATE SET marked_at = now()
 """)
 # The merge: the limit, and the staging table, in one round trip.
 MERGE_PREPARE: Final = f"{NO_DECOMPRESSION_LIMIT}; {STAGE_DDL}"
+
+# Both mark derive_dirty rows in (station, day) order, so two writers marking the
+# same days lock them in the same order and cannot deadlock on them. Writers can
+# still deadlock on reading keys (a resend to another instance while the first
+# batch is open): the database aborts one, and the writer retries it
+# (:data:`RETRIES`), as it does a serialization failure.
+RETRIES: Final = 3
 
 # Why a stored reading was replaced (reading_revision.reason).
 REVISION_REASONS: Final = ("resend", "import", "backfill", "review")
@@ -80,7 +89,7 @@ WITH up AS (
     RETURNING station_id, ts, (xmax = 0) AS inserted
 ), dirty AS (
     INSERT INTO derive_dirty (station_id, day)
-    SELECT DISTINCT station_id, bj_day(ts) FROM up
+    SELECT DISTINCT station_id, bj_day(ts) FROM up ORDER BY 1, 2  -- station_id: COLLATE "C"
     ON CONFLICT (station_id, day) DO UPDATE SET marked_at = now()
 )
 SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM up
@@ -200,6 +209,27 @@ class Unwritten:
         return is_unavailable(self.error)
 
 
+# SQLSTATE class 40 (psycopg does not derive the two from TransactionRollback).
+_ROLLED_BACK = (
+    psycopg.errors.TransactionRollback,
+    psycopg.errors.DeadlockDetected,
+    psycopg.errors.SerializationFailure,
+)
+
+
+async def _retrying(write: Callable[_P, Awaitable[_T]], *args: _P.args, **kwargs: _P.kwargs) -> _T:
+    """``write``, again when the database aborted it as a deadlock victim or for
+    serialization (SQLSTATE class 40: nothing was written, trying again is safe)."""
+    for attempt in range(1, RETRIES + 1):
+        try:
+            return await write(*args, **kwargs)
+        except _ROLLED_BACK:
+            if attempt == RETRIES:
+                raise
+            await asyncio.sleep(0.02 * attempt)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
 class Writer:
     """Validated batches → ``reading`` and ``rejected``; nothing else.
 
@@ -245,7 +275,7 @@ class Writer:
         if not len(batch):
             return result, []
         try:
-            copied = await self._copy_new(batch)
+            copied = await _retrying(self._copy_new, batch)
         except Exception as err:  # unavailable, refused, or a bug: never lost
             return result, [Unwritten(batch, err)]
         if copied is not None:
@@ -258,7 +288,7 @@ class Writer:
             parts = [batch.take(codes % self.parallel == k) for k in range(self.parallel)]
             parts = [p for p in parts if len(p)]
         outcomes = await asyncio.gather(
-            *(self._merge(p, reason) for p in parts), return_exceptions=True
+            *(_retrying(self._merge, p, reason) for p in parts), return_exceptions=True
         )
         unwritten: list[Unwritten] = []
         for part, outcome in zip(parts, outcomes, strict=True):

@@ -324,6 +324,21 @@ def daily_result(
     return aqi_std.daily_aqi(daily_mapping(values), edition=edition or aqi_std.edition_for(day))
 
 
+_ONE_DERIVER = "SELECT pg_advisory_xact_lock(hashtext('envmon'), hashtext('derive'))"
+# Only what was claimed and is not being marked again: a reading written since the
+# claim re-marked its day (a newer marked_at), one being written holds its row lock.
+_UNQUEUE = """
+DELETE FROM derive_dirty d USING (
+    SELECT x.ctid AS row FROM derive_dirty x
+    JOIN unnest(%s::text[], %s::date[], %s::timestamptz[]) AS c(station_id, day, marked_at)
+      ON x.station_id = c.station_id AND x.day = c.day AND x.marked_at <= c.marked_at
+    FOR UPDATE OF x SKIP LOCKED
+) claimed
+WHERE d.ctid = claimed.row
+RETURNING d.station_id, d.day
+"""
+
+
 async def _claim(conn: Conn, limit_rows: int) -> list[tuple[str, date, datetime, str]]:
     cur = await conn.execute(
         "SELECT d.station_id, d.day, d.marked_at, coalesce(s.kind, '') FROM derive_dirty d"
@@ -337,35 +352,42 @@ async def _claim(conn: Conn, limit_rows: int) -> list[tuple[str, date, datetime,
 async def process_dirty(
     conn: Conn, *, max_station_days: int = 100_000, city_o3: CityO3 = "city_hourly"
 ) -> DeriveStats:
-    """Recompute everything the queued station-days touch; returns what was done."""
+    """Recompute everything the queued station-days touch; returns what was done.
+
+    One deriver at a time (a transaction-level advisory lock): two would write
+    the same derived rows. A claimed day that a writer is marking again right
+    now stays queued (its row is locked: SKIP LOCKED), so the deriver never
+    waits for a writer and the two cannot deadlock.
+    """
     total = DeriveStats()
+    # Claimed and derived in this call but left queued (a writer held them): not again.
+    kept: set[tuple[str, date, datetime]] = set()
     while True:
-        claimed = await _claim(conn, 5000)
-        if not claimed:
-            break
-        by_kind: dict[str, list[tuple[str, date]]] = defaultdict(list)
-        for sid, day, _, kind in claimed:
-            by_kind[kind].append((sid, day))
-        if by_kind.get(""):
-            logger.warning(
-                "derive: %d station-days of stations not in the station table "
-                "(run 'envmon stations load'), e.g. %s",
-                len(by_kind[""]),
-                by_kind[""][0][0],
-            )
         async with conn.transaction():
+            await conn.execute(_ONE_DERIVER)
+            claimed = [c for c in await _claim(conn, 5000) if c[:3] not in kept]
+            if not claimed:
+                break
+            by_kind: dict[str, list[tuple[str, date]]] = defaultdict(list)
+            for sid, day, _, kind in claimed:
+                by_kind[kind].append((sid, day))
+            if by_kind.get(""):
+                logger.warning(
+                    "derive: %d station-days of stations not in the station table "
+                    "(run 'envmon stations load'), e.g. %s",
+                    len(by_kind[""]),
+                    by_kind[""][0][0],
+                )
             if by_kind.get("air"):
                 total += await derive_air(conn, by_kind["air"], city_o3=city_o3)
             if by_kind.get("water"):
                 total += await derive_water(conn, by_kind["water"])
-            # Only what was claimed: a reading written meanwhile re-marks its day.
-            await conn.execute(
-                "DELETE FROM derive_dirty d USING unnest(%s::text[], %s::date[], %s::timestamptz[])"
-                " AS c(station_id, day, marked_at)"
-                " WHERE d.station_id = c.station_id AND d.day = c.day"
-                " AND d.marked_at <= c.marked_at",
+            cur = await conn.execute(
+                _UNQUEUE,
                 ([c[0] for c in claimed], [c[1] for c in claimed], [c[2] for c in claimed]),
             )
+            unqueued = {(r[0], r[1]) for r in await cur.fetchall()}
+            kept.update(c[:3] for c in claimed if (c[0], c[1]) not in unqueued)
         await conn.commit()
         total.station_days += len(claimed)
         if total.station_days >= max_station_days:

@@ -1,0 +1,61 @@
+"""The deriver alongside writers and another deriver (``envmon import`` derives
+while it writes; two ``envmon run`` instances both run the derive job)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta
+
+import psycopg
+
+from envmon.evaluate.derive import process_dirty
+from envmon.timeutil import BEIJING
+
+from .conftest import Feed
+
+T0 = datetime(2025, 6, 1, tzinfo=BEIJING)
+
+
+async def _three_days(feed: Feed) -> None:
+    await feed(
+        [
+            (sid, p, T0 + timedelta(hours=h), 30.0 + h % 7)
+            for sid in ("air-ty-1", "air-ty-2")
+            for p in ("pm25", "pm10", "o3")
+            for h in range(72)
+        ]
+    )
+
+
+async def test_a_day_being_marked_stays_queued_and_the_deriver_does_not_wait(
+    feed: Feed, db_url: str, conn: psycopg.AsyncConnection[tuple[object, ...]]
+) -> None:
+    await _three_days(feed)
+    async with await psycopg.AsyncConnection.connect(db_url) as writer:
+        # A writer marking one of the days again, its transaction still open.
+        await writer.execute(
+            "UPDATE derive_dirty SET marked_at = now() WHERE station_id = 'air-ty-1' AND day = %s",
+            (T0.date() + timedelta(days=1),),
+        )
+        stats = await asyncio.wait_for(process_dirty(conn), 20)
+        assert stats.station_days == 6
+        cur = await conn.execute("SELECT station_id, day FROM derive_dirty")
+        assert await cur.fetchall() == [("air-ty-1", T0.date() + timedelta(days=1))]
+        await writer.commit()
+    # The writer committed: the day is derived again, and then the queue is empty.
+    assert (await process_dirty(conn)).station_days == 1
+    cur = await conn.execute("SELECT count(*) FROM derive_dirty")
+    assert await cur.fetchone() == (0,)
+
+
+async def test_two_derivers_at_once_derive_each_day_once(
+    feed: Feed, db_url: str, conn: psycopg.AsyncConnection[tuple[object, ...]]
+) -> None:
+    await _three_days(feed)
+    async with await psycopg.AsyncConnection.connect(db_url) as other:
+        first, second = await asyncio.gather(process_dirty(conn), process_dirty(other))
+    assert first.station_days + second.station_days == 6
+    cur = await conn.execute("SELECT count(*), count(DISTINCT (station_id, ts)) FROM air_hour")
+    assert await cur.fetchone() == (2 * 72, 2 * 72)
+    cur = await conn.execute("SELECT count(*) FROM air_day")
+    assert await cur.fetchone() == (6,)
