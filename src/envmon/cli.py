@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import sys
 import time
@@ -176,6 +177,16 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
                 await app.load_stations()  # the derived tables need the catalog's kinds
             bar = _ProgressBar(size)
             t0 = time.monotonic()
+            # The derived tables follow the import as it goes (the days already
+            # written), on the cores the import leaves idle, and catch up at the end.
+            imported = asyncio.Event()
+            deriving = None
+            if not args.no_derive and down is None:
+                from envmon.evaluate.derive import derive_alongside
+
+                deriving = asyncio.create_task(
+                    derive_alongside(app.pool, imported, city_o3=settings.evaluate.city_o3)
+                )
             try:
                 report = await import_file(
                     path,
@@ -185,15 +196,22 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
                     on_progress=bar,
                     reader=reader,
                 )
+            except BaseException:
+                if deriving is not None:
+                    deriving.cancel()
+                raise
             finally:
                 bar.close()
+                imported.set()
             dt = time.monotonic() - t0
             derived = None
-            if not args.no_derive and not report.result.spooled and down is None:
-                from envmon.evaluate.derive import process_dirty
-
-                async with app.pool.connection() as conn:
-                    derived = await process_dirty(conn, city_o3=settings.evaluate.city_o3)
+            if deriving is not None and report.result.spooled:
+                # The database went away: the derive job follows when the spool is replayed.
+                deriving.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await deriving
+            elif deriving is not None:
+                derived = await deriving
         r = report.result
         print(
             f"{path}: {report.rows:,} rows in {dt:.1f} s — accepted {r.accepted:,} "

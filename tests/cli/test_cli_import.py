@@ -10,6 +10,7 @@ from pathlib import Path
 import openpyxl
 import psycopg
 import pytest
+import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 ST = "air-taiyuan-jiancaoping"  # in config/stations.yaml
@@ -327,3 +328,62 @@ def test_reimport_adds_no_rejects_and_counts_them(db_url: str, tmp_path: Path) -
         ("negative concentration -1", 6, True),
         ("value 'abc' is not a number", 3, True),
     ]
+
+
+def _derived(db_url: str) -> dict[str, tuple[object, ...]]:
+    sums = {}
+    with psycopg.connect(db_url) as conn:
+        for table, key in (
+            ("air_hour", "station_id, ts"),
+            ("air_day", "station_id, day"),
+            ("region_day", "region, day"),
+        ):
+            sums[table] = (
+                conn.execute(
+                    f"SELECT count(*), md5(string_agg(x::text, '|' ORDER BY {key}))"
+                    f" FROM {table} AS x"
+                ).fetchone()
+                or ()
+            )
+    return sums
+
+
+def test_import_derives_alongside_as_a_derive_afterwards_does(db_url: str, tmp_path: Path) -> None:
+    """``envmon import`` derives the days already written while it writes the
+    rest: on a file of several chunks whose second half of the month comes
+    first (days derived before the days they follow arrive), the derived
+    tables equal those of ``--no-derive`` followed by ``envmon derive``."""
+    catalog = yaml.safe_load((REPO / "config" / "stations.yaml").read_text(encoding="utf-8"))
+    air = [s["id"] for s in catalog["stations"] if s["kind"] == "air"]
+    params = {"pm25": 40, "pm10": 80, "so2": 12, "no2": 35, "o3": 90, "co": 1}
+    lines = ["station,parameter,time,value,flag,period"]
+    for day in [*range(17, 33), *range(1, 17)]:  # 2025-01-17 … 02-01, then 01-01 … 01-16
+        month, dom = (1, day) if day <= 31 else (2, day - 31)
+        for hour in range(24):
+            for i, sid in enumerate(air):
+                for j, (p, base) in enumerate(params.items()):
+                    value = base + (i * 7 + j * 3 + hour + day) % 23 + (0.5 if hour % 5 else 0)
+                    if p == "co":
+                        value = round(value / 20, 2)
+                    lines.append(
+                        f"{sid},{p},2025-{month:02d}-{dom:02d}T{hour:02d}:00:00+08:00,{value},N,1h"
+                    )
+    f = tmp_path / "month.csv"
+    f.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    assert len(lines) > 2 * 50_000  # several chunks (read_csv_chunks: 50,000 rows)
+
+    out = envmon(["import", "--no-derive", str(f)], db_url, tmp_path)
+    assert out.returncode == 0, out.stderr
+    out = envmon(["derive"], db_url, tmp_path)
+    assert out.returncode == 0, out.stderr
+    afterwards = _derived(db_url)
+    with psycopg.connect(db_url) as conn:
+        conn.execute("TRUNCATE reading, derive_dirty, air_hour, air_day, region_day")
+        conn.commit()
+    out = envmon(["import", str(f)], db_url, tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "derived values updated for" in out.stdout
+    assert _derived(db_url) == afterwards
+    assert afterwards["air_day"][0] == 32 * len(air)
+    with psycopg.connect(db_url) as conn:
+        assert conn.execute("SELECT count(*) FROM derive_dirty").fetchone() == (0,)

@@ -16,6 +16,8 @@ arithmetic), for the edition in force on each day.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
@@ -27,6 +29,7 @@ from typing import Any, Literal
 import numpy as np
 from psycopg import AsyncConnection
 from psycopg.rows import TupleRow
+from psycopg_pool import AsyncConnectionPool
 
 from envmon.db.copy_binary import HEADER, TRAILER
 from envmon.log import evaluate_logger as logger
@@ -46,6 +49,7 @@ from envmon.standards.rounding import (
 from envmon.timeutil import day_start
 
 Conn = AsyncConnection[TupleRow]
+Pool = AsyncConnectionPool[Conn]
 
 # HJ 212 data flags that count as valid measurements in statistics: N (normal)
 # and T (above the analyser's range: the true value is at least that high).
@@ -402,6 +406,24 @@ async def process_dirty(
             total.water_months,
         )
     return total
+
+
+async def derive_alongside(
+    pool: Pool, done: asyncio.Event, *, city_o3: CityO3 = "city_hourly", pause: float = 0.2
+) -> DeriveStats:
+    """Derive what writers queue while they write, until ``done`` is set and the
+    queue is empty (``envmon import``: the days of the chunks already written,
+    on the cores the import leaves idle). A day written again after it was
+    derived is queued again and derived again."""
+    total = DeriveStats()
+    async with pool.connection() as conn:
+        while True:
+            finished = done.is_set()
+            total += await process_dirty(conn, city_o3=city_o3)
+            if finished:
+                return total
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(done.wait(), pause)
 
 
 def _chunks(pairs: Iterable[tuple[str, date]]) -> Iterable[tuple[list[str], date, date]]:
