@@ -13,7 +13,7 @@ import pytest
 from envmon.db.connection import open_pool
 from envmon.db.embedded import free_port
 from envmon.db.spool import Spool
-from envmon.db.writer import Writer
+from envmon.db.writer import Writer, dirty_days
 from envmon.ingest.sink import Sink
 from envmon.schemas.readings import RawReading, ReadingBatch, Validator
 from envmon.settings import Settings
@@ -248,3 +248,22 @@ async def test_a_deadlock_victim_is_written_again_not_quarantined(
         assert (result.inserted, result.spooled, result.quarantined) == (2, 0, 0)
     assert len(rows(db_url)) == 2
     assert not (tmp_path / "spool").exists() or not any((tmp_path / "spool").rglob("*.*"))
+
+
+def test_dirty_days_of_recent_times_are_beijing_days() -> None:
+    """From 1992 on the days are computed in integers (UTC+8 all year); they
+    must be the days the zone's rules give, around every midnight."""
+    rng = np.random.default_rng(212)
+    hours = rng.integers(
+        np.datetime64("1992-01-01T00", "h").astype(np.int64),
+        np.datetime64("2035-01-01T00", "h").astype(np.int64),
+        5000,
+    )
+    ts = hours.astype("datetime64[h]").astype("datetime64[us]")
+    codes = rng.integers(0, 7, 5000)
+    stations, days = dirty_days(codes, ts)
+    expected = {
+        (int(c), t.item().replace(tzinfo=UTC).astimezone(BEIJING).date())
+        for c, t in zip(codes, ts, strict=True)
+    }
+    assert sorted(zip(stations, days, strict=True)) == sorted(expected)

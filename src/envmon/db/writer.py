@@ -134,6 +134,11 @@ class WriteResult:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
+# Beijing has kept UTC+8 all year since its last summer time ended (September
+# 1991): from 1992 on, a Beijing day is a whole number of hours after UTC.
+_FIXED_UTC8_FROM: Final = int(np.datetime64("1992-01-01T00", "h").astype(np.int64))
+
+
 def dirty_days(
     station_codes: np.ndarray[Any, Any], ts_utc: np.ndarray[Any, np.dtype[np.datetime64]]
 ) -> tuple[list[int], list[date]]:
@@ -145,6 +150,14 @@ def dirty_days(
     if not len(ts_utc):
         return [], []
     hours = ts_utc.astype("datetime64[h]").astype(np.int64)
+    if int(hours.min()) >= _FIXED_UTC8_FROM:  # every batch of these decades: integers only
+        day0 = (hours + 8) // 24
+        first = int(day0.min())
+        span = int(day0.max()) - first + 1
+        keys = np.unique(station_codes.astype(np.int64) * span + (day0 - first))
+        stations, day = np.divmod(keys, span)
+        dates = (day + first).astype("datetime64[D]").astype(object)
+        return stations.tolist(), dates.tolist()
     first = int(hours.min())
     span = int(hours.max()) - first + 1
     keys = np.unique(station_codes.astype(np.int64) * span + (hours - first))
