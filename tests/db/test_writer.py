@@ -49,7 +49,7 @@ async def test_insert_resend_correct(db_url: str, settings: Settings, tmp_path: 
         w = Sink(Writer(pool), Spool(tmp_path / "spool"))
         r1 = await w.store_batch(v.batch)
         assert (r1.inserted, r1.updated, r1.unchanged) == (25, 0, 0)
-        # The fast path (a plain INSERT) queued the station-days for derive.
+        # The fast path (one COPY) queued the station-days for derive.
         async with pool.connection() as conn:
             cur = await conn.execute("SELECT DISTINCT station_id FROM derive_dirty ORDER BY 1")
             assert [r[0] for r in await cur.fetchall()] == ["air-a", "air-b"]
