@@ -2,11 +2,12 @@
 
 Every second each instance asks for the advisory lock ``envmon.alerts``.
 The holder runs the engine (in-stream and scheduled rules) and the delivery
-workers; the others run neither and forward their stored batches. Taking
-over: listen, start the engine (open episodes restored from ``alert_event``),
-mark the subjects whose episodes ended as judged up to their end, catch up on
-the readings stored since the watermark less the margin, then judge what was
-forwarded meanwhile. Losing the lock (or the listening session) stops the
+workers; the others run neither and forward their stored batches, each with
+its own commit (a NOTIFY in the writer's transaction). Taking over: listen,
+start the engine (open episodes restored from ``alert_event``), mark the
+subjects whose episodes ended as judged up to their end, catch up on the
+readings stored since the watermark less the margin, then judge what is
+forwarded. Losing the lock (or the listening session) stops the
 engine here at once; the next owner catches up from the watermark.
 """
 
@@ -15,22 +16,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections import deque
 from datetime import datetime, timedelta
 from typing import Protocol
 
 import psycopg
 from psycopg import AsyncConnection
 from psycopg.rows import TupleRow
-from psycopg_pool import PoolTimeout
 
 from envmon.alerts import episodes as store_db
 from envmon.alerts.engine import AlertEngine
 from envmon.alerts.relay import (
+    CHANNEL,
     NAMESPACE,
     OWNER,
     decode,
-    forward,
+    encode,
     listen,
     load_watermark,
     mark_time,
@@ -43,10 +43,9 @@ from envmon.db.ownership import Ownership
 from envmon.db.writer import Pool
 from envmon.schemas.readings import ReadingBatch
 from envmon.settings import AlertSettings
+from envmon.timeutil import now as clock_now
 
 logger = logging.getLogger(__name__)
-
-_DB_ERRORS = (psycopg.Error, PoolTimeout)
 
 
 class Judge(Protocol):
@@ -70,16 +69,12 @@ class AlertOwner:
         self.instance = instance
         self.ownership = Ownership(conninfo, NAMESPACE)
         self.running = False  # owner, caught up: batches are judged here
-        self.forwarded = 0  # notifications sent to the owner
+        self.forwarded = 0  # batches stored while another instance owned: sent to it
         self.caught_up = 0  # readings judged by catch-ups
         self._listener: AsyncConnection[TupleRow] | None = None
         self._consumer: asyncio.Task[None] | None = None
         self._loop_task: asyncio.Task[None] | None = None
         self._lost = asyncio.Event()
-        # Stored here, not yet forwarded (bounded: the oldest go first; a takeover's
-        # catch-up reads what the database has anyway).
-        self._unsent: deque[ReadingBatch] = deque(maxlen=10_000)
-        self._sending = asyncio.Lock()
 
     @property
     def pool(self) -> Pool:
@@ -99,25 +94,30 @@ class AlertOwner:
 
     # ------------------------------------------------------------------ the sink's listener
 
+    def announce(self, batch: ReadingBatch) -> list[tuple[str, str]]:
+        """The writer's hook (:attr:`envmon.db.writer.Writer.announce`): what to
+        NOTIFY with a batch about to be stored. Nothing while this instance owns
+        (it judges its own batches, :meth:`on_stored`); else the batch's recent rows
+        for the owner, sent in the writing transaction, so they reach the owner
+        exactly when the batch is committed — a crash right after the commit
+        loses nothing."""
+        if self.running:
+            return []
+        return [(CHANNEL, p) for p in encode(batch, self.instance, clock_now().timestamp())]
+
     async def on_stored(self, batch: ReadingBatch) -> None:
-        """A batch this instance stored: judged here when it owns, else forwarded."""
+        """A batch this instance stored: judged here when it owns; else it went to
+        the owner with its commit (:meth:`announce`).
+
+        Owning changed in between: a batch written while not owning and stored
+        as owner is judged twice (harmless); one written as owner and stored
+        after losing the lock is judged by the next owner's catch-up (its
+        ``received_at`` is after the last mark that came back)."""
         engine = self.judge.engine
         if self.running and engine is not None:
             await engine.on_batch(batch)
-            return
-        # In order, after any that could not be sent before (the database was away
-        # for a moment after the commit): kept here until they are.
-        self._unsent.append(batch)
-        async with self._sending:
-            while self._unsent:
-                try:
-                    self.forwarded += await forward(self.pool, self._unsent[0], self.instance)
-                except _DB_ERRORS as err:
-                    logger.warning(
-                        "alerts: %d stored batches not forwarded yet: %s", len(self._unsent), err
-                    )
-                    return
-                self._unsent.popleft()
+        else:
+            self.forwarded += 1
 
     # ------------------------------------------------------------------ ownership
 
@@ -168,11 +168,6 @@ class AlertOwner:
                 engine.tracker.judged(rule, subject, ts.timestamp())
         since = max((mark[1] if mark else now) - margin, lookback)
         n = await self._catch_up(engine, since, now)
-        async with self._sending:
-            while self._unsent:  # stored here and never forwarded: judged now
-                batch = self._unsent.popleft()
-                await engine.on_batch(batch)
-                n += len(batch)
         self._consumer = asyncio.create_task(self._consume(self._listener), name="alerts-forwarded")
         self.running = True
         logger.info(

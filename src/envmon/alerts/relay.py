@@ -2,12 +2,13 @@
 
 Several ``envmon run`` share one database (docs/scaling.md); alerts are
 judged by one of them, the holder of the advisory lock ``envmon.alerts``
-(:class:`envmon.db.ownership.Ownership`). The others judge nothing: after
-each batch their sink committed they *forward* its recent rows to the owner
-with ``NOTIFY envmon_alerts`` (PostgreSQL delivers notifications in commit
-order, to the sessions listening when they commit). The owner judges its own
-batches in-process, as a single instance does, and the forwarded ones as
-they arrive — the on-call latency stays one database round trip.
+(:class:`envmon.db.ownership.Ownership`). The others judge nothing: each
+batch their writer stores carries its recent rows to the owner with ``NOTIFY
+envmon_alerts`` in the same transaction (PostgreSQL delivers notifications on
+commit, in commit order, to the sessions listening then; never for a
+transaction rolled back), so a batch is forwarded exactly when it is
+stored. The owner judges its own batches in-process, as a single instance
+does, and the forwarded ones as they arrive — the on-call latency stays one database round trip.
 
 Nothing is lost when the owner changes: the owner regularly sends itself a
 *mark* through the same channel; when the mark comes back, every batch
@@ -38,7 +39,6 @@ from psycopg.rows import TupleRow
 from envmon.alerts.scheduled import LOOKBACK_S
 from envmon.db.writer import Pool
 from envmon.schemas.readings import ReadingBatch
-from envmon.timeutil import now as clock_now
 
 logger = logging.getLogger(__name__)
 
@@ -103,18 +103,6 @@ def mark_time(payload: str) -> datetime | None:
     if not payload.startswith(_MARK):
         return None
     return datetime.fromisoformat(payload[len(_MARK) :])
-
-
-async def forward(pool: Pool, batch: ReadingBatch, instance: str) -> int:
-    """Send a stored batch's recent rows to the owner; how many notifications."""
-    payloads = encode(batch, instance, clock_now().timestamp())
-    if not payloads:
-        return 0
-    async with pool.connection() as conn, conn.transaction():
-        # One transaction: the parts arrive together, in order, after the commit.
-        for p in payloads:
-            await conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, p))
-    return len(payloads)
 
 
 async def send_mark(conn: AsyncConnection[TupleRow]) -> None:

@@ -127,6 +127,8 @@ class AlertService:
                 raise
         if self._sink is not None:
             self._unlisten = self._sink.listen(self.on_batch)
+            if self.owner is not None:  # forwarded with each commit while another owns
+                self._sink.writer.announce = self.owner.announce
         return self
 
     async def start_engine(self) -> None:
@@ -183,6 +185,8 @@ class AlertService:
         if self._unlisten is not None:
             self._unlisten()
             self._unlisten = None
+        if self._sink is not None and self.owner is not None:
+            self._sink.writer.announce = None
         if self.owner is not None:
             await self.owner.stop()
         await self.stop_engine()

@@ -222,6 +222,16 @@ class Unwritten:
         return is_unavailable(self.error)
 
 
+# Notifications sent inside the writing transaction (PostgreSQL delivers them on
+# commit, never for a transaction rolled back), in the order given.
+Announce = Callable[[ReadingBatch], Sequence[tuple[str, str]]]
+NOTIFY_IN_ORDER: Final = (
+    "SELECT count(pg_notify(n.channel, n.payload)) FROM"
+    " (SELECT * FROM unnest(%s::text[], %s::text[]) WITH ORDINALITY AS u(channel, payload, i)"
+    " ORDER BY i) AS n"
+)
+
+
 # SQLSTATE class 40 (psycopg does not derive the two from TransactionRollback).
 _ROLLED_BACK = (
     psycopg.errors.TransactionRollback,
@@ -263,14 +273,20 @@ class Writer:
         self.timeout = timeout
         self.parallel = parallel
         self.parallel_min_rows = parallel_min_rows
+        # What to NOTIFY with each batch stored, in its own transaction, so that a
+        # notification goes out exactly when the batch is committed (the alert
+        # owner's forwarding, envmon.alerts.owner); None: nothing.
+        self.announce: Announce | None = None
 
     async def write_readings(
-        self, batch: ReadingBatch, *, reason: str | None = None
+        self, batch: ReadingBatch, *, reason: str | None = None, announce: bool = True
     ) -> tuple[WriteResult, list[Unwritten]]:
         """Store a batch; returns the counts and the parts that were not stored.
 
         ``reason`` (one of :data:`REVISION_REASONS`) is recorded with every
         version this batch replaces; by default it follows from the source.
+        ``announce=False`` (history: an import) sends no :attr:`announce`
+        notifications.
 
         New readings are COPYed in one transaction on one connection: two
         COPYs into the same table at once are slower than one (1 M rows on
@@ -288,7 +304,7 @@ class Writer:
         if not len(batch):
             return result, []
         try:
-            copied = await _retrying(self._copy_new, batch)
+            copied = await _retrying(self._copy_new, batch, announce)
         except Exception as err:  # unavailable, refused, or a bug: never lost
             return result, [Unwritten(batch, err)]
         if copied is not None:
@@ -301,7 +317,8 @@ class Writer:
             parts = [batch.take(codes % self.parallel == k) for k in range(self.parallel)]
             parts = [p for p in parts if len(p)]
         outcomes = await asyncio.gather(
-            *(_retrying(self._merge, p, reason) for p in parts), return_exceptions=True
+            *(_retrying(self._merge, p, reason, announce) for p in parts),
+            return_exceptions=True,
         )
         unwritten: list[Unwritten] = []
         for part, outcome in zip(parts, outcomes, strict=True):
@@ -313,7 +330,13 @@ class Writer:
                 result += outcome
         return result, unwritten
 
-    async def _copy_new(self, batch: ReadingBatch) -> int | None:
+    def _notes(self, batch: ReadingBatch, announce: bool) -> tuple[list[str], list[str]] | None:
+        notes = self.announce(batch) if announce and self.announce is not None else ()
+        if not notes:
+            return None
+        return [c for c, _ in notes], [p for _, p in notes]
+
+    async def _copy_new(self, batch: ReadingBatch, announce: bool = True) -> int | None:
         """COPY a batch of new readings; None, and nothing written, when a key exists."""
         codes, uniques = [], []
         for column in (batch.station_id, batch.parameter, batch.period, batch.flag):
@@ -325,6 +348,7 @@ class Writer:
         mark = MARK_NEW.format(
             s=sql.Literal([uniques[0][i] for i in stations]), d=sql.Literal(days)
         )
+        notes = self._notes(batch, announce)
         async with self.pool.connection(timeout=self.timeout) as conn:
             try:
                 async with conn.transaction():
@@ -332,11 +356,15 @@ class Writer:
                     async with conn.cursor().copy(READING_COPY) as copy:
                         await copy.write(data)
                     await conn.execute(mark)
+                    if notes is not None:
+                        await conn.execute(NOTIFY_IN_ORDER, notes)
             except psycopg.errors.UniqueViolation:
                 return None  # rolled back: some keys exist
         return len(batch)
 
-    async def _merge(self, batch: ReadingBatch, reason: str | None) -> WriteResult:
+    async def _merge(
+        self, batch: ReadingBatch, reason: str | None, announce: bool = True
+    ) -> WriteResult:
         si, s_u = pd.factorize(batch.station_id)
         pi, p_u = pd.factorize(batch.parameter)
         ri, r_u = pd.factorize(batch.period)
@@ -348,6 +376,7 @@ class Writer:
             "f": [str(x) for x in f_u],
             "source": batch.source,
         }
+        notes = self._notes(batch, announce)
         async with self.pool.connection(timeout=self.timeout) as conn:
             async with conn.transaction():
                 await conn.execute(MERGE_PREPARE)
@@ -361,6 +390,8 @@ class Writer:
                     await conn.execute(SET_REASON, (reason,))
                 cur = await conn.execute(UPSERT, params)
                 row = await cur.fetchone()
+                if notes is not None:
+                    await conn.execute(NOTIFY_IN_ORDER, notes)
         inserted, updated = (int(row[0]), int(row[1])) if row else (0, 0)
         return WriteResult(
             inserted=inserted,

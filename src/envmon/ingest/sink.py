@@ -131,14 +131,18 @@ class Sink:
         reason: str | None = None,
     ) -> WriteResult:
         async with self._lock:
-            result, replayed = await self._store_locked(batch, rejects, reason)
+            result, replayed = await self._store_locked(batch, rejects, reason, history)
         for old in replayed:
             await self._notify(old, history=False)
         await self._notify(batch, history=history)
         return result
 
     async def _store_locked(
-        self, batch: ReadingBatch, rejects: Sequence[Rejection], reason: str | None = None
+        self,
+        batch: ReadingBatch,
+        rejects: Sequence[Rejection],
+        reason: str | None = None,
+        history: bool = False,
     ) -> tuple[WriteResult, list[ReadingBatch]]:
         result = WriteResult(rejected=len(rejects))
         replayed: list[ReadingBatch] = []
@@ -156,7 +160,9 @@ class Sink:
                 self.spool.append_rejects(list(rejects))
             return result, replayed
         if len(batch):
-            written, unwritten = await self.writer.write_readings(batch, reason=reason)
+            written, unwritten = await self.writer.write_readings(
+                batch, reason=reason, announce=not history
+            )
             result += written
             self._keep(unwritten, result)
         if rejects:
