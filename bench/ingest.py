@@ -8,7 +8,8 @@ start-up, parsing, validation, binary COPY, upsert, and — unless
 what a user sees. Goals on the 2-core machine (issue 16): with derive ≥ 0.5×
 the raw COPY rate, without derive ≥ 0.8×, peak memory < 500 MB (streamed:
 set BENCH_ROWS=10000000 for the 10 M-row figure), and a second import of the
-same file adds no rows.
+same file adds no rows. Each figure is the best of ``BENCH_INGEST_RUNS``
+runs (3 by default; 1 at 10 M rows).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from envmon.catalog import load_catalog
 from envmon.timeutil import BEIJING_TZ_NAME
 
 N = int(os.environ.get("BENCH_ROWS", 1_000_000))
+RUNS = int(os.environ.get("BENCH_INGEST_RUNS", 3 if N <= 2_000_000 else 1))
 PARAMS = {"pm25": 40.0, "pm10": 80.0, "so2": 12.0, "no2": 35.0, "o3": 90.0, "co": 0.9}
 
 
@@ -140,7 +142,10 @@ def envmon_import(
 
 
 def main() -> None:
-    print(f"ingest benchmark: {N:,} readings (26 air stations × 6 pollutants, hourly)")
+    print(
+        f"ingest benchmark: {N:,} readings (26 air stations × 6 pollutants, hourly),"
+        f" best of {RUNS} runs each"
+    )
     with tempfile.TemporaryDirectory(prefix="envmon-bench-ingest-") as tmp:
         path = Path(tmp) / "readings.csv"
         with Timer() as t:
@@ -149,10 +154,18 @@ def main() -> None:
         with bench_cluster() as cluster:
             url = cluster.url()
             load_stations(url)
-            raw_s = raw_copy(url, path)
-            bare_s, _, bare_mb = envmon_import(url, path, Path(tmp) / "var", derive=False)
-            empty_tables(url)
-            imp_s, out1, peak_mb = envmon_import(url, path, Path(tmp) / "var")
+            # Best of RUNS for each figure: this machine's disk and CPU vary by ±20 %
+            # from one minute to the next, the raw COPY as much as envmon.
+            raw_s = bare_s = imp_s = float("inf")
+            bare_mb = peak_mb = 0.0
+            for _ in range(RUNS):
+                raw_s = min(raw_s, raw_copy(url, path))
+                empty_tables(url)
+                s, _, mb = envmon_import(url, path, Path(tmp) / "var", derive=False)
+                bare_s, bare_mb = min(bare_s, s), max(bare_mb, mb)
+                empty_tables(url)
+                s, out1, mb = envmon_import(url, path, Path(tmp) / "var")
+                imp_s, peak_mb = min(imp_s, s), max(peak_mb, mb)
             imp2_s, out2, _ = envmon_import(url, path, Path(tmp) / "var")
             with psycopg.connect(url) as conn:
                 (rows,) = conn.execute("SELECT count(*) FROM reading").fetchone() or (0,)

@@ -59,3 +59,42 @@ async def test_two_derivers_at_once_derive_each_day_once(
     assert await cur.fetchone() == (2 * 72, 2 * 72)
     cur = await conn.execute("SELECT count(*) FROM air_day")
     assert await cur.fetchone() == (6,)
+
+
+async def test_the_parts_at_once_derive_what_one_deriver_does(
+    feed: Feed, db_url: str, conn: psycopg.AsyncConnection[tuple[object, ...]]
+) -> None:
+    """Two derivers on the two parts of the stations (envmon import's catch-up):
+    the region values of a day read both parts' days, whichever commits first."""
+    rows = [
+        (sid, p, T0 + timedelta(hours=h), 20.0 + (h * 7 + len(sid)) % 41)
+        for sid in ("air-ty-1", "air-ty-2", "air-ty-clean", "air-xz-1")
+        for p in ("pm25", "pm10", "o3", "so2", "no2", "co")
+        for h in range(72)
+    ]
+    await feed(rows)
+    await process_dirty(conn)  # one deriver: the reference
+    reference = await _derived(conn)
+    await conn.execute("TRUNCATE air_hour, air_day, region_day")
+    await conn.execute(
+        "INSERT INTO derive_dirty (station_id, day) SELECT DISTINCT station_id, bj_day(ts)"
+        " FROM reading"
+    )
+    await conn.commit()
+    async with await psycopg.AsyncConnection.connect(db_url) as other:
+        await other.execute("SET TIME ZONE 'Asia/Shanghai'")
+        a, b = await asyncio.gather(process_dirty(conn, part=0), process_dirty(other, part=1))
+    assert a.station_days and b.station_days  # both parts had work
+    assert await _derived(conn) == reference
+
+
+async def _derived(conn: psycopg.AsyncConnection[tuple[object, ...]]) -> list[object]:
+    out = []
+    for table, key in (
+        ("air_hour", "station_id, ts"),
+        ("air_day", "station_id, day"),
+        ("region_day", "region, day"),
+    ):
+        cur = await conn.execute(f"SELECT * FROM {table} ORDER BY {key}")
+        out.append(await cur.fetchall())
+    return out

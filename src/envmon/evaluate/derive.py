@@ -328,7 +328,15 @@ def daily_result(
     return aqi_std.daily_aqi(daily_mapping(values), edition=edition or aqi_std.edition_for(day))
 
 
-_ONE_DERIVER = "SELECT pg_advisory_xact_lock(hashtext('envmon'), hashtext('derive'))"
+# The queue splits into PARTS by station. A deriver holds the transaction-level
+# advisory locks of the parts it claims from (all, or one), in order; the regions
+# (city and zone values, which read every station's days) are computed under one
+# more lock, so that of two parts deriving the same day, the later sees the
+# other's committed days.
+PARTS = 2
+_PART_LOCK = "SELECT pg_advisory_xact_lock(hashtext('envmon.derive'), %s)"
+_REGIONS_LOCK = -1
+_IN_PART = "(hashtext(d.station_id)::int8 %% {n} + {n}) %% {n} = %s"
 # Only what was claimed and is not being marked again: a reading written since the
 # claim re-marked its day (a newer marked_at), one being written holds its row lock.
 _UNQUEUE = """
@@ -343,33 +351,43 @@ RETURNING d.station_id, d.day
 """
 
 
-async def _claim(conn: Conn, limit_rows: int) -> list[tuple[str, date, datetime, str]]:
+async def _claim(
+    conn: Conn, limit_rows: int, part: int | None = None
+) -> list[tuple[str, date, datetime, str]]:
+    where = "" if part is None else " WHERE " + _IN_PART.format(n=PARTS)
     cur = await conn.execute(
         "SELECT d.station_id, d.day, d.marked_at, coalesce(s.kind, '') FROM derive_dirty d"
-        " LEFT JOIN station s ON s.id = d.station_id"
-        " ORDER BY d.day, d.station_id LIMIT %s",
-        (limit_rows,),
+        " LEFT JOIN station s ON s.id = d.station_id" + where + " ORDER BY d.day, d.station_id"
+        " LIMIT %s",
+        (limit_rows,) if part is None else (part, limit_rows),
     )
     return [(r[0], r[1], r[2], r[3]) for r in await cur.fetchall()]
 
 
 async def process_dirty(
-    conn: Conn, *, max_station_days: int = 100_000, city_o3: CityO3 = "city_hourly"
+    conn: Conn,
+    *,
+    max_station_days: int = 100_000,
+    city_o3: CityO3 = "city_hourly",
+    part: int | None = None,
 ) -> DeriveStats:
     """Recompute everything the queued station-days touch; returns what was done.
 
-    One deriver at a time (a transaction-level advisory lock): two would write
-    the same derived rows. A claimed day that a writer is marking again right
-    now stays queued (its row is locked: SKIP LOCKED), so the deriver never
-    waits for a writer and the two cannot deadlock.
+    One deriver at a time per part of the stations (transaction-level advisory
+    locks, :data:`PARTS`): two would write the same derived rows. ``part``
+    (0 … PARTS-1) claims only that part's stations, so that two derivers can
+    share the work; None claims all. A claimed day that a writer is marking
+    again right now stays queued (its row is locked: SKIP LOCKED), so the
+    deriver never waits for a writer and the two cannot deadlock.
     """
     total = DeriveStats()
     # Claimed and derived in this call but left queued (a writer held them): not again.
     kept: set[tuple[str, date, datetime]] = set()
     while True:
         async with conn.transaction():
-            await conn.execute(_ONE_DERIVER)
-            claimed = [c for c in await _claim(conn, 5000) if c[:3] not in kept]
+            for k in range(PARTS) if part is None else (part,):
+                await conn.execute(_PART_LOCK, (k,))
+            claimed = [c for c in await _claim(conn, 5000, part) if c[:3] not in kept]
             if not claimed:
                 break
             by_kind: dict[str, list[tuple[str, date]]] = defaultdict(list)
@@ -413,17 +431,23 @@ async def derive_alongside(
 ) -> DeriveStats:
     """Derive what writers queue while they write, until ``done`` is set and the
     queue is empty (``envmon import``: the days of the chunks already written,
-    on the cores the import leaves idle). A day written again after it was
-    derived is queued again and derived again."""
+    on the cores the import leaves idle; the rest by :data:`PARTS` derivers at
+    once). A day written again after it was derived is queued and derived again."""
     total = DeriveStats()
     async with pool.connection() as conn:
-        while True:
-            finished = done.is_set()
+        while not done.is_set():
             total += await process_dirty(conn, city_o3=city_o3)
-            if finished:
-                return total
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(done.wait(), pause)
+    # The writers are done: what is left, by the parts at once (one backend each).
+    for stats in await asyncio.gather(*(_process_part(pool, k, city_o3) for k in range(PARTS))):
+        total += stats
+    return total
+
+
+async def _process_part(pool: Pool, part: int, city_o3: CityO3) -> DeriveStats:
+    async with pool.connection() as conn:
+        return await process_dirty(conn, city_o3=city_o3, part=part)
 
 
 def _chunks(pairs: Iterable[tuple[str, date]]) -> Iterable[tuple[list[str], date, date]]:
@@ -529,6 +553,7 @@ async def derive_air(
                 )
                 touched_days.add(day)
         stats.air_days += len(days)
+    await conn.execute(_PART_LOCK, (_REGIONS_LOCK,))
     stats.region_days += await derive_regions(
         conn, sorted(touched_days | {d for _, d in pairs}), city_o3=city_o3
     )
