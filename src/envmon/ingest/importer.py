@@ -1,8 +1,9 @@
 """``envmon import``: a file → validation → the sink, pipelined.
 
-Reading and validating the next chunk (in a worker thread) overlaps with the
-database merging the previous one, so the two cores of a small server are both
-busy; at most two chunks are in memory at once, whatever the file's size.
+Reading, validating and preparing the COPY of the next chunk (in a worker
+thread) overlaps with the database storing the previous one, so the two cores
+of a small server are both busy; at most two chunks are in memory at once,
+whatever the file's size.
 """
 
 from __future__ import annotations
@@ -13,12 +14,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from envmon.db.writer import WriteResult
+from envmon.db.writer import Prepared, WriteResult, prepare
 from envmon.ingest.files import Chunk, read_chunks
 from envmon.ingest.sink import Sink
 from envmon.schemas.readings import Rejection, ValidationResult, Validator
 
 Progress = Callable[[int, int, WriteResult], None]  # rows read, bytes read, result so far
+Validated = tuple[Chunk, ValidationResult, Prepared]
 
 
 @dataclass
@@ -46,15 +48,14 @@ async def import_file(
     src = source or f"import:{path.name}"
     report = ImportReport(path)
     chunks = reader(path)
-    queue: asyncio.Queue[tuple[Chunk, ValidationResult] | BaseException | None] = asyncio.Queue(
-        maxsize=1
-    )
+    queue: asyncio.Queue[Validated | BaseException | None] = asyncio.Queue(maxsize=1)
 
-    def next_validated() -> tuple[Chunk, ValidationResult] | None:
+    def next_validated() -> Validated | None:
         chunk = next(chunks, None)
         if chunk is None:
             return None
-        return chunk, validator.validate_frame(chunk.frame, src, chunk.raw)
+        validated = validator.validate_frame(chunk.frame, src, chunk.raw)
+        return chunk, validated, prepare(validated.batch)
 
     async def produce() -> None:
         try:
@@ -77,10 +78,10 @@ async def import_file(
                 break
             if isinstance(item, BaseException):
                 raise item
-            chunk, validated = item
+            chunk, validated, prepared = item
             report.rows += len(chunk.frame)
             report.encoding = chunk.encoding
-            report.result += await sink.store(validated, history=True)
+            report.result += await sink.store(validated, history=True, prepared=prepared)
             report.rejected_total += len(validated.rejected)
             room = keep_rejects - len(report.rejects)
             if room > 0:

@@ -30,7 +30,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from envmon.catalog import Catalog
 from envmon.db.spool import Spool
-from envmon.db.writer import Unwritten, Writer, WriteResult, is_unavailable
+from envmon.db.writer import Prepared, Unwritten, Writer, WriteResult, is_unavailable
 from envmon.errors import DatabaseUnavailable
 from envmon.schemas.readings import ReadingBatch, Rejection, ValidationResult, Validator
 
@@ -111,15 +111,21 @@ class Sink:
     # -- storing -------------------------------------------------------------------
 
     async def store(
-        self, validated: ValidationResult, *, history: bool = False, reason: str | None = None
+        self,
+        validated: ValidationResult,
+        *,
+        history: bool = False,
+        reason: str | None = None,
+        prepared: Prepared | None = None,
     ) -> WriteResult:
         """Store a validated batch and its rejects, then tell the listeners.
 
         ``reason`` names why stored readings this batch changes were replaced
-        (``envmon.db.writer.REVISION_REASONS``; default: by the source).
+        (``envmon.db.writer.REVISION_REASONS``; default: by the source);
+        ``prepared`` is ``envmon.db.writer.prepare`` of the batch, done ahead.
         """
         return await self.store_batch(
-            validated.batch, validated.rejected, history=history, reason=reason
+            validated.batch, validated.rejected, history=history, reason=reason, prepared=prepared
         )
 
     async def store_batch(
@@ -129,9 +135,10 @@ class Sink:
         *,
         history: bool = False,
         reason: str | None = None,
+        prepared: Prepared | None = None,
     ) -> WriteResult:
         async with self._lock:
-            result, replayed = await self._store_locked(batch, rejects, reason, history)
+            result, replayed = await self._store_locked(batch, rejects, reason, history, prepared)
         for old in replayed:
             await self._notify(old, history=False)
         await self._notify(batch, history=history)
@@ -143,6 +150,7 @@ class Sink:
         rejects: Sequence[Rejection],
         reason: str | None = None,
         history: bool = False,
+        prepared: Prepared | None = None,
     ) -> tuple[WriteResult, list[ReadingBatch]]:
         result = WriteResult(rejected=len(rejects))
         replayed: list[ReadingBatch] = []
@@ -161,7 +169,7 @@ class Sink:
             return result, replayed
         if len(batch):
             written, unwritten = await self.writer.write_readings(
-                batch, reason=reason, announce=not history
+                batch, reason=reason, announce=not history, prepared=prepared
             )
             result += written
             self._keep(unwritten, result)
