@@ -322,8 +322,8 @@ class Writer:
         notifications. ``prepared`` is :func:`prepare` of ``batch``, done ahead.
 
         New readings are COPYed in one transaction on one connection: two
-        COPYs into the same table at once are slower than one (1 M rows on
-        TimescaleDB: 5.1 s against 4.2 s). A batch with existing keys is
+        COPYs of one time range (a batch split by station) at once are slower
+        than one (1 M rows on TimescaleDB: 5.1 s against 4.2 s). A batch with existing keys is
         merged instead, and batches of ``parallel_min_rows`` or more are then
         split by station over ``parallel`` connections: the merge is CPU-bound
         in the server and two backends use both cores of a small server. A

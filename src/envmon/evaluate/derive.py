@@ -92,7 +92,7 @@ WITH src AS (
            max(value) FILTER (WHERE parameter = 'pm10') AS pm10,
            max(value) FILTER (WHERE parameter = 'pm25') AS pm25
     FROM src GROUP BY station_id, hour
-), moving AS MATERIALIZED (
+), moving AS (
     SELECT *,
            -- GB 3095 Table 4: an 8-h mean needs >= 6 hourly values.
            CASE WHEN count(o3) OVER w8 >= 6 THEN avg(o3) OVER w8 END AS o3_8h,
