@@ -205,13 +205,24 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
                 imported.set()
             dt = time.monotonic() - t0
             derived = None
+            derive_failed = False
             if deriving is not None and report.result.spooled:
                 # The database went away: the derive job follows when the spool is replayed.
                 deriving.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await deriving
             elif deriving is not None:
-                derived = await deriving
+                try:
+                    derived = await deriving
+                except Exception as err:  # the readings are stored; their days stay queued
+                    derive_failed = True
+                    logging.getLogger("envmon.evaluate").error("derive failed: %s", err)
+                    print(
+                        f"envmon: the readings are stored, but the derived tables were not"
+                        f" updated ({err}); `envmon derive` or the derive job of `envmon run`"
+                        " will do it",
+                        file=sys.stderr,
+                    )
         r = report.result
         print(
             f"{path}: {report.rows:,} rows in {dt:.1f} s — accepted {r.accepted:,} "
@@ -241,6 +252,8 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
                 file=sys.stderr,
             )
             return EXIT_UNAVAILABLE
+        if derive_failed:
+            return 1
         if report.rejected_total and not args.allow_rejects:
             print(
                 f"envmon: {report.rejected_total:,} row(s) rejected (kept in the 'rejected'"

@@ -387,3 +387,32 @@ def test_import_derives_alongside_as_a_derive_afterwards_does(db_url: str, tmp_p
     assert afterwards["air_day"][0] == 32 * len(air)
     with psycopg.connect(db_url) as conn:
         assert conn.execute("SELECT count(*) FROM derive_dirty").fetchone() == (0,)
+
+
+def test_a_failed_derive_keeps_the_readings_and_says_so(db_url: str, tmp_path: Path) -> None:
+    """The derive alongside the import fails (here: the database refuses every
+    air_day row): the readings are stored, their days stay queued for the derive
+    job, and the command says so and exits 1."""
+    with psycopg.connect(db_url) as conn:
+        conn.execute(
+            "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS"
+            " $$BEGIN RAISE EXCEPTION 'air_day refused by the test'; END$$"
+        )
+        conn.execute(
+            "CREATE TRIGGER refuse BEFORE INSERT ON air_day FOR EACH ROW EXECUTE FUNCTION refuse()"
+        )
+        conn.commit()
+    f = tmp_path / "day.csv"
+    f.write_text(
+        "station,parameter,time,value,flag,period\n"
+        + "".join(f"{ST},pm25,2025-01-01T{h:02d}:00:00+08:00,{30 + h},N,1h\n" for h in range(24)),
+        encoding="utf-8",
+    )
+    out = envmon(["import", str(f)], db_url, tmp_path)
+    assert out.returncode == 1, out.stderr
+    assert "accepted 24 (new 24" in out.stdout
+    assert "the readings are stored, but the derived tables were not updated" in out.stderr
+    assert "air_day refused by the test" in out.stderr
+    with psycopg.connect(db_url) as conn:
+        assert conn.execute("SELECT count(*) FROM reading").fetchone() == (24,)
+        assert conn.execute("SELECT count(*) FROM derive_dirty").fetchone() == (1,)
