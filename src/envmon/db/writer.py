@@ -232,15 +232,21 @@ class Prepared:
     mark: sql.Composed  # the days to derive
 
 
-def prepare(batch: ReadingBatch) -> Prepared:
-    """The CPU half of a write, which needs no database: ``envmon import`` runs it
-    in its reading thread, where it overlaps with the COPY of the chunk before."""
-    batch, duplicates = dedupe(batch)
+def _factorised(batch: ReadingBatch) -> tuple[list[np.ndarray[Any, Any]], list[list[str]]]:
+    """Codes and distinct values of station, parameter, period and flag, in that order."""
     codes, uniques = [], []
     for column in (batch.station_id, batch.parameter, batch.period, batch.flag):
         code, unique = pd.factorize(column)
         codes.append(code)
         uniques.append([str(x) for x in unique])
+    return codes, uniques
+
+
+def prepare(batch: ReadingBatch) -> Prepared:
+    """The CPU half of a write, which needs no database: ``envmon import`` runs it
+    in its reading thread, where it overlaps with the COPY of the chunk before."""
+    batch, duplicates = dedupe(batch)
+    codes, uniques = _factorised(batch)
     stations, days = dirty_days(codes[0], batch.ts)
     return Prepared(
         batch,
@@ -389,17 +395,8 @@ class Writer:
     async def _merge(
         self, batch: ReadingBatch, reason: str | None, announce: bool = True
     ) -> WriteResult:
-        si, s_u = pd.factorize(batch.station_id)
-        pi, p_u = pd.factorize(batch.parameter)
-        ri, r_u = pd.factorize(batch.period)
-        fi, f_u = pd.factorize(batch.flag)
-        params: dict[str, Any] = {
-            "s": [str(x) for x in s_u],
-            "p": [str(x) for x in p_u],
-            "r": [str(x) for x in r_u],
-            "f": [str(x) for x in f_u],
-            "source": batch.source,
-        }
+        (si, pi, ri, fi), (s_u, p_u, r_u, f_u) = _factorised(batch)
+        params: dict[str, Any] = {"s": s_u, "p": p_u, "r": r_u, "f": f_u, "source": batch.source}
         notes = self._notes(batch, announce)
         async with self.pool.connection(timeout=self.timeout) as conn:
             async with conn.transaction():
