@@ -561,6 +561,22 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     from envmon.service import run_forever, service, status
 
+    if args.workers is not None:
+        if not 1 <= args.workers <= 64:
+            raise EnvmonError(f"--workers {args.workers}: from 1 to 64")
+        settings.hj212.workers = args.workers
+    if args.receiver_worker is not None:
+        from envmon.receivers import serve_worker
+
+        if not 0 < args.receiver_worker < settings.hj212.workers:
+            raise EnvmonError(
+                f"--receiver-worker {args.receiver_worker}: not a worker of "
+                f"ENVMON_HJ212__WORKERS={settings.hj212.workers}"
+            )
+        settings.hj212.worker_index = args.receiver_worker
+        asyncio.run(serve_worker(settings))
+        return 0
+
     if args.once:
 
         async def once() -> int:
@@ -709,6 +725,14 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument(
         "--once", action="store_true", help="set everything up, print the status and exit"
     )
+    r.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="HJ 212 receiver processes sharing its port (default: ENVMON_HJ212__WORKERS, 1); "
+        "each device is always served by the same one",
+    )
+    r.add_argument("--receiver-worker", type=int, help=argparse.SUPPRESS)
     r.set_defaults(func=cmd_run)
 
     rp = sub.add_parser("report", help="the annual assessment report (Chinese, HTML or PDF)")

@@ -324,7 +324,9 @@ async def service(settings: Settings) -> AsyncIterator[dict[str, Any]]:
 
             # Listens to the sink: every source's stored batches are judged — here, or
             # (several instances sharing the database) forwarded to the alert owner.
-            conninfo = app.pool.conninfo if settings.alerts.single_owner else None
+            # Receiver workers forward theirs too (envmon.receivers).
+            shared = settings.alerts.single_owner or settings.hj212.workers > 1
+            conninfo = app.pool.conninfo if shared else None
             parts["alerts"] = await stack.enter_async_context(
                 AlertService(
                     app.pool,
@@ -352,16 +354,26 @@ async def service(settings: Settings) -> AsyncIterator[dict[str, Any]]:
         if settings.hj212.enabled:
             from envmon.ingest.hj212.auth import generate_secrets, load_secrets
             from envmon.ingest.hj212.server import Hj212Server
+            from envmon.ingest.hj212.workers import rehome
 
             if settings.simulator_enabled:
                 # The demo's loggers need passwords: random ones, kept in DATA_DIR.
                 generate_secrets(app.catalog, settings.hj212_secrets_path)
             secrets = load_secrets(settings.hj212_secrets_path, settings.hj212.passwords)
+            workers = settings.hj212.workers
+            # Split packets to their device's home worker; spools of workers gone.
+            await asyncio.to_thread(rehome, settings, workers)
             srv = await stack.enter_async_context(
                 Hj212Server(settings, app.intake, secrets=secrets)
             )
             parts["hj212"] = srv
             logger.info("HJ 212 receiver listening on %s:%d", settings.hj212.host, srv.port)
+            if workers > 1:
+                from envmon.receivers import ReceiverWorkers
+
+                parts["hj212_workers"] = await stack.enter_async_context(
+                    ReceiverWorkers(settings, srv.port)
+                )
         if settings.collect.enabled:
             from envmon.ingest.collectors import Collectors, client_session
             from envmon.ingest.sources import load_sources
@@ -433,6 +445,14 @@ async def status(parts: dict[str, Any]) -> dict[str, Any]:
             "split_groups_open": srv.split_groups_open,
             "split_packets_journalled": len(srv.journal),
         }
+        if "hj212_workers" in parts:
+            w = parts["hj212_workers"]
+            st["hj212"]["workers"] = {
+                "processes": w.workers,
+                "workers_running": len(w.running),
+                "workers_started": w.started,
+                "handed_off_here": srv.stats.handed_off,
+            }
     if "loggers" in parts:
         lg = parts["loggers"]
         st["hj212"]["simulated_loggers"] = len(lg.devices)

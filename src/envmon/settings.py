@@ -91,6 +91,20 @@ class Hj212Settings(BaseModel):
     split_max_groups: int = Field(
         default=20_000, ge=1, description="Open split groups at most (the oldest is rejected)."
     )
+    workers: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="Receiver processes sharing the port (SO_REUSEPORT; `envmon run "
+        "--workers N`): each device is served by one of them, its home, whichever accepted "
+        "its connection (docs/scaling.md).",
+    )
+    worker_index: int = Field(
+        default=0,
+        ge=0,
+        description="Set by `envmon run` for its receiver workers (0: the main process). "
+        "A worker keeps its spool, archive and split journal under DATA_DIR/workers/<index>.",
+    )
     crc_auto: bool = Field(
         default=False,
         description="Devices without a crc: in config/hj212.yaml may use any CRC variant "
@@ -377,8 +391,15 @@ class Settings(BaseSettings):
         return self.hj212.config_file
 
     @property
+    def process_dir(self) -> Path:
+        """Where this process keeps its own files (spool, archive, split journal):
+        DATA_DIR, or DATA_DIR/workers/<index> for an HJ 212 receiver worker."""
+        k = self.hj212.worker_index
+        return self.data_dir if k == 0 else self.data_dir / "workers" / str(k)
+
+    @property
     def spool_dir(self) -> Path:
-        return self.data_dir / "spool"
+        return self.process_dir / "spool"
 
     @property
     def hj212_secrets_path(self) -> Path:
@@ -387,11 +408,11 @@ class Settings(BaseSettings):
 
     @property
     def archive_dir(self) -> Path:
-        return self.data_dir / "archive"
+        return self.process_dir / "archive"
 
     @property
     def split_journal_dir(self) -> Path:
-        return self.data_dir / "hj212" / "open-splits"
+        return self.process_dir / "hj212" / "open-splits"
 
     @property
     def uses_embedded(self) -> bool:

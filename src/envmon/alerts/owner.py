@@ -26,11 +26,10 @@ from psycopg.rows import TupleRow
 from envmon.alerts import episodes as store_db
 from envmon.alerts.engine import AlertEngine
 from envmon.alerts.relay import (
-    CHANNEL,
     NAMESPACE,
     OWNER,
+    announcement,
     decode,
-    encode,
     listen,
     load_watermark,
     mark_time,
@@ -43,7 +42,6 @@ from envmon.db.ownership import Ownership
 from envmon.db.writer import Pool
 from envmon.schemas.readings import ReadingBatch
 from envmon.settings import AlertSettings
-from envmon.timeutil import now as clock_now
 
 logger = logging.getLogger(__name__)
 
@@ -103,7 +101,7 @@ class AlertOwner:
         loses nothing."""
         if self.running:
             return []
-        return [(CHANNEL, p) for p in encode(batch, self.instance, clock_now().timestamp())]
+        return announcement(batch, self.instance)
 
     async def on_stored(self, batch: ReadingBatch) -> None:
         """A batch this instance stored: judged here when it owns; else it went to

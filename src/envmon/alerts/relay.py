@@ -39,6 +39,7 @@ from psycopg.rows import TupleRow
 from envmon.alerts.scheduled import LOOKBACK_S
 from envmon.db.writer import Pool
 from envmon.schemas.readings import ReadingBatch
+from envmon.timeutil import now as clock_now
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +49,12 @@ OWNER: Final = "owner"  # the one name held in it
 MAX_PAYLOAD: Final = 7000  # bytes of one notification (PostgreSQL's limit is 8000)
 _MARK: Final = "mark:"
 _PAGE: Final = 20_000  # rows per batch of a catch-up
+
+
+def announcement(batch: ReadingBatch, instance: str) -> list[tuple[str, str]]:
+    """What a writer NOTIFYs in the transaction storing ``batch`` so that the
+    alert owner judges it (:attr:`envmon.db.writer.Writer.announce`)."""
+    return [(CHANNEL, p) for p in encode(batch, instance, clock_now().timestamp())]
 
 
 def encode(batch: ReadingBatch, instance: str, now_s: float) -> list[str]:

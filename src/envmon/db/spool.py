@@ -49,6 +49,9 @@ class Spool:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+        self._fsync_dir()
+
+    def _fsync_dir(self) -> None:
         dir_fd = os.open(self.directory, os.O_RDONLY)
         try:
             os.fsync(dir_fd)
@@ -76,6 +79,26 @@ class Spool:
 
     def pending(self) -> list[Path]:
         return self._files()
+
+    def adopt(self, other: Path) -> int:
+        """Take over the spool of another process that no longer runs (an HJ 212
+        receiver worker): its pending files, in their order, after this one's,
+        and its quarantine. Returns the files moved."""
+        moved = 0
+        for path in Spool(other)._files():
+            kind = path.name.split("-", 1)[1]
+            os.replace(path, self._next_name(kind))
+            moved += 1
+        quarantine = Spool(other).quarantine_dir
+        if quarantine.is_dir():
+            target = self.quarantine_dir
+            target.mkdir(parents=True, exist_ok=True)
+            for path in sorted(quarantine.iterdir()):
+                os.replace(path, target / f"{other.parent.name}-{path.name}")
+                moved += 1
+        if moved:
+            self._fsync_dir()
+        return moved
 
     # Quarantine: batches the database refused for a reason other than being
     # unreachable (a constraint, a TimescaleDB limit, a bug). They must never

@@ -36,6 +36,9 @@ class Connection:
     rejects_dropped: int = 0  # beyond max_rejects_per_connection: one summary row
     eof: bool = False  # the peer sends no more: close when everything is answered
     lost: bool = False  # the peer is gone: what is queued is processed, then the end
+    # Receiver workers: what was read before the first frame's MN said which
+    # worker serves the device (None: this one, decided).
+    routing: bytearray | None = None
 
     def close(self) -> None:
         self.closing = True

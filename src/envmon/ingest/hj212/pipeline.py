@@ -78,6 +78,8 @@ class ServerStats:
     written: WriteResult = field(default_factory=WriteResult)
     history_requests: int = 0
     acks_held: int = 0  # replies sent once their batch was durable
+    handed_off: int = 0  # connections passed to their device's home worker
+    adopted: int = 0  # connections another worker passed here
 
 
 # --------------------------------------------------------------------------- pipeline

@@ -49,6 +49,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 from collections import deque
 from collections.abc import Callable
 from datetime import datetime
@@ -82,6 +83,7 @@ from .session import (
     load_config,
 )
 from .splitjournal import SplitJournal
+from .workers import Handoff, peek_mn
 
 logger = logging.getLogger(__name__)
 
@@ -90,6 +92,8 @@ _MAX_FAILING_TRACKED: Final = 10_000
 _REFUSED_LOG_EVERY: Final = 10.0
 _RESUME_PER_TURN: Final = 200
 _TURN: Final = 0.005  # s of frame processing per turn of the event loop
+_HANDOFF_RETRY: Final = 0.01  # s between tries while the home worker's queue is full
+_HANDOFF_GIVE_UP: Final = 2.0  # s: then the connection is closed unanswered
 
 
 # --------------------------------------------------------------------------- connections
@@ -103,13 +107,17 @@ class _DeviceProtocol(asyncio.Protocol):
     9014, and callbacks spare each of them a task switch.
     """
 
-    def __init__(self, server: Hj212Server) -> None:
+    def __init__(self, server: Hj212Server, handed: bytes | None = None) -> None:
         self.server = server
         self.conn: Connection | None = None
+        self.handed = handed  # what another worker read before it passed the connection
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
-        self.conn = self.server._accept(transport)
+        self.conn = self.server._accept(transport, routed=self.handed is not None)
+        if self.conn is not None and self.handed:
+            self.server._received(self.conn, self.handed)
+        self.handed = None
 
     def data_received(self, data: bytes) -> None:
         if self.conn is not None:
@@ -228,6 +236,9 @@ class Hj212Server:
             write=self._write,
             error=self._pipeline.error,
         )
+        # Receiver workers (`envmon run --workers N`): each device is served by its home.
+        self._handoff = Handoff(settings, self._adopt) if self.hj.workers > 1 else None
+        self._adopting: set[asyncio.Task[None]] = set()
         self._server: asyncio.Server | None = None
         self._connections: set[Connection] = set()
         self._per_address: dict[str, int] = {}  # open connections by IP address
@@ -276,14 +287,19 @@ class Hj212Server:
         try:
             self._splits.replay()
             self.journal.start()
+            if self._handoff is not None:
+                self._handoff.start()
             self._server = await loop.create_server(
                 lambda: _DeviceProtocol(self),
                 self.hj.host,
                 self.hj.port,
                 backlog=min(self.hj.max_connections, 4096),
+                reuse_port=self._handoff is not None or None,
             )
         except OSError:
             self._closing = True
+            if self._handoff is not None:
+                self._handoff.close()
             await self._pipeline.stop()
             await self.journal.aclose()
             if self._own_archive:
@@ -313,6 +329,8 @@ class Hj212Server:
         self._closing = True
         if self._server is not None:
             self._server.close()
+        if self._handoff is not None:
+            self._handoff.close()
         if self._resuming is not None:
             self._resuming.cancel()
             self._resuming = None
@@ -361,7 +379,7 @@ class Hj212Server:
 
     # ------------------------------------------------------------------ connections
 
-    def _accept(self, transport: asyncio.Transport) -> Connection | None:
+    def _accept(self, transport: asyncio.Transport, *, routed: bool = False) -> Connection | None:
         peer = peer_name(transport)
         address = peer.rsplit(":", 1)[0]
         if self._per_address.get(address, 0) >= self.hj.max_connections_per_address:
@@ -397,7 +415,10 @@ class Hj212Server:
             last_rx=mono,
             bucket=TokenBucket(self.max_frames_per_s, self._burst, mono),
             opened=mono,
+            routing=bytearray() if self._handoff is not None and not routed else None,
         )
+        if routed:
+            self.stats.adopted += 1
         self._per_address[address] = self._per_address.get(address, 0) + 1
         self._connections.add(conn)
         self._no_connections.clear()
@@ -442,6 +463,9 @@ class Hj212Server:
         """
         if conn.closing:
             return
+        if conn.routing is not None:
+            self._route(conn, data)
+            return
         conn.last_rx = asyncio.get_running_loop().time()
         self.stats.bytes_in += len(data)
         self._inbox.append((conn, data))
@@ -452,6 +476,71 @@ class Hj212Server:
             conn.pause("inbox")
         if self._draining is None:
             self._draining = asyncio.get_running_loop().call_soon(self._drain)
+
+    # ------------------------------------------------------------------ receiver workers
+
+    def _route(self, conn: Connection, data: bytes) -> None:
+        """Read up to the first frame's MN, then serve the connection here or
+        pass it to its device's home worker (:mod:`.workers`)."""
+        assert conn.routing is not None and self._handoff is not None
+        conn.routing += data
+        mn = peek_mn(conn.routing)
+        if mn is None:
+            return
+        read, conn.routing = bytes(conn.routing), None
+        home = self._handoff.home(mn) if mn else self._handoff.index
+        if home == self._handoff.index:
+            self._received(conn, read)
+            return
+        conn.pause("handoff")
+        self._hand_off(conn, home, read, asyncio.get_running_loop().time())
+
+    def _hand_off(self, conn: Connection, home: int, read: bytes, since: float) -> None:
+        if conn.closing or self._handoff is None:
+            return
+        sock = conn.transport.get_extra_info("socket")
+        loop = asyncio.get_running_loop()
+        try:
+            sent = sock is not None and self._handoff.send(home, sock, read)
+        except BlockingIOError:
+            if loop.time() - since < _HANDOFF_GIVE_UP:
+                loop.call_later(_HANDOFF_RETRY, self._hand_off, conn, home, read, since)
+                return
+            sent = False
+        if not sent:
+            # Nothing was answered: the logger sends again on a new connection.
+            logger.warning(
+                "hj212 connection closed peer=%s reason=its home worker %d is not reachable",
+                conn.peer,
+                home,
+            )
+            conn.close()
+            return
+        self.stats.handed_off += 1
+        # The home worker holds the socket now: close this process's copy only
+        # (no FIN: the connection lives on there).
+        conn.closing = True
+        conn.transport.abort()
+
+    def _adopt(self, sock: socket.socket, read: bytes) -> None:
+        """A connection another worker accepted, of a device that lives here."""
+        if self._closing:
+            sock.close()
+            return
+        sock.setblocking(False)
+
+        async def adopt() -> None:
+            try:
+                await asyncio.get_running_loop().connect_accepted_socket(
+                    lambda: _DeviceProtocol(self, handed=read), sock
+                )
+            except OSError as err:
+                logger.warning("hj212 handed-over connection lost: %s", err)
+                sock.close()
+
+        task = asyncio.create_task(adopt(), name="hj212-adopt")
+        self._adopting.add(task)
+        task.add_done_callback(self._adopting.discard)
 
     def _drain(self, turn: float = _TURN) -> None:
         self._draining = None
@@ -500,6 +589,11 @@ class Hj212Server:
             conn.close()
 
     def _eof(self, conn: Connection) -> None:
+        if conn.routing is not None:
+            # Done sending before a whole first frame came: served here.
+            read, conn.routing = bytes(conn.routing), None
+            if read:
+                self._received(conn, read)
         conn.eof = True
         self._finish_if_answered(conn)
 

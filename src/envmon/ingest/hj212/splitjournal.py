@@ -325,6 +325,12 @@ class SplitJournal:
                 os.close(fd)
             _release(waiting, True)
 
+    def flush_now(self) -> None:
+        """fsync now, on this thread (start-up, before the event loop serves)."""
+        if self._fd is not None and self._dirty:
+            self._fsync([*self._retired, self._fd], directory=True)
+            self._dirty = self._new_file = False
+
     def _fsync(self, fds: list[int], *, directory: bool) -> None:
         for fd in fds:
             os.fsync(fd)

@@ -1,0 +1,184 @@
+"""``envmon run --workers N``: the HJ 212 receiver in N processes, one port.
+
+The main process runs the whole service (:mod:`envmon.service`), its own
+receiver included, and keeps N-1 **receiver workers** running beside it: each
+``envmon run --receiver-worker K`` listens on the same port (``SO_REUSEPORT``)
+and runs only a receiver — its own database pool, sink, spool, raw-frame
+archive and split journal (under ``DATA_DIR/workers/K``) — so that decoding,
+validation and the writes use every core. Every device is served by its home
+worker whichever process accepted its connection (:mod:`envmon.ingest.hj212.workers`).
+
+What a worker stores reaches the rest as a single instance's would: the derive
+job follows the days every writer queues, and each stored batch goes to the
+alert owner in the transaction that stores it (``Writer.announce``), as
+between instances (docs/scaling.md). A worker never owns the alerts.
+
+A worker that exits (or is killed) is started again after
+``RESTART_AFTER_S``; its spool and split journal are replayed when it starts.
+A worker stops when the main process does — also when the main process is
+killed: its standard input, a pipe from the main process, ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+from types import TracebackType
+
+from envmon.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+RESTART_AFTER_S = 1.0
+STOP_TIMEOUT_S = 20.0
+
+
+class ReceiverWorkers:
+    """The main process's receiver workers, kept running (an async context manager)."""
+
+    def __init__(self, settings: Settings, port: int) -> None:
+        self.settings = settings
+        self.workers = settings.hj212.workers
+        self.port = port
+        self.started = 0  # worker processes started (restarts included)
+        self._procs: dict[int, asyncio.subprocess.Process] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = False
+
+    @property
+    def running(self) -> list[int]:
+        """The pids of the workers running now."""
+        return [p.pid for p in self._procs.values() if p.returncode is None]
+
+    def _env(self, index: int) -> dict[str, str]:
+        s = self.settings
+        env = dict(os.environ)
+        env.update(
+            {
+                "ENVMON_HJ212__WORKERS": str(self.workers),
+                "ENVMON_HJ212__WORKER_INDEX": str(index),
+                "ENVMON_HJ212__PORT": str(self.port),
+                "ENVMON_HJ212__HOST": s.hj212.host,
+                "ENVMON_DATA_DIR": str(s.data_dir.resolve()),
+                "ENVMON_CONFIG_DIR": str(s.config_dir.resolve()),
+                "ENVMON_STATIONS_FILE": str(s.stations_path.resolve()),
+                "ENVMON_HJ212__CONFIG_FILE": str(s.hj212_config_path.resolve()),
+                "ENVMON_HJ212__SECRETS_FILE": str(s.hj212_secrets_path.resolve()),
+                "ENVMON_EMBEDDED_PORT": str(s.embedded_port),
+            }
+        )
+        if s.database_url is not None:
+            env["ENVMON_DATABASE_URL"] = s.database_url.get_secret_value()
+        if s.database_password is not None:
+            env["ENVMON_DATABASE_PASSWORD"] = s.database_password.get_secret_value()
+        return env
+
+    async def __aenter__(self) -> ReceiverWorkers:
+        for k in range(1, self.workers):
+            self._tasks.append(asyncio.create_task(self._keep(k), name=f"hj212-worker-{k}"))
+        return self
+
+    async def _keep(self, index: int) -> None:
+        while not self._stopping:
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "envmon.cli",
+                "run",
+                "--receiver-worker",
+                str(index),
+                env=self._env(index),
+                stdin=asyncio.subprocess.PIPE,
+            )
+            self._procs[index] = proc
+            self.started += 1
+            logger.info("hj212 receiver worker %d started pid=%d", index, proc.pid)
+            code = await proc.wait()
+            if self._stopping:
+                return
+            logger.warning(
+                "hj212 receiver worker %d exited code=%s; started again in %g s",
+                index,
+                code,
+                RESTART_AFTER_S,
+            )
+            await asyncio.sleep(RESTART_AFTER_S)
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._stopping = True
+        for proc in self._procs.values():
+            if proc.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.terminate()
+        for proc in self._procs.values():
+            try:
+                async with asyncio.timeout(STOP_TIMEOUT_S):
+                    await proc.wait()
+            except TimeoutError:
+                logger.error("hj212 receiver worker pid=%d did not stop: killed", proc.pid)
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()
+                await proc.wait()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+def _watch_parent(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> None:
+    """Stop when standard input (the main process's pipe) ends: the main
+    process stopped or was killed."""
+
+    def wait() -> None:
+        with contextlib.suppress(Exception):
+            while sys.stdin.buffer.read(4096):
+                pass
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(stop.set)
+
+    threading.Thread(target=wait, name="parent-watch", daemon=True).start()
+
+
+async def serve_worker(settings: Settings) -> None:
+    """One receiver worker (``envmon run --receiver-worker K``), until stopped."""
+    from envmon.alerts.relay import announcement
+    from envmon.app import open_app
+    from envmon.db.connection import database_url
+    from envmon.ingest.hj212.auth import load_secrets
+    from envmon.ingest.hj212.server import Hj212Server
+
+    index = settings.hj212.worker_index
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    _watch_parent(loop, stop)
+    async with open_app(settings, url=database_url(settings)) as app:
+        if app.sink.spool.pending():
+            replayed = await app.sink.replay_spool()
+            logger.info("hj212 worker %d: spool replayed: %d readings", index, replayed.accepted)
+        if settings.alerts.enabled:
+            # Judged by the alert owner: each batch goes to it with its commit.
+            instance = f"{socket.gethostname()}:{os.getpid()}/hj212-worker-{index}"
+            app.sink.writer.announce = lambda batch: announcement(batch, instance)
+        secrets = load_secrets(settings.hj212_secrets_path, settings.hj212.passwords)
+        async with Hj212Server(settings, app.intake, secrets=secrets) as srv:
+            logger.info(
+                "hj212 receiver worker %d of %d serving port %d",
+                index,
+                settings.hj212.workers,
+                srv.port,
+            )
+            await stop.wait()
+    logger.info("hj212 receiver worker %d stopped", index)
