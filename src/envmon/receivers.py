@@ -23,14 +23,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import signal
 import socket
 import sys
-import threading
 from types import TracebackType
 
+from envmon.ingest.hj212.workers import ready
 from envmon.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -57,20 +58,31 @@ class ReceiverWorkers:
         return [p.pid for p in self._procs.values() if p.returncode is None]
 
     def _env(self, index: int) -> dict[str, str]:
+        """The worker's environment: the main process's, with the settings a
+        worker uses as the main process has them (they may not come from the
+        environment alone)."""
         s = self.settings
         env = dict(os.environ)
+        hj = s.hj212.model_dump(mode="json", exclude_none=True)
+        hj["passwords"] = {mn: pw.get_secret_value() for mn, pw in s.hj212.passwords.items()}
+        hj.update(workers=self.workers, worker_index=index, port=self.port)
+        env.update({f"ENVMON_HJ212__{k.upper()}": _env_value(v) for k, v in hj.items()})
         env.update(
             {
-                "ENVMON_HJ212__WORKERS": str(self.workers),
-                "ENVMON_HJ212__WORKER_INDEX": str(index),
-                "ENVMON_HJ212__PORT": str(self.port),
-                "ENVMON_HJ212__HOST": s.hj212.host,
+                f"ENVMON_WRITER__{k.upper()}": _env_value(v)
+                for k, v in s.writer.model_dump(mode="json", exclude_none=True).items()
+            }
+        )
+        env.update(
+            {
                 "ENVMON_DATA_DIR": str(s.data_dir.resolve()),
                 "ENVMON_CONFIG_DIR": str(s.config_dir.resolve()),
                 "ENVMON_STATIONS_FILE": str(s.stations_path.resolve()),
-                "ENVMON_HJ212__CONFIG_FILE": str(s.hj212_config_path.resolve()),
-                "ENVMON_HJ212__SECRETS_FILE": str(s.hj212_secrets_path.resolve()),
                 "ENVMON_EMBEDDED_PORT": str(s.embedded_port),
+                "ENVMON_POOL_MIN_SIZE": str(s.pool_min_size),
+                "ENVMON_POOL_MAX_SIZE": str(s.pool_max_size),
+                "ENVMON_LOG_LEVEL": s.log_level,
+                "ENVMON_ALERTS__ENABLED": str(s.alerts.enabled).lower(),
             }
         )
         if s.database_url is not None:
@@ -78,6 +90,13 @@ class ReceiverWorkers:
         if s.database_password is not None:
             env["ENVMON_DATABASE_PASSWORD"] = s.database_password.get_secret_value()
         return env
+
+    async def wait_ready(self, within: float = 60.0) -> None:
+        """Until every worker takes connections handed over to it (it listens
+        on the port from then on)."""
+        async with asyncio.timeout(within):
+            while not all(ready(self.settings, k) for k in range(1, self.workers)):  # noqa: ASYNC110 (other processes)
+                await asyncio.sleep(0.05)
 
     async def __aenter__(self) -> ReceiverWorkers:
         for k in range(1, self.workers):
@@ -135,18 +154,29 @@ class ReceiverWorkers:
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
 
+def _env_value(value: object) -> str:
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False)
+
+
 def _watch_parent(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> None:
     """Stop when standard input (the main process's pipe) ends: the main
     process stopped or was killed."""
 
-    def wait() -> None:
-        with contextlib.suppress(Exception):
-            while sys.stdin.buffer.read(4096):
-                pass
-        with contextlib.suppress(RuntimeError):
-            loop.call_soon_threadsafe(stop.set)
+    def readable() -> None:
+        try:
+            more = os.read(0, 4096)
+        except BlockingIOError:
+            return
+        except OSError:
+            more = b""
+        if not more:
+            loop.remove_reader(0)
+            stop.set()
 
-    threading.Thread(target=wait, name="parent-watch", daemon=True).start()
+    os.set_blocking(0, False)
+    loop.add_reader(0, readable)
 
 
 async def serve_worker(settings: Settings) -> None:

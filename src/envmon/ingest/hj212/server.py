@@ -287,8 +287,6 @@ class Hj212Server:
         try:
             self._splits.replay()
             self.journal.start()
-            if self._handoff is not None:
-                self._handoff.start()
             self._server = await loop.create_server(
                 lambda: _DeviceProtocol(self),
                 self.hj.host,
@@ -296,6 +294,10 @@ class Hj212Server:
                 backlog=min(self.hj.max_connections, 4096),
                 reuse_port=self._handoff is not None or None,
             )
+            if self._handoff is not None:
+                # Before any accepted connection is read (no await in between):
+                # taking hand-overs also says this worker serves the port.
+                self._handoff.start()
         except OSError:
             self._closing = True
             if self._handoff is not None:

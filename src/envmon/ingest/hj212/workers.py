@@ -82,6 +82,16 @@ def _address(settings: Settings, index: int) -> bytes:
     return f"\0envmon-hj212-{tag}-{index}".encode()
 
 
+def ready(settings: Settings, index: int) -> bool:
+    """Whether worker ``index`` takes hand-overs (and so serves the port)."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(_address(settings, index))
+        except OSError:
+            return False
+    return True
+
+
 class Handoff:
     """One worker's end of the hand-overs: it receives the connections whose
     devices live here, and sends those of devices that live elsewhere."""
