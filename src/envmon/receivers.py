@@ -8,10 +8,11 @@ archive and split journal (under ``DATA_DIR/workers/K``) — so that decoding,
 validation and the writes use every core. Every device is served by its home
 worker whichever process accepted its connection (:mod:`envmon.ingest.hj212.workers`).
 
-What a worker stores reaches the rest as a single instance's would: the derive
-job follows the days every writer queues, and each stored batch goes to the
-alert owner in the transaction that stores it (``Writer.announce``), as
-between instances (docs/scaling.md). A worker never owns the alerts.
+What a worker stores reaches the rest as a single instance's would: each
+worker runs the derive job too (its advisory locks keep derivers apart), and
+each stored batch goes to the alert owner in the transaction that stores it
+(``Writer.announce``), as between instances (docs/scaling.md). A worker never
+owns the alerts.
 
 A worker that exits (or is killed) is started again after
 ``RESTART_AFTER_S``; its spool and split journal are replayed when it starts.
@@ -186,6 +187,7 @@ async def serve_worker(settings: Settings) -> None:
     from envmon.db.connection import database_url
     from envmon.ingest.hj212.auth import load_secrets
     from envmon.ingest.hj212.server import Hj212Server
+    from envmon.service import DeriveJob
 
     index = settings.hj212.worker_index
     stop = asyncio.Event()
@@ -203,7 +205,9 @@ async def serve_worker(settings: Settings) -> None:
             instance = f"{socket.gethostname()}:{os.getpid()}/hj212-worker-{index}"
             app.sink.writer.announce = lambda batch: announcement(batch, instance)
         secrets = load_secrets(settings.hj212_secrets_path, settings.hj212.passwords)
-        async with Hj212Server(settings, app.intake, secrets=secrets) as srv:
+        # The days this worker stores are derived soon after, here (the derive
+        # job's locks keep derivers in several processes apart).
+        async with DeriveJob(app), Hj212Server(settings, app.intake, secrets=secrets) as srv:
             logger.info(
                 "hj212 receiver worker %d of %d serving port %d",
                 index,

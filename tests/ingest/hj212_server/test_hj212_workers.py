@@ -271,3 +271,46 @@ async def test_workers_stop_when_the_main_process_is_killed(hj: Harness, tmp_pat
             await asyncio.open_connection("127.0.0.1", service.port)
     finally:
         await service.stop()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+async def test_what_a_worker_stores_is_derived_soon(hj: Harness, tmp_path: Path) -> None:
+    """The main process's derive job looks at the queue once a minute unless
+    its own writes wake it: the worker derives what it stored itself."""
+    station = next(s for s in _stations() if home_of(s.mn or "", 2) == 1)
+    mn = station.mn or ""
+    service = Service(
+        hj.db_url, tmp_path / "var", tmp_path / "service.log", ENVMON_HJ212__WORKERS="2"
+    )
+    await service.start()
+    try:
+        await _workers_up(service, 2)
+        async with Hj212Device("127.0.0.1", service.port, mn, PASSWORDS[mn], timeout=5.0) as dev:
+            reply = await dev.send(
+                Message(
+                    qn="20250701100000001",
+                    st="22",
+                    cn="2061",
+                    pw=PASSWORDS[mn],
+                    mn=mn,
+                    flag=5,
+                    cp=CpData(
+                        {"DataTime": "20250701100000"},
+                        {
+                            "a34004": {"Avg": "35", "Flag": "N"},
+                            "a34002": {"Avg": "70", "Flag": "N"},
+                        },
+                    ),
+                )
+            )
+            assert reply is not None and reply.cn == "9014"
+        async with asyncio.timeout(30):
+            while not await hj.query(  # noqa: ASYNC110
+                "SELECT pm25 FROM air_hour WHERE station_id = %s", (station.id,)
+            ):
+                await asyncio.sleep(0.2)
+    finally:
+        await service.stop()
+    # Stored and derived by the worker, the device's home.
+    assert _archived_mns(tmp_path / "var" / "workers" / "1" / "archive") == {mn}
