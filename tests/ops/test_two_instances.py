@@ -13,7 +13,10 @@ counts the alerts. Then the alert owner is killed with SIGKILL. Proven:
   polled after the kill;
 * an exceedance sent through both instances is announced once;
 * after the kill the other instance owns the alerts: a new exceedance is
-  announced once, the episode open before the kill is not announced again.
+  announced once, the episode open before the kill is not announced again;
+* all this with one instance's receiver in three processes (``--workers 3``):
+  a logger served by one of its workers is judged through the forwarding, and
+  a kill of that instance stops its workers too.
 
 No timing is asserted: every wait polls with a generous deadline.
 """
@@ -41,6 +44,7 @@ from aiohttp import web
 
 from envmon.catalog import load_catalog
 from envmon.ingest.hj212.device import Hj212Device
+from envmon.ingest.hj212.workers import home_of
 from envmon.timeutil import BEIJING
 
 REPO = Path(__file__).resolve().parents[2]
@@ -278,8 +282,12 @@ async def test_two_run_processes_store_poll_and_alert_once_and_survive_a_kill(
     hooks.url = await anext(hook_serve)
     env = _write_config(tmp_path, platform, hooks)
     passwords: dict[str, str] = json.loads(env["ENVMON_HJ212__PASSWORDS"])
-    a = _start("a", db_url, tmp_path, env)
+    # A serves HJ 212 in three processes (envmon run --workers 3): X's and the
+    # quiet logger's home there is worker 2, which forwards their batches to the
+    # alert owner like another instance.
+    a = _start("a", db_url, tmp_path, {**env, "ENVMON_HJ212__WORKERS": "3"})
     b = _start("b", db_url, tmp_path, env)
+    assert [home_of(s.mn or "", 3) for s in loggers] == [2, 0, 0, 2]
     started = time.monotonic()
     try:
         for inst in (a, b):
@@ -355,6 +363,13 @@ async def test_two_run_processes_store_poll_and_alert_once_and_survive_a_kill(
                 inst.proc.kill()
         await plat_serve.aclose()
         await hook_serve.aclose()
+
+    # A's worker 2 served X and the quiet logger (its own raw-frame archive).
+    archived = "".join(
+        p.read_text(encoding="utf-8") for p in (tmp_path / "var-a/workers/2/archive").glob("*.log")
+    )
+    assert f"MN={loggers[0].mn};" in archived and f"MN={loggers[3].mn};" in archived
+    assert f"MN={loggers[1].mn};" not in archived
 
     # Every reading once: each logger's (hour, parameter), the platform's station-hours.
     ids = [s.id for s in loggers]

@@ -92,8 +92,8 @@ _MAX_FAILING_TRACKED: Final = 10_000
 _REFUSED_LOG_EVERY: Final = 10.0
 _RESUME_PER_TURN: Final = 200
 _TURN: Final = 0.005  # s of frame processing per turn of the event loop
-_HANDOFF_RETRY: Final = 0.01  # s between tries while the home worker's queue is full
-_HANDOFF_GIVE_UP: Final = 2.0  # s: then the connection is closed unanswered
+_HANDOFF_RETRY: Final = 0.02  # s between tries while the home worker cannot take it
+_HANDOFF_GIVE_UP: Final = 15.0  # s (a worker starts again in ~3 s): then closed unanswered
 
 
 # --------------------------------------------------------------------------- connections
@@ -502,17 +502,15 @@ class Hj212Server:
             return
         sock = conn.transport.get_extra_info("socket")
         loop = asyncio.get_running_loop()
-        try:
-            sent = sock is not None and self._handoff.send(home, sock, read)
-        except BlockingIOError:
-            if loop.time() - since < _HANDOFF_GIVE_UP:
-                loop.call_later(_HANDOFF_RETRY, self._hand_off, conn, home, read, since)
-                return
-            sent = False
+        sent = self._handoff.send(home, sock, read) if sock is not None else False
+        if sent is None and loop.time() - since < _HANDOFF_GIVE_UP:
+            # The home is starting (or busy): the device waits a little.
+            loop.call_later(_HANDOFF_RETRY, self._hand_off, conn, home, read, since)
+            return
         if not sent:
             # Nothing was answered: the logger sends again on a new connection.
             logger.warning(
-                "hj212 connection closed peer=%s reason=its home worker %d is not reachable",
+                "hj212 connection closed peer=%s reason=its home worker %d did not take it",
                 conn.peer,
                 home,
             )

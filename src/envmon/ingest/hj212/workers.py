@@ -51,7 +51,7 @@ logger = logging.getLogger(__name__)
 
 PEEK_LIMIT: Final = 16_384  # bytes read without an MN before the connection stays where it is
 _HEADER_MN = re.compile(rb"(?:^|;)MN=([^;&\r\n]{0,64});")
-_MAX_MESSAGE: Final = 1 << 20
+_MAX_MESSAGE: Final = 1 << 18  # a datagram is at most the sender's buffer (~208 KiB)
 _UCRED = struct.Struct("iII")  # pid, uid, gid
 
 
@@ -131,10 +131,11 @@ class Handoff:
             self._out.close()
             self._out = None
 
-    def send(self, home: int, sock: socket.socket, data: bytes) -> bool:
+    def send(self, home: int, sock: socket.socket, data: bytes) -> bool | None:
         """Hand ``sock`` and what was read of it to worker ``home``: True once
-        sent, False when that worker is not there (or the message too big);
-        :class:`BlockingIOError` when its queue is full (try again shortly)."""
+        sent; None when that worker cannot take it now (not started yet, being
+        started again, its queue full: try again shortly); False when it never
+        will (the message is too big, this end is closed)."""
         if self._out is None:
             return False
         fds = array.array("i", [sock.fileno()])
@@ -145,8 +146,8 @@ class Handoff:
                 0,
                 _address(self.settings, home),
             )
-        except BlockingIOError:
-            raise
+        except (BlockingIOError, ConnectionRefusedError, FileNotFoundError):
+            return None
         except OSError as err:
             logger.warning("hj212 hand-over to worker %d failed: %s", home, err)
             return False
