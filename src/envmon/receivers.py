@@ -185,9 +185,9 @@ async def serve_worker(settings: Settings) -> None:
     from envmon.alerts.relay import announcement
     from envmon.app import open_app
     from envmon.db.connection import database_url
+    from envmon.derive_job import DeriveJob
     from envmon.ingest.hj212.auth import load_secrets
     from envmon.ingest.hj212.server import Hj212Server
-    from envmon.service import DeriveJob
 
     index = settings.hj212.worker_index
     stop = asyncio.Event()
