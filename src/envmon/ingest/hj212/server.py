@@ -25,7 +25,10 @@ the sink (``envmon.ingest.sink``):
 * split groups are shared by all connections and journalled on disk
   (:mod:`.splitjournal`): a packet's 9014 waits for its journal entry;
 * a newly seen station is asked for its missing hours, one 2061 request per
-  run of them (:mod:`.recovery`).
+  run of them (:mod:`.recovery`);
+* with receiver workers (``envmon run --workers N``) a connection is read up
+  to its first frame's MN and, when the device lives in another worker,
+  passed to it before anything is answered (:mod:`.workers`).
 
 Limits: ``max_connections`` (connections beyond are closed at once), the idle
 timeout, the stream decoder's bounded buffer, a per-connection frame rate
