@@ -520,44 +520,59 @@ async def derive_air(
         await conn.execute(_HOUR_STORE, {"primary": _PRIMARY_TEXT})
         stats.air_hours += n_hours
 
-        day_hi = out_hi - timedelta(days=1)
-        cur = await conn.execute(_DAYS_SQL, {"stations": stations, "lo": out_lo, "hi": day_hi})
-        days = await cur.fetchall()
-        await conn.execute(
-            "DELETE FROM air_day WHERE station_id = ANY(%s) AND day >= %s AND day <= %s",
-            (stations, first, last),
-        )
-        async with conn.cursor().copy(
-            "COPY air_day (station_id, day, so2, no2, co, pm10, pm25, o3_1h_max, o3_8h_max,"
-            " n_so2, n_no2, n_co, n_o3, n_pm10, n_pm25, n_o3_8h, aqi, category,"
-            " primary_pollutants, iaqi, complete, edition) FROM STDIN"
-        ) as copy:
-            for r in days:
-                sid, day = r[0], r[1]
-                counts = dict(
-                    zip(
-                        ("so2", "no2", "co", "o3", "pm10", "pm25", "o3_8h"),
-                        (int(x) for x in r[9:16]),
-                        strict=True,
-                    )
-                )
-                values = station_day_values(r[2:9], counts, day)
-                await copy.write_row(
-                    (
-                        sid,
-                        day,
-                        *(values[k] for k in DAY_VALUES),
-                        *counts.values(),
-                        *aqi_columns(values, day, not_monitored.get(sid, ())),
-                    )
-                )
-                touched_days.add(day)
+        days = await _derive_station_days(conn, stations, first, last, not_monitored)
+        touched_days.update(days)
         stats.air_days += len(days)
     await conn.execute(_PART_LOCK, (_REGIONS_LOCK,))
     stats.region_days += await derive_regions(
         conn, sorted(touched_days | {d for _, d in pairs}), city_o3=city_o3
     )
     return stats
+
+
+async def _derive_station_days(
+    conn: Conn,
+    stations: Sequence[str],
+    first: date,
+    last: date,
+    not_monitored: Mapping[str, Sequence[str]],
+) -> list[date]:
+    """Store the daily values and AQI of ``stations`` for the days first … last (their
+    hours are stored already); returns the day of each station-day stored."""
+    cur = await conn.execute(
+        _DAYS_SQL,
+        {"stations": stations, "lo": day_start(first), "hi": day_start(last + timedelta(days=1))},
+    )
+    days = await cur.fetchall()
+    await conn.execute(
+        "DELETE FROM air_day WHERE station_id = ANY(%s) AND day >= %s AND day <= %s",
+        (stations, first, last),
+    )
+    async with conn.cursor().copy(
+        "COPY air_day (station_id, day, so2, no2, co, pm10, pm25, o3_1h_max, o3_8h_max,"
+        " n_so2, n_no2, n_co, n_o3, n_pm10, n_pm25, n_o3_8h, aqi, category,"
+        " primary_pollutants, iaqi, complete, edition) FROM STDIN"
+    ) as copy:
+        for r in days:
+            sid, day = r[0], r[1]
+            counts = dict(
+                zip(
+                    ("so2", "no2", "co", "o3", "pm10", "pm25", "o3_8h"),
+                    (int(x) for x in r[9:16]),
+                    strict=True,
+                )
+            )
+            values = station_day_values(r[2:9], counts, day)
+            await copy.write_row(
+                (
+                    sid,
+                    day,
+                    *(values[k] for k in DAY_VALUES),
+                    *counts.values(),
+                    *aqi_columns(values, day, not_monitored.get(sid, ())),
+                )
+            )
+    return [r[1] for r in days]
 
 
 def station_day_values(
