@@ -26,25 +26,21 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal
 
-import numpy as np
-import numpy.typing as npt
 from psycopg import AsyncConnection
 from psycopg.rows import TupleRow
 from psycopg_pool import AsyncConnectionPool
 
-from envmon.db.copy_binary import HEADER, TRAILER
+from envmon.evaluate import air_bulk
 from envmon.log import evaluate_logger as logger
 from envmon.parameters import PARAMETERS
 from envmon.review import invalid_filter
 from envmon.standards import aqi as aqi_std
 from envmon.standards import validity
 from envmon.standards import water as water_std
-from envmon.standards.aqi_bulk import DAILY_KEYS, PRIMARY_LISTS, daily_aqi_bulk, hourly_aqi_bulk
 from envmon.standards.editions import EDITION_2026_FROM
 from envmon.standards.limits import limit
 from envmon.standards.rounding import (
     Number,
-    published_places,
     round_published,
     to_decimal,
 )
@@ -116,56 +112,6 @@ SELECT row_number() OVER (), station_id, ts,
        CASE WHEN ts >= %(edition_2026)s THEN 2026 ELSE 2012 END
 FROM moving WHERE ts >= %(out_lo)s
 """
-# The hours and the station-days of one chunk, before their AQI; each row numbered (n)
-# to join the AQI back. air_day_aqi has one IAQI column per daily indicator (NA = -1).
-_CALC_DDL = """
-CREATE TEMP TABLE IF NOT EXISTS air_hour_calc (
-    n int4, station_id text, ts timestamptz,
-    so2 float8, no2 float8, co float8, o3 float8, pm10 float8, pm25 float8,
-    o3_8h float8, pm10_24h float8, pm25_24h float8, so2_24h float8,
-    p_so2 float8, p_no2 float8, p_co float8, p_o3 float8, p_pm10 float8, p_pm25 float8,
-    p_so2_24h float8, edition int2
-) ON COMMIT DELETE ROWS;
-CREATE TEMP TABLE IF NOT EXISTS air_hour_aqi (
-    n int4, aqi int2, category int2, prim int2
-) ON COMMIT DELETE ROWS;
-CREATE TEMP TABLE IF NOT EXISTS air_day_calc (
-    n int4, station_id text, day date,
-    so2 float8, no2 float8, co float8, pm10 float8, pm25 float8, o3_1h_max float8,
-    o3_8h_max float8, n_so2 int2, n_no2 int2, n_co int2, n_o3 int2, n_pm10 int2,
-    n_pm25 int2, n_o3_8h int2, edition int2
-) ON COMMIT DELETE ROWS;
-CREATE TEMP TABLE IF NOT EXISTS air_day_aqi (
-    n int4, aqi int2, category int2, prim int2, complete bool, IAQI_COLUMNS
-) ON COMMIT DELETE ROWS;
-TRUNCATE air_hour_calc, air_hour_aqi, air_day_calc, air_day_aqi
-"""
-# What the AQI needs of each hour, fixed-width for numpy (NaN = missing).
-_HOUR_INPUTS_COPY = """
-COPY (SELECT array_position(%(stations)s::text[], station_id), edition = 2026,
-             coalesce(p_so2, 'NaN'), coalesce(p_no2, 'NaN'), coalesce(p_co, 'NaN'),
-             coalesce(p_o3, 'NaN'), coalesce(p_pm10, 'NaN'), coalesce(p_pm25, 'NaN'),
-             coalesce(p_so2_24h, 'NaN')
-      FROM air_hour_calc ORDER BY n) TO STDOUT (FORMAT BINARY)
-"""
-_HOUR_INPUT_KEYS = ("so2_1h", "no2_1h", "co_1h", "o3_1h", "pm10_1h", "pm25_1h", "so2_24h")
-_HOUR_INPUT = np.dtype(
-    [("nf", ">i2"), ("l_s", ">i4"), ("s", ">i4"), ("l_e", ">i4"), ("e", "?")]
-    + [x for k in _HOUR_INPUT_KEYS for x in ((f"l_{k}", ">i4"), (k, ">f8"))]
-)
-_HOUR_AQI = np.dtype(
-    [
-        ("nf", ">i2"),
-        ("l_n", ">i4"),
-        ("n", ">i4"),
-        ("l_a", ">i4"),
-        ("a", ">i2"),
-        ("l_c", ">i4"),
-        ("c", ">i2"),
-        ("l_p", ">i4"),
-        ("p", ">i2"),
-    ]
-)
 _HOUR_STORE = """
 INSERT INTO air_hour (station_id, ts, so2, no2, co, o3, pm10, pm25, o3_8h, pm10_24h,
                       pm25_24h, so2_24h, aqi, category, primary_pollutants, edition)
@@ -176,77 +122,6 @@ FROM air_hour_calc c JOIN air_hour_aqi a USING (n)
 """
 # Reviewed data only: readings a reviewer invalidated (envmon.review) drop out.
 _HOURS_SQL = _HOURS_SQL.replace("NOT_INVALID", invalid_filter("reading"))
-
-# The station-days of a chunk, published as stored: GB 3095 Table 4 validity (an invalid
-# value is NULL, never 0), then the exact (numeric) mean rounded per GB/T 8170.
-_DAY_CALC_SQL = """
-INSERT INTO air_day_calc
-SELECT row_number() OVER (), d.station_id, day,
-       CASE WHEN n_so2 >= {day_min} THEN gbt8170(so2, {so2}) END,
-       CASE WHEN n_no2 >= {day_min} THEN gbt8170(no2, {no2}) END,
-       CASE WHEN n_co >= {day_min} THEN gbt8170(co, {co}) END,
-       CASE WHEN n_pm10 >= {day_min} THEN gbt8170(pm10, {pm10}) END,
-       CASE WHEN n_pm25 >= {day_min} THEN gbt8170(pm25, {pm25}) END,
-       CASE WHEN n_o3 >= {day_min} THEN gbt8170(o3_max, {o3}) END,
-       -- HJ 663 §6.1.2: MDA8 needs >= 14 valid 8-h values, unless it exceeds the limit.
-       CASE WHEN n_o3_8h >= {mda8_min} OR mda8 > l.o3_limit THEN gbt8170(mda8, {o3}) END,
-       n_so2, n_no2, n_co, n_o3, n_pm10, n_pm25, n_o3_8h,
-       CASE WHEN day >= %(edition_2026)s THEN 2026 ELSE 2012 END
-FROM (
-    SELECT station_id, bj_day(ts) AS day,
-           -- numeric: exact decimal means (a float mean of 0.1, 0.2, 0.3 is not 0.2).
-           avg(so2::numeric) AS so2, avg(no2::numeric) AS no2, avg(co::numeric) AS co,
-           avg(pm10::numeric) AS pm10, avg(pm25::numeric) AS pm25, max(o3::numeric) AS o3_max,
-           -- MDA8 windows of a natural day: those ending 08:00 … 24:00, i.e. the
-           -- trailing 8-h means stamped 07:00 … 23:00 (17 windows, all inside the day).
-           max(o3_8h::numeric) FILTER (WHERE extract(hour FROM bj_time(ts)) >= 7) AS mda8,
-           count(so2) AS n_so2, count(no2) AS n_no2, count(co) AS n_co, count(o3) AS n_o3,
-           count(pm10) AS n_pm10, count(pm25) AS n_pm25,
-           count(o3_8h) FILTER (WHERE extract(hour FROM bj_time(ts)) >= 7) AS n_o3_8h
-    FROM air_hour
-    WHERE station_id = ANY(%(stations)s) AND ts >= %(lo)s AND ts < %(hi)s
-    GROUP BY 1, 2
-) d
-JOIN unnest(%(days)s::date[], %(o3_limits)s::numeric[]) AS l(day, o3_limit) USING (day)
-""".format(
-    day_min=validity.DAY_MIN_HOURS,
-    mda8_min=validity.MDA8_MIN_WINDOWS,
-    **{p: published_places(p) for p in ("so2", "no2", "co", "pm10", "pm25", "o3")},
-)
-# What the daily AQI needs of each station-day, fixed-width for numpy (NaN = missing).
-_DAY_INPUTS_COPY = """
-COPY (SELECT array_position(%(stations)s::text[], station_id), day, edition = 2026,
-             coalesce(so2, 'NaN'), coalesce(no2, 'NaN'), coalesce(pm10, 'NaN'),
-             coalesce(pm25, 'NaN'), coalesce(co, 'NaN'), coalesce(o3_1h_max, 'NaN'),
-             coalesce(o3_8h_max, 'NaN')
-      FROM air_day_calc ORDER BY n) TO STDOUT (FORMAT BINARY)
-"""
-# The daily report's indicators, in the order of _DAY_INPUTS_COPY.
-assert DAILY_KEYS == ("so2_24h", "no2_24h", "pm10_24h", "pm25_24h", "co_24h", "o3_1h", "o3_8h")
-_DAY_INPUT = np.dtype(
-    [("nf", ">i2"), ("l_s", ">i4"), ("s", ">i4"), ("l_d", ">i4"), ("d", ">i4")]
-    + [("l_e", ">i4"), ("e", "?")]
-    + [x for k in DAILY_KEYS for x in ((f"l_{k}", ">i4"), (k, ">f8"))]
-)
-_DAY_AQI = np.dtype(
-    [("nf", ">i2"), ("l_n", ">i4"), ("n", ">i4")]
-    + [x for k in ("a", "c", "p") for x in ((f"l_{k}", ">i4"), (k, ">i2"))]
-    + [("l_complete", ">i4"), ("complete", "?")]
-    + [x for k in DAILY_KEYS for x in ((f"l_{k}", ">i4"), (k, ">i2"))]
-)
-_DAY_STORE = """
-INSERT INTO air_day (station_id, day, so2, no2, co, pm10, pm25, o3_1h_max, o3_8h_max,
-                     n_so2, n_no2, n_co, n_o3, n_pm10, n_pm25, n_o3_8h, aqi, category,
-                     primary_pollutants, iaqi, complete, edition)
-SELECT c.station_id, c.day, c.so2, c.no2, c.co, c.pm10, c.pm25, c.o3_1h_max, c.o3_8h_max,
-       c.n_so2, c.n_no2, c.n_co, c.n_o3, c.n_pm10, c.n_pm25, c.n_o3_8h,
-       nullif(a.aqi, -1), nullif(a.category, -1), (%(primary)s::text[])[a.prim + 1]::text[],
-       jsonb_strip_nulls(jsonb_build_object(IAQI_PAIRS)), a.complete, c.edition
-FROM air_day_calc c JOIN air_day_aqi a USING (n)
-""".replace("IAQI_PAIRS", ", ".join(f"'{k}', nullif(a.{k}, -1)" for k in DAILY_KEYS))
-_CALC_DDL = _CALC_DDL.replace("IAQI_COLUMNS", ", ".join(f"{k} int2" for k in DAILY_KEYS))
-# Days are counted from 2000-01-01 in a binary COPY.
-_PG_EPOCH_DAY = date(2000, 1, 1).toordinal()
 
 # City and zone values (HJ 663): the exact mean of the evaluation points' published
 # daily values (catalog field evaluation_point: clean-control points and
@@ -303,60 +178,6 @@ HOURLY_ROW = ("so2", "no2", "co", "o3", "pm10", "pm25", "o3_8h", "pm10_24h", "pm
 
 
 _EDITION_2026_START = day_start(EDITION_2026_FROM)
-# air_hour_aqi.prim is a primary-pollutant mask: its lists as text[] literals, by mask.
-_PRIMARY_TEXT = ["{" + ",".join(p) + "}" for p in PRIMARY_LISTS]
-
-
-def _hour_aqi_rows(inputs: bytes, not_monitored: Mapping[int, Sequence[str]]) -> bytes:
-    """The binary COPY of ``air_hour_aqi`` for the hours of :data:`_HOUR_INPUTS_COPY`.
-
-    ``inputs`` is that COPY's output (station positions from 1, the edition, the
-    published concentrations); ``not_monitored`` maps a station position to the
-    pollutants outside its programme. The AQI, category and primary pollutants of
-    each hour are those of :func:`hourly_mapping` and ``aqi.hourly_aqi``, computed
-    for all rows at once (``standards.aqi_bulk``, equal on every published value).
-    """
-    rows = _copy_rows(inputs, _HOUR_INPUT, "air_hour_calc")
-    values = {k: rows[k].astype(np.float64) for k in _HOUR_INPUT_KEYS}
-    nm = _not_monitored_rows(rows["s"], not_monitored)
-    res = hourly_aqi_bulk(values, rows["e"].astype(bool), nm)
-    out = np.empty(len(rows), dtype=_HOUR_AQI)
-    out["nf"] = 4
-    out["l_n"] = 4
-    out["l_a"] = out["l_c"] = out["l_p"] = 2
-    out["n"] = np.arange(1, len(rows) + 1)
-    out["a"] = res.aqi
-    out["c"] = res.category
-    out["p"] = res.primary_mask
-    return HEADER + out.tobytes() + TRAILER
-
-
-def _copy_rows(data: bytes, dtype: np.dtype[Any], table: str) -> npt.NDArray[Any]:
-    """The rows of a binary COPY out of fixed-width, never NULL columns."""
-    count, odd = divmod(len(data) - len(HEADER) - len(TRAILER), dtype.itemsize)
-    if odd or not data.startswith(HEADER) or not data.endswith(TRAILER):  # pragma: no cover
-        raise AssertionError(f"{table}: unexpected COPY layout")
-    return np.frombuffer(data, dtype=dtype, offset=len(HEADER), count=count)
-
-
-def _not_monitored_rows(
-    positions: npt.NDArray[Any], not_monitored: Mapping[int, Sequence[str]]
-) -> dict[str, npt.NDArray[np.bool_]]:
-    """Per pollutant, the rows (by station position) where it is outside the programme."""
-    nm = {p: np.zeros(len(positions), dtype=bool) for p in aqi_std.POLLUTANTS}
-    for position, pollutants in not_monitored.items():
-        at = positions == position
-        for p in pollutants:
-            nm[p] |= at
-    return nm
-
-
-async def _copy_out(conn: Conn, statement: str, params: Mapping[str, Any]) -> bytes:
-    data = bytearray()
-    async with conn.cursor().copy(statement, params) as copy:
-        async for block in copy:
-            data += block
-    return bytes(data)
 
 
 def hourly_mapping(row: Sequence[Any], edition: int) -> dict[str, Decimal | None]:
@@ -574,7 +395,7 @@ async def derive_air(
     for stations, first, last in _chunks(pairs):
         out_lo = day_start(first)
         out_hi = day_start(last + timedelta(days=2))  # the next day's moving windows too
-        await conn.execute(_CALC_DDL)
+        await conn.execute(air_bulk.CALC_DDL)
         cur = await conn.execute(
             _HOURS_SQL,
             {
@@ -588,21 +409,17 @@ async def derive_air(
             },
         )
         n_hours = cur.rowcount
-        inputs = await _copy_out(conn, _HOUR_INPUTS_COPY, {"stations": stations})
         not_monitored = await _not_monitored(conn, stations)
         positions = {stations.index(sid) + 1: nm for sid, nm in not_monitored.items()}
-        async with conn.cursor().copy(
-            "COPY air_hour_aqi (n, aqi, category, prim) FROM STDIN (FORMAT BINARY)"
-        ) as copy:
-            await copy.write(_hour_aqi_rows(inputs, positions))
+        await air_bulk.hour_aqi(conn, stations, positions, n_hours)
         await conn.execute(
             "DELETE FROM air_hour WHERE station_id = ANY(%s) AND ts >= %s AND ts < %s",
             (stations, out_lo, out_hi),
         )
-        await conn.execute(_HOUR_STORE, {"primary": _PRIMARY_TEXT})
+        await conn.execute(_HOUR_STORE, {"primary": air_bulk.PRIMARY_TEXT})
         stats.air_hours += n_hours
 
-        n_days, days = await _derive_station_days(conn, stations, first, last, positions)
+        n_days, days = await air_bulk.derive_station_days(conn, stations, first, last, positions)
         touched_days.update(days)
         stats.air_days += n_days
     await conn.execute(_PART_LOCK, (_REGIONS_LOCK,))
@@ -610,63 +427,6 @@ async def derive_air(
         conn, sorted(touched_days | {d for _, d in pairs}), city_o3=city_o3
     )
     return stats
-
-
-async def _derive_station_days(
-    conn: Conn,
-    stations: Sequence[str],
-    first: date,
-    last: date,
-    not_monitored: Mapping[int, Sequence[str]],
-) -> tuple[int, list[date]]:
-    """Store the daily values and AQI of ``stations`` for the days first … last (their
-    hours are stored already); returns how many station-days, and their days.
-
-    ``not_monitored`` maps a station's position in ``stations`` (from 1) to the
-    pollutants outside its programme. The values and the AQI are those of
-    :func:`station_day_values` and :func:`aqi_columns`, computed for all the
-    station-days at once (``tests/evaluate/test_derive_daily_bulk.py``).
-    """
-    days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
-    await conn.execute(
-        _DAY_CALC_SQL,
-        {
-            "stations": stations,
-            "lo": day_start(first),
-            "hi": day_start(last + timedelta(days=1)),
-            "days": days,
-            "o3_limits": [Decimal(repr(limit("o3_8h", d))) for d in days],
-            "edition_2026": EDITION_2026_FROM,
-        },
-    )
-    inputs = await _copy_out(conn, _DAY_INPUTS_COPY, {"stations": stations})
-    rows = _copy_rows(inputs, _DAY_INPUT, "air_day_calc")
-    res = daily_aqi_bulk(
-        {k: rows[k].astype(np.float64) for k in DAILY_KEYS},
-        rows["e"].astype(bool),
-        _not_monitored_rows(rows["s"], not_monitored),
-    )
-    out = np.empty(len(rows), dtype=_DAY_AQI)
-    out["nf"] = 5 + len(DAILY_KEYS)
-    out["l_n"] = 4
-    out["l_complete"] = 1
-    for k in ("a", "c", "p", *DAILY_KEYS):
-        out[f"l_{k}"] = 2
-    out["n"] = np.arange(1, len(rows) + 1)
-    out["a"] = res.aqi
-    out["c"] = res.category
-    out["p"] = res.primary_mask
-    out["complete"] = res.complete
-    for k in DAILY_KEYS:
-        out[k] = res.iaqi[k]
-    async with conn.cursor().copy("COPY air_day_aqi FROM STDIN (FORMAT BINARY)") as copy:
-        await copy.write(HEADER + out.tobytes() + TRAILER)
-    await conn.execute(
-        "DELETE FROM air_day WHERE station_id = ANY(%s) AND day >= %s AND day <= %s",
-        (stations, first, last),
-    )
-    await conn.execute(_DAY_STORE, {"primary": _PRIMARY_TEXT})
-    return len(rows), [date.fromordinal(_PG_EPOCH_DAY + int(d)) for d in np.unique(rows["d"])]
 
 
 def station_day_values(
