@@ -11,7 +11,8 @@ The writer queues every (station, Beijing day) whose readings changed in
 
 Concentration statistics are SQL (set-based, identical on PostgreSQL and
 TimescaleDB); AQI and water classes come from ``envmon.standards`` (exact
-arithmetic), for the edition in force on each day.
+arithmetic), for the edition in force on each day — an air station's hours and
+days for a whole chunk at once (:mod:`envmon.evaluate.air_bulk`).
 """
 
 from __future__ import annotations
@@ -226,7 +227,8 @@ DAY_VALUES = ("so2", "no2", "co", "pm10", "pm25", "o3_1h_max", "o3_8h_max")
 def aqi_columns(
     values: Mapping[str, Number | None], day: date, not_monitored: Iterable[str] = ()
 ) -> tuple[Any, ...]:
-    """The stored AQI columns of a day: aqi, category, primary, iaqi, complete, edition."""
+    """The stored AQI columns of a day: aqi, category, primary, iaqi, complete, edition
+    (of the regions; a station's days are computed in bulk, ``air_bulk``, equal to this)."""
     ed = aqi_std.edition_for(day)
     res = aqi_std.daily_aqi(daily_mapping(values), edition=ed, not_monitored=not_monitored)
     return (res.aqi, res.category, res.primary, json.dumps(res.iaqi), res.complete, ed)
@@ -433,7 +435,10 @@ def station_day_values(
     raw: Sequence[Any], counts: dict[str, int], day: date
 ) -> dict[str, float | None]:
     """Published daily values: GB 3095 Table 4 validity (invalid → None, never 0), then
-    the exact mean rounded per GB/T 8170 (integers µg/m³, CO 0.1 mg/m³)."""
+    the exact mean rounded per GB/T 8170 (integers µg/m³, CO 0.1 mg/m³).
+
+    One station-day at a time: the reference that ``air_bulk.derive_station_days``
+    (SQL, all station-days of a chunk at once) is tested against."""
     so2, no2, co, pm10, pm25, o3_max, mda8 = (_dec(x) for x in raw)
     ok = validity.day_valid
     o3_limit = limit("o3_8h", day)
