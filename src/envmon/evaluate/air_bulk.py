@@ -45,6 +45,9 @@ Array = npt.NDArray[Any]
 
 # The rows of a chunk before their AQI, numbered (n) to join the AQI back; the AQI of
 # the hours and of the days (NA = -1; air_day_aqi: one IAQI column per daily indicator).
+# Emptied for each chunk of a transaction: the hours' (~20,000 rows a month of 26
+# stations) by TRUNCATE, the few days' by DELETE, which costs less than a TRUNCATE's
+# new files (~0.5 ms a table: a one-hour derive is ~60 ms).
 CALC_DDL: Final = """
 CREATE TEMP TABLE IF NOT EXISTS air_hour_calc (
     n int4, station_id text, ts timestamptz,
@@ -65,7 +68,9 @@ CREATE TEMP TABLE IF NOT EXISTS air_day_calc (
 CREATE TEMP TABLE IF NOT EXISTS air_day_aqi (
     n int4, aqi int2, category int2, prim int2, complete bool, IAQI_COLUMNS
 ) ON COMMIT DELETE ROWS;
-TRUNCATE air_hour_calc, air_hour_aqi, air_day_calc, air_day_aqi
+TRUNCATE air_hour_calc, air_hour_aqi;
+DELETE FROM air_day_calc;
+DELETE FROM air_day_aqi
 """.replace("IAQI_COLUMNS", ", ".join(f"{k} int2" for k in DAILY_KEYS))
 
 # The primary-pollutant mask as a text[] literal, by mask (standards.aqi_bulk.PRIMARY_LISTS).
