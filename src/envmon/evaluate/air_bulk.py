@@ -22,7 +22,7 @@ from typing import Any, Final, Literal
 
 import numpy as np
 import numpy.typing as npt
-from psycopg import AsyncConnection
+from psycopg import AsyncConnection, sql
 from psycopg.rows import TupleRow
 
 from envmon.db.copy_binary import HEADER, TRAILER
@@ -93,15 +93,17 @@ class _PackedQuery:
     into one ``bytea``, and the numpy record that reads it back."""
 
     def __init__(self, table: str, fields: Sequence[tuple[str, Packed, str]]) -> None:
-        packed = " || ".join(_SEND[kind][0].format(sql) for _, kind, sql in fields)
-        self.sql = f"SELECT string_agg({packed}, ''::bytea ORDER BY n) FROM {table}"
+        packed = " || ".join(_SEND[kind][0].format(expr) for _, kind, expr in fields)
+        self.query = sql.SQL("SELECT string_agg({}, ''::bytea ORDER BY n) FROM {}").format(
+            sql.SQL(packed), sql.Identifier(table)
+        )
         self.dtype = np.dtype([(name, _SEND[kind][1]) for name, kind, _ in fields])
         self.table = table
 
     async def rows(self, conn: Conn, params: Mapping[str, Any], count: int) -> Array:
         """The ``count`` rows of the table (as the statement that filled it said)."""
         cur = conn.cursor(binary=True)
-        await cur.execute(self.sql, params)
+        await cur.execute(self.query, params)
         row = await cur.fetchone()
         data = (row[0] if row else None) or b""
         if len(data) != count * self.dtype.itemsize:  # pragma: no cover
@@ -121,9 +123,10 @@ async def _copy_in(conn: Conn, table: str, columns: Mapping[str, tuple[str, Arra
     for name, (_, values) in columns.items():
         out[f"l_{name}"] = record[name].itemsize
         out[name] = values
-    async with conn.cursor().copy(
-        f"COPY {table} ({', '.join(columns)}) FROM STDIN (FORMAT BINARY)"
-    ) as copy:
+    statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
+        sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, columns))
+    )
+    async with conn.cursor().copy(statement) as copy:
         await copy.write(HEADER + out.tobytes() + TRAILER)
 
 
