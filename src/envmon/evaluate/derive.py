@@ -11,7 +11,8 @@ The writer queues every (station, Beijing day) whose readings changed in
 
 Concentration statistics are SQL (set-based, identical on PostgreSQL and
 TimescaleDB); AQI and water classes come from ``envmon.standards`` (exact
-arithmetic), for the edition in force on each day.
+arithmetic), for the edition in force on each day — an air station's hours and
+days for a whole chunk at once (:mod:`envmon.evaluate.air_bulk`).
 """
 
 from __future__ import annotations
@@ -26,19 +27,17 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal
 
-import numpy as np
 from psycopg import AsyncConnection
 from psycopg.rows import TupleRow
 from psycopg_pool import AsyncConnectionPool
 
-from envmon.db.copy_binary import HEADER, TRAILER
+from envmon.evaluate import air_bulk
 from envmon.log import evaluate_logger as logger
 from envmon.parameters import PARAMETERS
 from envmon.review import invalid_filter
 from envmon.standards import aqi as aqi_std
 from envmon.standards import validity
 from envmon.standards import water as water_std
-from envmon.standards.aqi_bulk import PRIMARY_LISTS, hourly_aqi_bulk
 from envmon.standards.editions import EDITION_2026_FROM
 from envmon.standards.limits import limit
 from envmon.standards.rounding import (
@@ -114,46 +113,6 @@ SELECT row_number() OVER (), station_id, ts,
        CASE WHEN ts >= %(edition_2026)s THEN 2026 ELSE 2012 END
 FROM moving WHERE ts >= %(out_lo)s
 """
-# The hours of one chunk, before their AQI; each row numbered (n) to join the AQI back.
-_HOUR_CALC_DDL = """
-CREATE TEMP TABLE IF NOT EXISTS air_hour_calc (
-    n int4, station_id text, ts timestamptz,
-    so2 float8, no2 float8, co float8, o3 float8, pm10 float8, pm25 float8,
-    o3_8h float8, pm10_24h float8, pm25_24h float8, so2_24h float8,
-    p_so2 float8, p_no2 float8, p_co float8, p_o3 float8, p_pm10 float8, p_pm25 float8,
-    p_so2_24h float8, edition int2
-) ON COMMIT DELETE ROWS;
-CREATE TEMP TABLE IF NOT EXISTS air_hour_aqi (
-    n int4, aqi int2, category int2, prim int2
-) ON COMMIT DELETE ROWS;
-TRUNCATE air_hour_calc, air_hour_aqi
-"""
-# What the AQI needs of each hour, fixed-width for numpy (NaN = missing).
-_HOUR_INPUTS_COPY = """
-COPY (SELECT array_position(%(stations)s::text[], station_id), edition = 2026,
-             coalesce(p_so2, 'NaN'), coalesce(p_no2, 'NaN'), coalesce(p_co, 'NaN'),
-             coalesce(p_o3, 'NaN'), coalesce(p_pm10, 'NaN'), coalesce(p_pm25, 'NaN'),
-             coalesce(p_so2_24h, 'NaN')
-      FROM air_hour_calc ORDER BY n) TO STDOUT (FORMAT BINARY)
-"""
-_HOUR_INPUT_KEYS = ("so2_1h", "no2_1h", "co_1h", "o3_1h", "pm10_1h", "pm25_1h", "so2_24h")
-_HOUR_INPUT = np.dtype(
-    [("nf", ">i2"), ("l_s", ">i4"), ("s", ">i4"), ("l_e", ">i4"), ("e", "?")]
-    + [x for k in _HOUR_INPUT_KEYS for x in ((f"l_{k}", ">i4"), (k, ">f8"))]
-)
-_HOUR_AQI = np.dtype(
-    [
-        ("nf", ">i2"),
-        ("l_n", ">i4"),
-        ("n", ">i4"),
-        ("l_a", ">i4"),
-        ("a", ">i2"),
-        ("l_c", ">i4"),
-        ("c", ">i2"),
-        ("l_p", ">i4"),
-        ("p", ">i2"),
-    ]
-)
 _HOUR_STORE = """
 INSERT INTO air_hour (station_id, ts, so2, no2, co, o3, pm10, pm25, o3_8h, pm10_24h,
                       pm25_24h, so2_24h, aqi, category, primary_pollutants, edition)
@@ -164,21 +123,6 @@ FROM air_hour_calc c JOIN air_hour_aqi a USING (n)
 """
 # Reviewed data only: readings a reviewer invalidated (envmon.review) drop out.
 _HOURS_SQL = _HOURS_SQL.replace("NOT_INVALID", invalid_filter("reading"))
-
-_DAYS_SQL = """
-SELECT station_id, bj_day(ts) AS day,
-       -- numeric: exact decimal means (a float mean of 0.1, 0.2, 0.3 is not 0.2).
-       avg(so2::numeric), avg(no2::numeric), avg(co::numeric), avg(pm10::numeric),
-       avg(pm25::numeric), max(o3::numeric),
-       -- MDA8 windows of a natural day: those ending 08:00 … 24:00, i.e. the
-       -- trailing 8-h means stamped 07:00 … 23:00 (17 windows, all inside the day).
-       max(o3_8h::numeric) FILTER (WHERE extract(hour FROM bj_time(ts)) >= 7),
-       count(so2), count(no2), count(co), count(o3), count(pm10), count(pm25),
-       count(o3_8h) FILTER (WHERE extract(hour FROM bj_time(ts)) >= 7)
-FROM air_hour
-WHERE station_id = ANY(%(stations)s) AND ts >= %(lo)s AND ts < %(hi)s
-GROUP BY 1, 2
-"""
 
 # City and zone values (HJ 663): the exact mean of the evaluation points' published
 # daily values (catalog field evaluation_point: clean-control points and
@@ -235,39 +179,6 @@ HOURLY_ROW = ("so2", "no2", "co", "o3", "pm10", "pm25", "o3_8h", "pm10_24h", "pm
 
 
 _EDITION_2026_START = day_start(EDITION_2026_FROM)
-# air_hour_aqi.prim is a primary-pollutant mask: its lists as text[] literals, by mask.
-_PRIMARY_TEXT = ["{" + ",".join(p) + "}" for p in PRIMARY_LISTS]
-
-
-def _hour_aqi_rows(inputs: bytes, not_monitored: Mapping[int, Sequence[str]]) -> bytes:
-    """The binary COPY of ``air_hour_aqi`` for the hours of :data:`_HOUR_INPUTS_COPY`.
-
-    ``inputs`` is that COPY's output (station positions from 1, the edition, the
-    published concentrations); ``not_monitored`` maps a station position to the
-    pollutants outside its programme. The AQI, category and primary pollutants of
-    each hour are those of :func:`hourly_mapping` and ``aqi.hourly_aqi``, computed
-    for all rows at once (``standards.aqi_bulk``, equal on every published value).
-    """
-    count, odd = divmod(len(inputs) - len(HEADER) - len(TRAILER), _HOUR_INPUT.itemsize)
-    if odd or not inputs.startswith(HEADER) or not inputs.endswith(TRAILER):  # pragma: no cover
-        raise AssertionError("air_hour_calc: unexpected COPY layout")
-    rows = np.frombuffer(inputs, dtype=_HOUR_INPUT, offset=len(HEADER), count=count)
-    values = {k: rows[k].astype(np.float64) for k in _HOUR_INPUT_KEYS}
-    nm = {p: np.zeros(len(rows), dtype=bool) for p in aqi_std.POLLUTANTS}
-    for position, pollutants in not_monitored.items():
-        at = rows["s"] == position
-        for p in pollutants:
-            nm[p] |= at
-    res = hourly_aqi_bulk(values, rows["e"].astype(bool), nm)
-    out = np.empty(len(rows), dtype=_HOUR_AQI)
-    out["nf"] = 4
-    out["l_n"] = 4
-    out["l_a"] = out["l_c"] = out["l_p"] = 2
-    out["n"] = np.arange(1, len(rows) + 1)
-    out["a"] = res.aqi
-    out["c"] = res.category
-    out["p"] = res.primary_mask
-    return HEADER + out.tobytes() + TRAILER
 
 
 def hourly_mapping(row: Sequence[Any], edition: int) -> dict[str, Decimal | None]:
@@ -316,7 +227,8 @@ DAY_VALUES = ("so2", "no2", "co", "pm10", "pm25", "o3_1h_max", "o3_8h_max")
 def aqi_columns(
     values: Mapping[str, Number | None], day: date, not_monitored: Iterable[str] = ()
 ) -> tuple[Any, ...]:
-    """The stored AQI columns of a day: aqi, category, primary, iaqi, complete, edition."""
+    """The stored AQI columns of a day: aqi, category, primary, iaqi, complete, edition
+    (of the regions; a station's days are computed in bulk, ``air_bulk``, equal to this)."""
     ed = aqi_std.edition_for(day)
     res = aqi_std.daily_aqi(daily_mapping(values), edition=ed, not_monitored=not_monitored)
     return (res.aqi, res.category, res.primary, json.dumps(res.iaqi), res.complete, ed)
@@ -485,7 +397,7 @@ async def derive_air(
     for stations, first, last in _chunks(pairs):
         out_lo = day_start(first)
         out_hi = day_start(last + timedelta(days=2))  # the next day's moving windows too
-        await conn.execute(_HOUR_CALC_DDL)
+        await conn.execute(air_bulk.CALC_DDL)
         cur = await conn.execute(
             _HOURS_SQL,
             {
@@ -499,60 +411,19 @@ async def derive_air(
             },
         )
         n_hours = cur.rowcount
-        inputs = bytearray()
-        async with conn.cursor().copy(_HOUR_INPUTS_COPY, {"stations": stations}) as copy:
-            async for block in copy:
-                inputs += block
         not_monitored = await _not_monitored(conn, stations)
-        async with conn.cursor().copy(
-            "COPY air_hour_aqi (n, aqi, category, prim) FROM STDIN (FORMAT BINARY)"
-        ) as copy:
-            await copy.write(
-                _hour_aqi_rows(
-                    bytes(inputs),
-                    {stations.index(sid) + 1: nm for sid, nm in not_monitored.items()},
-                )
-            )
+        positions = {stations.index(sid) + 1: nm for sid, nm in not_monitored.items()}
+        await air_bulk.hour_aqi(conn, stations, positions, n_hours)
         await conn.execute(
             "DELETE FROM air_hour WHERE station_id = ANY(%s) AND ts >= %s AND ts < %s",
             (stations, out_lo, out_hi),
         )
-        await conn.execute(_HOUR_STORE, {"primary": _PRIMARY_TEXT})
+        await conn.execute(_HOUR_STORE, {"primary": air_bulk.PRIMARY_TEXT})
         stats.air_hours += n_hours
 
-        day_hi = out_hi - timedelta(days=1)
-        cur = await conn.execute(_DAYS_SQL, {"stations": stations, "lo": out_lo, "hi": day_hi})
-        days = await cur.fetchall()
-        await conn.execute(
-            "DELETE FROM air_day WHERE station_id = ANY(%s) AND day >= %s AND day <= %s",
-            (stations, first, last),
-        )
-        async with conn.cursor().copy(
-            "COPY air_day (station_id, day, so2, no2, co, pm10, pm25, o3_1h_max, o3_8h_max,"
-            " n_so2, n_no2, n_co, n_o3, n_pm10, n_pm25, n_o3_8h, aqi, category,"
-            " primary_pollutants, iaqi, complete, edition) FROM STDIN"
-        ) as copy:
-            for r in days:
-                sid, day = r[0], r[1]
-                counts = dict(
-                    zip(
-                        ("so2", "no2", "co", "o3", "pm10", "pm25", "o3_8h"),
-                        (int(x) for x in r[9:16]),
-                        strict=True,
-                    )
-                )
-                values = station_day_values(r[2:9], counts, day)
-                await copy.write_row(
-                    (
-                        sid,
-                        day,
-                        *(values[k] for k in DAY_VALUES),
-                        *counts.values(),
-                        *aqi_columns(values, day, not_monitored.get(sid, ())),
-                    )
-                )
-                touched_days.add(day)
-        stats.air_days += len(days)
+        n_days, days = await air_bulk.derive_station_days(conn, stations, first, last, positions)
+        touched_days.update(days)
+        stats.air_days += n_days
     await conn.execute(_PART_LOCK, (_REGIONS_LOCK,))
     stats.region_days += await derive_regions(
         conn, sorted(touched_days | {d for _, d in pairs}), city_o3=city_o3
@@ -564,7 +435,10 @@ def station_day_values(
     raw: Sequence[Any], counts: dict[str, int], day: date
 ) -> dict[str, float | None]:
     """Published daily values: GB 3095 Table 4 validity (invalid → None, never 0), then
-    the exact mean rounded per GB/T 8170 (integers µg/m³, CO 0.1 mg/m³)."""
+    the exact mean rounded per GB/T 8170 (integers µg/m³, CO 0.1 mg/m³).
+
+    One station-day at a time: the reference that ``air_bulk.derive_station_days``
+    (SQL, all station-days of a chunk at once) is tested against."""
     so2, no2, co, pm10, pm25, o3_max, mda8 = (_dec(x) for x in raw)
     ok = validity.day_valid
     o3_limit = limit("o3_8h", day)
