@@ -85,6 +85,44 @@ async def test_minute_data_needs_45_minutes(
     assert got == {h0: (23 * 40.0 + 22 * 41.0) / 45}  # the 44-minute hour is not an hour
 
 
+async def test_an_hourly_reading_wins_over_the_minutes_of_its_hour(
+    feed: Feed, conn: psycopg.AsyncConnection[tuple[object, ...]]
+) -> None:
+    """A valid hourly value is the hour's value; the 1-min data (>= 45) stand in
+    only where it is missing, flagged invalid or invalidated by a review."""
+    h = [D + timedelta(hours=k) for k in range(8, 12)]
+    minutes = [
+        ("air-ty-1", "no2", hour + timedelta(minutes=m), 30.0, "N", "1min")
+        for hour in h
+        for m in range(45)
+    ]
+    await feed(minutes)
+    await feed(
+        [
+            ("air-ty-1", "no2", h[0], 20.0, "N", "1h"),  # valid: wins (below the minutes)
+            ("air-ty-1", "no2", h[1], 60.0, "M", "1h"),  # maintenance: the minutes
+            ("air-ty-1", "no2", h[2], 70.0, "N", "1h"),  # invalidated below: the minutes
+        ]
+    )
+    (action,) = await (
+        await conn.execute(
+            "INSERT INTO review_action (action, station_id, parameter, ts_from, ts_to, reason,"
+            " by_name, readings) VALUES ('invalidate', 'air-ty-1', 'no2', %s, %s, 'test',"
+            " 'test', 1) RETURNING id",
+            (h[2], h[3]),
+        )
+    ).fetchone() or (None,)
+    await conn.execute(
+        "INSERT INTO review_mark (station_id, parameter, period, ts, invalidated_by,"
+        " invalidated_at) VALUES ('air-ty-1', 'no2', '1h', %s, %s, now())",
+        (h[2], action),
+    )
+    await conn.commit()
+    await process_dirty(conn)
+    got = dict(await fetch(conn, "SELECT ts, no2 FROM air_hour"))  # type: ignore[arg-type]
+    assert got == {h[0]: 20.0, h[1]: 30.0, h[2]: 30.0, h[3]: 30.0}
+
+
 async def test_o3_8h_and_mda8(
     feed: Feed, conn: psycopg.AsyncConnection[tuple[object, ...]]
 ) -> None:

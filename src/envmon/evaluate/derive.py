@@ -64,24 +64,32 @@ CHUNK_DAYS = 31
 
 _HOURS_SQL = """
 WITH src AS (
-    SELECT DISTINCT ON (station_id, parameter, hour) station_id, parameter, hour, value
-    FROM (
-        SELECT station_id, parameter, ts AS hour, value::numeric AS value, 0 AS pri
-        FROM reading
-        WHERE period = '1h' AND flag = ANY(%(flags)s) AND station_id = ANY(%(stations)s)
-          AND parameter = ANY(%(params)s) AND ts >= %(lo)s AND ts < %(hi)s
-          AND NOT_INVALID
-        UNION ALL
-        -- GB 3095 Table 4: an hourly mean needs >= 45 minutes of data.
-        SELECT station_id, parameter, time_bucket('1 hour', ts), avg(value::numeric), 1
+    -- A valid hourly reading is the hour's value (one per key: no DISTINCT, whose
+    -- sort was a third of the query)...
+    SELECT station_id, parameter, ts AS hour, value::numeric AS value
+    FROM reading
+    WHERE period = '1h' AND flag = ANY(%(flags)s) AND station_id = ANY(%(stations)s)
+      AND parameter = ANY(%(params)s) AND ts >= %(lo)s AND ts < %(hi)s
+      AND NOT_INVALID
+    UNION ALL
+    -- ... else the mean of its 1-min values; GB 3095 Table 4: an hourly mean
+    -- needs >= 45 minutes of data.
+    SELECT * FROM (
+        SELECT station_id, parameter, time_bucket('1 hour', ts) AS hour,
+               avg(value::numeric) AS value
         FROM reading
         WHERE period = '1min' AND flag = ANY(%(flags)s) AND station_id = ANY(%(stations)s)
           AND parameter = ANY(%(params)s) AND ts >= %(lo)s AND ts < %(hi)s
           AND NOT_INVALID
         GROUP BY 1, 2, 3
         HAVING count(*) >= 45
-    ) x
-    ORDER BY station_id, parameter, hour, pri
+    ) m
+    WHERE NOT EXISTS (
+        SELECT 1 FROM reading
+        WHERE reading.station_id = m.station_id AND reading.parameter = m.parameter
+          AND reading.period = '1h' AND reading.ts = m.hour AND reading.flag = ANY(%(flags)s)
+          AND NOT_INVALID
+    )
 ), wide AS (
     SELECT station_id, hour AS ts,
            max(value) FILTER (WHERE parameter = 'so2') AS so2,
