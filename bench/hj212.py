@@ -81,7 +81,7 @@ from envmon.ingest.hj212.server import Hj212Server
 from envmon.ingest.sink import Intake, Sink
 from envmon.receivers import ReceiverWorkers
 from envmon.schemas.readings import ReadingBatch, Validator
-from envmon.settings import Hj212Settings, Settings
+from envmon.settings import AlertSettings, Hj212Settings, Settings
 from envmon.timeutil import BEIJING
 
 CONNS = int(os.environ.get("BENCH_HJ212_CONNS", 2000))
@@ -102,7 +102,7 @@ CEILING_DOWN = [
 WORKERS = int(os.environ.get("BENCH_HJ212_WORKERS", 2))
 WORKERS_RATES = [
     float(x)
-    for x in os.environ.get("BENCH_HJ212_WORKERS_RATES", "6500,7500,8500,9500").split(",")
+    for x in os.environ.get("BENCH_HJ212_WORKERS_RATES", "7000,8500,10000,11500").split(",")
     if x
 ]
 CEILING_WARMUP = 5.0
@@ -410,6 +410,8 @@ async def serve(
             "stations_file": stations,
             "database_url": SecretStr(cluster.url()),
             "log_level": "WARNING",
+            # As the single process here: no alert service, so nothing forwarded.
+            "alerts": AlertSettings(enabled=False),
         }
     settings = Settings(
         data_dir=tmp,
@@ -422,6 +424,8 @@ async def serve(
             max_connections=CONNS + 100,
             max_connections_per_address=CONNS + 100,
             workers=workers,
+            # As the single process here: the receiver only (no derive job).
+            worker_derive=False,
             **({"config_file": hj212} if workers > 1 else {}),
         ),
         **files,

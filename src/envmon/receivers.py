@@ -205,9 +205,14 @@ async def serve_worker(settings: Settings) -> None:
             instance = f"{socket.gethostname()}:{os.getpid()}/hj212-worker-{index}"
             app.sink.writer.announce = lambda batch: announcement(batch, instance)
         secrets = load_secrets(settings.hj212_secrets_path, settings.hj212.passwords)
-        # The days this worker stores are derived soon after, here (the derive
-        # job's locks keep derivers in several processes apart).
-        async with DeriveJob(app), Hj212Server(settings, app.intake, secrets=secrets) as srv:
+        async with contextlib.AsyncExitStack() as stack:
+            if settings.hj212.worker_derive:
+                # The days this worker stores are derived soon after, here (the
+                # derive job's locks keep derivers in several processes apart).
+                await stack.enter_async_context(DeriveJob(app))
+            srv = await stack.enter_async_context(
+                Hj212Server(settings, app.intake, secrets=secrets)
+            )
             logger.info(
                 "hj212 receiver worker %d of %d serving port %d",
                 index,

@@ -99,6 +99,11 @@ class Hj212Settings(BaseModel):
         "--workers N`): each device is served by one of them, its home, whichever accepted "
         "its connection (docs/scaling.md).",
     )
+    worker_derive: bool = Field(
+        default=True,
+        description="Receiver workers run the derive job over what they stored (off: the "
+        "main process's derive job finds it within a minute).",
+    )
     worker_index: int = Field(
         default=0,
         ge=0,
