@@ -137,6 +137,10 @@ class ReceiverWorkers:
         tb: TracebackType | None,
     ) -> None:
         self._stopping = True
+        # No restart from now on; then the workers are asked to stop.
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         for proc in self._procs.values():
             if proc.returncode is None:
                 with contextlib.suppress(ProcessLookupError):
@@ -150,9 +154,6 @@ class ReceiverWorkers:
                 with contextlib.suppress(ProcessLookupError):
                     proc.kill()
                 await proc.wait()
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
 
 
 def _env_value(value: object) -> str:
