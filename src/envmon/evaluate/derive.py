@@ -88,6 +88,7 @@ WITH src AS (
         SELECT 1 FROM reading
         WHERE reading.station_id = m.station_id AND reading.parameter = m.parameter
           AND reading.period = '1h' AND reading.ts = m.hour AND reading.flag = ANY(%(flags)s)
+          AND reading.ts >= %(lo)s AND reading.ts < %(hi)s  -- (the chunks, when planned)
           AND NOT_INVALID
     )
 ), wide AS (
@@ -130,7 +131,15 @@ SELECT c.station_id, c.ts, c.so2, c.no2, c.co, c.o3, c.pm10, c.pm25, c.o3_8h, c.
 FROM air_hour_calc c JOIN air_hour_aqi a USING (n)
 """
 # Reviewed data only: readings a reviewer invalidated (envmon.review) drop out.
-_HOURS_SQL = _HOURS_SQL.replace("NOT_INVALID", invalid_filter("reading"))
+_HOURS_SQL_TEMPLATE = _HOURS_SQL
+_HOURS_SQL = _HOURS_SQL_TEMPLATE.replace("NOT_INVALID", invalid_filter("reading"))
+# The same where no reading of the chunk is invalidated (most of them): the review
+# filter is an index probe per reading (~1 µs), a tenth of a one-hour derive's query.
+_HOURS_SQL_UNREVIEWED = _HOURS_SQL_TEMPLATE.replace("NOT_INVALID", "true")
+_ANY_INVALID = (
+    "SELECT EXISTS (SELECT 1 FROM review_mark WHERE restored_at IS NULL"
+    " AND station_id = ANY(%s) AND ts >= %s AND ts < %s)"
+)
 
 # City and zone values (HJ 663): the exact mean of the evaluation points' published
 # daily values (catalog field evaluation_point: clean-control points and
@@ -406,13 +415,15 @@ async def derive_air(
         out_lo = day_start(first)
         out_hi = day_start(last + timedelta(days=2))  # the next day's moving windows too
         await conn.execute(air_bulk.CALC_DDL)
+        lo = out_lo - timedelta(hours=23)
+        invalid = await (await conn.execute(_ANY_INVALID, (stations, lo, out_hi))).fetchone()
         cur = await conn.execute(
-            _HOURS_SQL,
+            _HOURS_SQL if invalid and invalid[0] else _HOURS_SQL_UNREVIEWED,
             {
                 "flags": VALID_FLAGS,
                 "stations": stations,
                 "params": list(AIR),
-                "lo": out_lo - timedelta(hours=23),
+                "lo": lo,
                 "hi": out_hi,
                 "out_lo": out_lo,
                 "edition_2026": _EDITION_2026_START,
