@@ -61,6 +61,21 @@ async def test_two_derivers_at_once_derive_each_day_once(
     assert await cur.fetchone() == (6,)
 
 
+async def test_a_deriver_with_nothing_to_do_keeps_no_lock(
+    feed: Feed, db_url: str, conn: psycopg.AsyncConnection[tuple[object, ...]]
+) -> None:
+    """A connection already in a transaction (not autocommit) derives in a
+    savepoint; with nothing queued it must still end the transaction that holds
+    the part locks, or every other deriver waits for it (the derive job of
+    ``envmon import``'s pause, a test's connection)."""
+    await conn.execute("SELECT 1")  # in a transaction now
+    assert (await process_dirty(conn)).station_days == 0
+    await _three_days(feed)
+    async with await psycopg.AsyncConnection.connect(db_url) as other:
+        stats = await asyncio.wait_for(process_dirty(other), 20)
+    assert stats.station_days == 6
+
+
 async def test_the_parts_at_once_derive_what_one_deriver_does(
     feed: Feed, db_url: str, conn: psycopg.AsyncConnection[tuple[object, ...]]
 ) -> None:

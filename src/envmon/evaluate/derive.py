@@ -317,29 +317,14 @@ async def process_dirty(
             for k in range(PARTS) if part is None else (part,):
                 await conn.execute(_PART_LOCK, (k,))
             claimed = [c for c in await _claim(conn, 5000, part) if c[:3] not in kept]
-            if not claimed:
-                break
-            by_kind: dict[str, list[tuple[str, date]]] = defaultdict(list)
-            for sid, day, _, kind in claimed:
-                by_kind[kind].append((sid, day))
-            if by_kind.get(""):
-                logger.warning(
-                    "derive: %d station-days of stations not in the station table "
-                    "(run 'envmon stations load'), e.g. %s",
-                    len(by_kind[""]),
-                    by_kind[""][0][0],
-                )
-            if by_kind.get("air"):
-                total += await derive_air(conn, by_kind["air"], city_o3=city_o3)
-            if by_kind.get("water"):
-                total += await derive_water(conn, by_kind["water"])
-            cur = await conn.execute(
-                _UNQUEUE,
-                ([c[0] for c in claimed], [c[1] for c in claimed], [c[2] for c in claimed]),
-            )
-            unqueued = {(r[0], r[1]) for r in await cur.fetchall()}
-            kept.update(c[:3] for c in claimed if (c[0], c[1]) not in unqueued)
+            if claimed:
+                await _derive_claimed(conn, claimed, kept, total, city_o3)
+        # Committed also when nothing was claimed: the part locks are the
+        # transaction's, and a connection already in a transaction (transaction()
+        # is then a savepoint) would keep them, idle, from every other deriver.
         await conn.commit()
+        if not claimed:
+            break
         total.station_days += len(claimed)
         if total.station_days >= max_station_days:
             break
@@ -353,6 +338,36 @@ async def process_dirty(
             total.water_months,
         )
     return total
+
+
+async def _derive_claimed(
+    conn: Conn,
+    claimed: list[tuple[str, date, datetime, str]],
+    kept: set[tuple[str, date, datetime]],
+    total: DeriveStats,
+    city_o3: CityO3,
+) -> None:
+    """Derive the claimed station-days and unqueue those no writer marked since."""
+    by_kind: dict[str, list[tuple[str, date]]] = defaultdict(list)
+    for sid, day, _, kind in claimed:
+        by_kind[kind].append((sid, day))
+    if by_kind.get(""):
+        logger.warning(
+            "derive: %d station-days of stations not in the station table "
+            "(run 'envmon stations load'), e.g. %s",
+            len(by_kind[""]),
+            by_kind[""][0][0],
+        )
+    if by_kind.get("air"):
+        total += await derive_air(conn, by_kind["air"], city_o3=city_o3)
+    if by_kind.get("water"):
+        total += await derive_water(conn, by_kind["water"])
+    cur = await conn.execute(
+        _UNQUEUE,
+        ([c[0] for c in claimed], [c[1] for c in claimed], [c[2] for c in claimed]),
+    )
+    unqueued = {(r[0], r[1]) for r in await cur.fetchall()}
+    kept.update(c[:3] for c in claimed if (c[0], c[1]) not in unqueued)
 
 
 async def derive_alongside(
