@@ -400,7 +400,18 @@ class Settings(BaseSettings):
         """Where this process keeps its own files (spool, archive, split journal):
         DATA_DIR, or DATA_DIR/workers/<index> for an HJ 212 receiver worker."""
         k = self.hj212.worker_index
-        return self.data_dir if k == 0 else self.data_dir / "workers" / str(k)
+        return self.data_dir if k == 0 else self.workers_dir / str(k)
+
+    @property
+    def workers_dir(self) -> Path:
+        """Where the HJ 212 receiver workers keep their files, one folder each."""
+        return self.data_dir / "workers"
+
+    def for_worker(self, index: int) -> Settings:
+        """These settings as receiver worker ``index`` has them (0: the main process)."""
+        return self.model_copy(
+            update={"hj212": self.hj212.model_copy(update={"worker_index": index})}
+        )
 
     @property
     def spool_dir(self) -> Path:

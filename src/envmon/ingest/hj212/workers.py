@@ -42,6 +42,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Final
 
+from envmon.db.spool import Spool
 from envmon.settings import Settings
 
 from .auth import normalize_mn
@@ -197,12 +198,11 @@ class Handoff:
 
 
 def journal_dir(settings: Settings, index: int) -> Path:
-    base = settings.data_dir if index == 0 else settings.data_dir / "workers" / str(index)
-    return base / "hj212" / "open-splits"
+    return settings.for_worker(index).split_journal_dir
 
 
 def _worker_indexes(settings: Settings) -> list[int]:
-    root = settings.data_dir / "workers"
+    root = settings.workers_dir
     if not root.is_dir():
         return []
     return sorted(int(p.name) for p in root.iterdir() if p.name.isdigit() and int(p.name) > 0)
@@ -246,16 +246,11 @@ def rehome(settings: Settings, workers: int) -> tuple[int, int]:
         for journal in journals.values():
             journal.close()
     files = 0
-    main_spool = settings.data_dir / "spool"
+    main_spool = Spool(settings.for_worker(0).spool_dir)
     for k in indexes:
-        if k == 0 or k < workers:
-            continue
-        spool = settings.data_dir / "workers" / str(k) / "spool"
-        if not spool.is_dir():
-            continue
-        from envmon.db.spool import Spool
-
-        files += Spool(main_spool).adopt(spool)
+        spool = settings.for_worker(k).spool_dir
+        if k >= workers and spool.is_dir():
+            files += main_spool.adopt(spool)
     if moved or files:
         logger.info(
             "hj212 workers=%d: %d split packets moved to their device's home, %d spool files "
